@@ -1,0 +1,1 @@
+"""Persona and FAQ: loading, validation, search and live reload."""

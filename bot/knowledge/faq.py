@@ -1,0 +1,44 @@
+"""FAQ entries as admins write them in ``faq/*.yaml``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class FaqEntry:
+    """One question and its answer; ``examples`` are customer phrasings that should match it."""
+
+    id: str
+    question: str
+    answer: str
+    tags: tuple[str, ...] = ()
+    examples: tuple[str, ...] = ()
+    source: str = ""  # file the entry came from, for error messages and the admin view
+    line: int = 0
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """A ranked FAQ entry. ``confidence`` is in [0, 1]; compare it with the configured threshold."""
+
+    entry: FaqEntry
+    score: float
+    confidence: float = 0.0
+
+    @property
+    def id(self) -> str:
+        return self.entry.id
+
+
+@dataclass(frozen=True)
+class FaqSet:
+    """All FAQ entries of one knowledge version, in file order."""
+
+    entries: tuple[FaqEntry, ...] = field(default_factory=tuple)
+
+    def by_id(self, entry_id: str) -> FaqEntry | None:
+        for entry in self.entries:
+            if entry.id == entry_id:
+                return entry
+        return None

@@ -1,0 +1,67 @@
+"""The support persona: who the assistant is and every sentence the bot says on its own.
+
+Admins edit ``config/persona.yaml``; nothing a customer reads is hard-coded,
+so a shop can change its tone or language without touching code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+# Keys of ``messages:`` in persona.yaml. Each is required; placeholders in braces
+# are filled by the bot and documented next to the key in the shipped file.
+MESSAGE_KEYS: tuple[str, ...] = (
+    "start",  # /start greeting; {name} {company} {first_name}
+    "help",  # /help text; {name} {company}
+    "reset",  # after /reset
+    "no_answer",  # FAQ-only mode or LLM down, no confident FAQ match
+    "unsupported_media",  # photo, sticker, voice ... outside a handoff
+    "handoff_opened",  # {ticket_id} {office_hours}
+    "handoff_joined",  # ticket already open; {ticket_id}
+    "handoff_unavailable",  # no staff group configured; {ticket_id}
+    "llm_failed",  # apology when the model could not answer; {ticket_id} {office_hours}
+    "rate_limited",  # too many messages in a minute
+    "message_truncated",  # message was cut before it reached the assistant
+    "ticket_closed",  # staff closed the ticket
+    "rating_prompt",  # asked after a ticket is closed
+    "rating_thanks",
+    "feedback_thanks",
+    "talk_to_person_button",  # label of the button offered when unsure
+    "staff_reply_prefix",  # put before relayed staff text; may be empty
+    "forget_confirm",  # /forget asks before deleting
+    "forget_done",
+    "forget_cancelled",
+    "edited_ignored",  # an edited message is not answered again
+)
+
+
+@dataclass(frozen=True)
+class Persona:
+    name: str
+    company: str
+    instructions: str  # system instructions: tone, rules, what not to do
+    language_policy: str = "Answer in the language the customer writes in."
+    office_hours: str = ""
+    messages: dict[str, str] = field(default_factory=dict)
+
+    def message(self, key: str, **values: object) -> str:
+        """Fill a persona message; unknown placeholders are left as written rather than crashing."""
+        template = self.messages.get(key, "")
+        defaults = {"name": self.name, "company": self.company, "office_hours": self.office_hours}
+        return _SafeFormatter().format(template, **{**defaults, **values})
+
+
+class _SafeFormatter:
+    def format(self, template: str, **values: object) -> str:
+        import string
+
+        out: list[str] = []
+        for literal, name, spec, conv in string.Formatter().parse(template):
+            out.append(literal)
+            if name is None:
+                continue
+            if name in values:
+                out.append(format(values[name], spec or ""))
+            else:
+                out.append("{" + name + (("!" + conv) if conv else "") + ((":" + spec) if spec else "") + "}")
+        return "".join(out)

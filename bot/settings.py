@@ -1,0 +1,124 @@
+"""Settings: ``config/bot.yaml`` for what admins tune, the environment for secrets and deployment.
+
+Each section of bot.yaml is one dataclass below; the YAML loader validates the
+file against these field names and types, so a field added here is at once a
+documented, checked setting.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class LlmSettings:
+    model: str = "gpt-4o-mini"
+    temperature: float = 0.3
+    max_tokens: int = 600
+    connect_timeout_seconds: float = 5.0
+    read_timeout_seconds: float = 60.0
+    max_concurrent_requests: int = 32  # calls in flight at once across all chats
+    retry_budget_seconds: float = 20.0  # total time spent retrying one answer
+    circuit_failures: int = 5  # consecutive failures that open the circuit breaker
+    circuit_cooldown_seconds: float = 30.0
+    streaming: bool = True
+    use_tools: bool = True  # offer the escalate() tool; false = the model emits a marker instead
+    escalation_marker: str = "[[HANDOFF]]"
+
+
+@dataclass(frozen=True)
+class RetrievalSettings:
+    top_k: int = 3  # FAQ snippets put in the prompt
+    confidence_threshold: float = 0.5  # FAQ-only mode answers directly at or above this
+    semantic: bool = False  # fuse embeddings from the provider's /embeddings endpoint
+    embedding_model: str = "text-embedding-3-small"
+    semantic_weight: float = 0.5
+
+
+@dataclass(frozen=True)
+class ConversationSettings:
+    history_messages: int = 20  # earlier turns given to the model, at most
+    history_chars: int = 8000  # and at most this many characters of them
+    max_input_chars: int = 4000  # longer customer messages are cut before the model sees them
+    rate_limit_per_minute: int = 10
+    feedback_buttons: bool = True
+    answer_in_groups: bool = False  # answer customers in group chats when addressed
+
+
+@dataclass(frozen=True)
+class EscalationRule:
+    phrases: tuple[str, ...]
+    action: str = "escalate"  # "escalate" at once, or "offer" a person
+
+
+@dataclass(frozen=True)
+class EscalationSettings:
+    handoff_phrases: tuple[str, ...] = ()  # added to the built-in phrases in eight languages
+    rules: tuple[EscalationRule, ...] = ()
+    not_helpful_limit: int = 2
+    repeat_limit: int = 3
+    copy_staff_names: bool = False  # show staff names to customers
+
+
+@dataclass(frozen=True)
+class TelegramSettings:
+    staff_chat_id: int | None = None
+    admin_user_ids: tuple[int, ...] = ()
+    shutdown_grace_seconds: float = 10.0
+    reload_poll_seconds: float = 3.0
+    max_retries: int = 5
+
+
+@dataclass(frozen=True)
+class StorageSettings:
+    database_path: str = "data/bot.sqlite3"
+    retention_days: int = 0  # 0 keeps message text forever
+
+
+@dataclass(frozen=True)
+class LoggingSettings:
+    level: str = "INFO"
+    format: str = "text"  # "text" or "json"
+    log_message_text: bool = False
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the bot needs to run; built by ``bot.knowledge.loader.load_settings``."""
+
+    llm: LlmSettings = field(default_factory=LlmSettings)
+    retrieval: RetrievalSettings = field(default_factory=RetrievalSettings)
+    conversation: ConversationSettings = field(default_factory=ConversationSettings)
+    escalation: EscalationSettings = field(default_factory=EscalationSettings)
+    telegram: TelegramSettings = field(default_factory=TelegramSettings)
+    storage: StorageSettings = field(default_factory=StorageSettings)
+    logging: LoggingSettings = field(default_factory=LoggingSettings)
+    env: Environment = field(default_factory=lambda: Environment())
+
+
+@dataclass(frozen=True)
+class Environment:
+    """Values only the environment may set. Secrets are kept out of ``repr``."""
+
+    telegram_bot_token: str | None = field(default=None, repr=False)
+    telegram_api_base_url: str = "https://api.telegram.org/bot"
+    llm_base_url: str | None = None
+    llm_api_key: str | None = field(default=None, repr=False)
+    llm_model: str | None = None
+    database_path: str | None = None
+    config_dir: str = "config"
+    faq_dir: str = "faq"
+    staff_chat_id: int | None = None
+    admin_user_ids: tuple[int, ...] | None = None
+    webhook_url: str | None = None
+    webhook_secret: str | None = field(default=None, repr=False)
+    http_host: str = "0.0.0.0"
+    http_port: int = 8080
+
+    @property
+    def llm_configured(self) -> bool:
+        return bool(self.llm_api_key or self.llm_base_url)
+
+    @property
+    def effective_llm_base_url(self) -> str:
+        return (self.llm_base_url or "https://api.openai.com/v1").rstrip("/")
