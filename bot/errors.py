@@ -39,6 +39,8 @@ class LLMError(Exception):
     def __init__(self, message: str, *, retry_after: float | None = None):
         super().__init__(message)
         self.retry_after = retry_after
+        # True when part of a streamed answer was already shown: a retry would repeat it.
+        self.partial = False
 
 
 class LLMHTTPError(LLMError):

@@ -1,0 +1,1 @@
+"""SQLite storage: one file, one writer connection, migrations recorded in a table."""

@@ -1,0 +1,179 @@
+"""Customers, their conversations and every message in them."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from bot.store.db import Database, utcnow
+
+
+@dataclass(frozen=True)
+class Customer:
+    """Who wrote to the bot. In private chats ``chat_id`` equals the user id."""
+
+    chat_id: int
+    user_id: int | None = None
+    first_name: str = ""
+    last_name: str = ""
+    username: str = ""
+    language: str = ""
+
+    @property
+    def display_name(self) -> str:
+        name = " ".join(p for p in (self.first_name, self.last_name) if p).strip()
+        return name or (f"@{self.username}" if self.username else f"chat {self.chat_id}")
+
+
+@dataclass(frozen=True)
+class StoredMessage:
+    id: int
+    role: str
+    kind: str
+    text: str | None
+    created_at: str
+
+
+@dataclass(frozen=True)
+class AnswerAudit:
+    """What produced a bot answer: kept with the answer so staff can see what the model saw."""
+
+    path: str  # "llm", "faq", "fallback", "handoff"
+    model: str | None = None
+    request: list[dict[str, Any]] | None = None
+    latency_ms: float | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    faq_ids: tuple[str, ...] = ()
+    faq_confidence: float | None = None
+    knowledge_version: str | None = None
+
+
+class ConversationStore:
+    def __init__(self, db: Database):
+        self.db = db
+
+    async def upsert_customer(self, customer: Customer) -> None:
+        now = utcnow()
+        await self.db.execute(
+            """
+            INSERT INTO customers (chat_id, user_id, first_name, last_name, username, language,
+                                   created_at, updated_at)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+            ON CONFLICT(chat_id) DO UPDATE SET
+                user_id = excluded.user_id, first_name = excluded.first_name,
+                last_name = excluded.last_name, username = excluded.username,
+                language = excluded.language, updated_at = excluded.updated_at,
+                blocked_at = NULL
+            """,
+            (
+                customer.chat_id,
+                customer.user_id,
+                customer.first_name,
+                customer.last_name,
+                customer.username,
+                customer.language,
+                now,
+                now,
+            ),
+        )
+
+    async def current_conversation(self, chat_id: int) -> int:
+        """The open conversation of a chat, started if there is none."""
+        row = await self.db.fetchone(
+            "SELECT id FROM conversations WHERE chat_id = ? AND ended_at IS NULL "
+            "ORDER BY id DESC LIMIT 1",
+            (chat_id,),
+        )
+        if row:
+            return int(row["id"])
+        return await self.db.execute(
+            "INSERT INTO conversations (chat_id, started_at) VALUES (?, ?)", (chat_id, utcnow())
+        )
+
+    async def end_conversation(self, chat_id: int, reason: str) -> None:
+        await self.db.execute(
+            "UPDATE conversations SET ended_at = ?, end_reason = ? "
+            "WHERE chat_id = ? AND ended_at IS NULL",
+            (utcnow(), reason, chat_id),
+        )
+
+    async def add_message(
+        self,
+        chat_id: int,
+        role: str,
+        text: str | None,
+        *,
+        kind: str = "text",
+        telegram_message_id: int | None = None,
+        ticket_id: int | None = None,
+        audit: AnswerAudit | None = None,
+    ) -> int:
+        conversation_id = await self.current_conversation(chat_id)
+        async with self.db.transaction() as conn:
+            cursor = await conn.execute(
+                "INSERT INTO messages (conversation_id, chat_id, role, kind, text, "
+                "telegram_message_id, ticket_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    conversation_id,
+                    chat_id,
+                    role,
+                    kind,
+                    text,
+                    telegram_message_id,
+                    ticket_id,
+                    utcnow(),
+                ),
+            )
+            message_id = cursor.lastrowid or 0
+            if audit is not None:
+                await conn.execute(
+                    "INSERT INTO answers (message_id, path, model, request_json, latency_ms, "
+                    "prompt_tokens, completion_tokens, faq_ids, faq_confidence, knowledge_version) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        message_id,
+                        audit.path,
+                        audit.model,
+                        json.dumps(audit.request, ensure_ascii=False) if audit.request else None,
+                        audit.latency_ms,
+                        audit.prompt_tokens,
+                        audit.completion_tokens,
+                        ",".join(audit.faq_ids),
+                        audit.faq_confidence,
+                        audit.knowledge_version,
+                    ),
+                )
+        return message_id
+
+    async def set_telegram_message_id(self, message_id: int, telegram_message_id: int) -> None:
+        await self.db.execute(
+            "UPDATE messages SET telegram_message_id = ? WHERE id = ?",
+            (telegram_message_id, message_id),
+        )
+
+    async def history(self, chat_id: int, limit: int) -> list[StoredMessage]:
+        """The latest customer and bot messages of the current conversation, oldest first."""
+        rows = await self.db.fetchall(
+            """
+            SELECT m.id, m.role, m.kind, m.text, m.created_at FROM messages m
+            JOIN conversations c ON c.id = m.conversation_id
+            WHERE c.chat_id = ? AND c.ended_at IS NULL AND m.role IN ('customer', 'bot')
+            ORDER BY m.id DESC LIMIT ?
+            """,
+            (chat_id, limit),
+        )
+        return [
+            StoredMessage(r["id"], r["role"], r["kind"], r["text"], r["created_at"])
+            for r in reversed(rows)
+        ]
+
+    async def answer_audit(self, message_id: int) -> dict[str, Any] | None:
+        row = await self.db.fetchone("SELECT * FROM answers WHERE message_id = ?", (message_id,))
+        return dict(row) if row else None
+
+    async def mark_blocked(self, chat_id: int) -> None:
+        await self.db.execute(
+            "UPDATE customers SET blocked_at = ? WHERE chat_id = ?", (utcnow(), chat_id)
+        )

@@ -1,0 +1,169 @@
+"""The schema, as an append-only list of small named migrations.
+
+Each migration runs once and is recorded in ``migrations``; never edit one that
+has shipped, add a new one instead, so every existing database upgrades the
+same way on start.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+import aiosqlite
+
+Migration = Callable[[aiosqlite.Connection], Awaitable[None]]
+MIGRATIONS: list[tuple[str, Migration]] = []
+
+
+def migration(fn: Migration) -> Migration:
+    MIGRATIONS.append((fn.__name__, fn))
+    return fn
+
+
+async def apply_migrations(conn: aiosqlite.Connection) -> list[str]:
+    await conn.execute(
+        "CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)"
+    )
+    async with conn.execute("SELECT name FROM migrations") as cursor:
+        done = {row[0] for row in await cursor.fetchall()}
+    applied = []
+    for name, fn in MIGRATIONS:
+        if name in done:
+            continue
+        await fn(conn)
+        await conn.execute(
+            "INSERT INTO migrations (name, applied_at) VALUES (?, strftime('%Y-%m-%dT%H:%M:%fZ'))",
+            (name,),
+        )
+        applied.append(name)
+    return applied
+
+
+@migration
+async def m001_customers_conversations_messages(conn: aiosqlite.Connection) -> None:
+    await conn.executescript(
+        """
+        CREATE TABLE customers (
+            chat_id INTEGER PRIMARY KEY,
+            user_id INTEGER,
+            first_name TEXT,
+            last_name TEXT,
+            username TEXT,
+            language TEXT,
+            blocked_at TEXT,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        );
+        -- /reset and a closed ticket start a new conversation: the model only sees the current one.
+        CREATE TABLE conversations (
+            id INTEGER PRIMARY KEY,
+            chat_id INTEGER NOT NULL REFERENCES customers(chat_id),
+            started_at TEXT NOT NULL,
+            ended_at TEXT,
+            end_reason TEXT
+        );
+        CREATE INDEX conversations_open ON conversations(chat_id, ended_at);
+        CREATE TABLE messages (
+            id INTEGER PRIMARY KEY,
+            conversation_id INTEGER NOT NULL REFERENCES conversations(id),
+            chat_id INTEGER NOT NULL,
+            role TEXT NOT NULL CHECK (role IN ('customer', 'bot', 'staff', 'note')),
+            kind TEXT NOT NULL DEFAULT 'text',
+            text TEXT,
+            telegram_message_id INTEGER,
+            ticket_id INTEGER,
+            created_at TEXT NOT NULL
+        );
+        CREATE INDEX messages_conversation ON messages(conversation_id, id);
+        CREATE INDEX messages_chat ON messages(chat_id, id);
+        -- Every bot answer with what produced it, so staff can audit what the model saw.
+        CREATE TABLE answers (
+            message_id INTEGER PRIMARY KEY REFERENCES messages(id) ON DELETE CASCADE,
+            path TEXT NOT NULL,
+            model TEXT,
+            request_json TEXT,
+            latency_ms REAL,
+            prompt_tokens INTEGER,
+            completion_tokens INTEGER,
+            faq_ids TEXT,
+            faq_confidence REAL,
+            knowledge_version TEXT
+        );
+        """
+    )
+
+
+@migration
+async def m002_tickets(conn: aiosqlite.Connection) -> None:
+    await conn.executescript(
+        """
+        CREATE TABLE tickets (
+            id INTEGER PRIMARY KEY,
+            chat_id INTEGER NOT NULL REFERENCES customers(chat_id),
+            user_id INTEGER,
+            status TEXT NOT NULL CHECK (status IN ('open', 'active', 'resolved')),
+            reason TEXT NOT NULL,
+            summary TEXT,
+            assignee_id INTEGER,
+            assignee_name TEXT,
+            staff_chat_id INTEGER,
+            staff_thread_id INTEGER,
+            staff_card_message_id INTEGER,
+            rating INTEGER,
+            created_at TEXT NOT NULL,
+            first_response_at TEXT,
+            resolved_at TEXT,
+            updated_at TEXT NOT NULL
+        );
+        -- At most one unresolved ticket per customer, enforced by the database itself.
+        CREATE UNIQUE INDEX tickets_one_open ON tickets(chat_id) WHERE status != 'resolved';
+        CREATE INDEX tickets_thread ON tickets(staff_chat_id, staff_thread_id);
+        CREATE TABLE ticket_events (
+            id INTEGER PRIMARY KEY,
+            ticket_id INTEGER NOT NULL REFERENCES tickets(id),
+            event TEXT NOT NULL,
+            reason TEXT,
+            actor TEXT,
+            detail TEXT,
+            created_at TEXT NOT NULL
+        );
+        CREATE INDEX ticket_events_ticket ON ticket_events(ticket_id, id);
+        -- Pairs of (staff chat message) <-> (customer chat message), so replies map across chats.
+        CREATE TABLE relayed_messages (
+            staff_chat_id INTEGER NOT NULL,
+            staff_message_id INTEGER NOT NULL,
+            customer_chat_id INTEGER NOT NULL,
+            customer_message_id INTEGER,
+            ticket_id INTEGER NOT NULL REFERENCES tickets(id),
+            PRIMARY KEY (staff_chat_id, staff_message_id)
+        );
+        CREATE TABLE feedback (
+            id INTEGER PRIMARY KEY,
+            message_id INTEGER NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
+            chat_id INTEGER NOT NULL,
+            helpful INTEGER NOT NULL,
+            created_at TEXT NOT NULL,
+            UNIQUE (message_id)
+        );
+        """
+    )
+
+
+@migration
+async def m003_inbox(conn: aiosqlite.Connection) -> None:
+    # Updates are stored before they are handled and marked done only after the
+    # reply went out, so a crash never loses a message Telegram already handed over.
+    await conn.executescript(
+        """
+        CREATE TABLE inbox (
+            update_id INTEGER PRIMARY KEY,
+            chat_key TEXT,
+            payload TEXT NOT NULL,
+            status TEXT NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'done', 'failed')),
+            attempts INTEGER NOT NULL DEFAULT 0,
+            received_at TEXT NOT NULL,
+            done_at TEXT
+        );
+        CREATE INDEX inbox_pending ON inbox(status, update_id);
+        """
+    )
