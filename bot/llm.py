@@ -155,11 +155,7 @@ class LLMClient:
                 attempt += 1
                 delay = _backoff(attempt, error.retry_after)
                 streamed_text = error.partial
-                if (
-                    not error.retryable
-                    or streamed_text
-                    or time.monotonic() + delay >= deadline
-                ):
+                if not error.retryable or streamed_text or time.monotonic() + delay >= deadline:
                     self.breaker.record_failure()
                     raise
                 await asyncio.sleep(delay)
@@ -237,7 +233,9 @@ class LLMClient:
                 LLMConnectionError(f"stream interrupted: {type(exc).__name__}"), bool(parts)
             ) from None
         if not done and finish is None:
-            raise _partial(LLMConnectionError("the stream ended before it was complete"), bool(parts))
+            raise _partial(
+                LLMConnectionError("the stream ended before it was complete"), bool(parts)
+            )
         text = "".join(parts)
         tool_calls = tuple(
             _parse_tool_call({"function": {"name": c["name"], "arguments": c["args"]}})
@@ -296,7 +294,9 @@ def _parse_tool_call(call: dict[str, Any]) -> ToolCall:
         args = json.loads(raw) if isinstance(raw, str) else dict(raw)
     except ValueError:
         args = {}
-    return ToolCall(name=str(fn.get("name") or ""), arguments=args if isinstance(args, dict) else {})
+    return ToolCall(
+        name=str(fn.get("name") or ""), arguments=args if isinstance(args, dict) else {}
+    )
 
 
 def _error_text(body: Any) -> str:

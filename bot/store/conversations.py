@@ -53,8 +53,13 @@ class AnswerAudit:
 class ConversationStore:
     def __init__(self, db: Database):
         self.db = db
+        # Per-message look-ups the bot would otherwise repeat on every message.
+        self._conversation_ids: dict[int, int] = {}
+        self._known_customers: dict[int, Customer] = {}
 
     async def upsert_customer(self, customer: Customer) -> None:
+        if self._known_customers.get(customer.chat_id) == customer:
+            return
         now = utcnow()
         await self.db.execute(
             """
@@ -78,21 +83,28 @@ class ConversationStore:
                 now,
             ),
         )
+        self._known_customers[customer.chat_id] = customer
 
     async def current_conversation(self, chat_id: int) -> int:
         """The open conversation of a chat, started if there is none."""
+        if chat_id in self._conversation_ids:
+            return self._conversation_ids[chat_id]
         row = await self.db.fetchone(
             "SELECT id FROM conversations WHERE chat_id = ? AND ended_at IS NULL "
             "ORDER BY id DESC LIMIT 1",
             (chat_id,),
         )
         if row:
-            return int(row["id"])
-        return await self.db.execute(
-            "INSERT INTO conversations (chat_id, started_at) VALUES (?, ?)", (chat_id, utcnow())
-        )
+            conversation_id = int(row["id"])
+        else:
+            conversation_id = await self.db.execute(
+                "INSERT INTO conversations (chat_id, started_at) VALUES (?, ?)", (chat_id, utcnow())
+            )
+        self._conversation_ids[chat_id] = conversation_id
+        return conversation_id
 
     async def end_conversation(self, chat_id: int, reason: str) -> None:
+        self._conversation_ids.pop(chat_id, None)
         await self.db.execute(
             "UPDATE conversations SET ended_at = ?, end_reason = ? "
             "WHERE chat_id = ? AND ended_at IS NULL",
@@ -172,6 +184,42 @@ class ConversationStore:
     async def answer_audit(self, message_id: int) -> dict[str, Any] | None:
         row = await self.db.fetchone("SELECT * FROM answers WHERE message_id = ?", (message_id,))
         return dict(row) if row else None
+
+    async def get_customer(self, chat_id: int) -> Customer | None:
+        row = await self.db.fetchone("SELECT * FROM customers WHERE chat_id = ?", (chat_id,))
+        if row is None:
+            return None
+        return Customer(
+            chat_id=row["chat_id"],
+            user_id=row["user_id"],
+            first_name=row["first_name"] or "",
+            last_name=row["last_name"] or "",
+            username=row["username"] or "",
+            language=row["language"] or "",
+        )
+
+    async def message_chat(self, message_id: int) -> tuple[int, str] | None:
+        """Chat and role of a stored message, to check a button press came from its own chat."""
+        row = await self.db.fetchone(
+            "SELECT chat_id, role FROM messages WHERE id = ?", (message_id,)
+        )
+        return (int(row["chat_id"]), str(row["role"])) if row else None
+
+    async def add_feedback(self, message_id: int, chat_id: int, helpful: bool) -> None:
+        await self.db.execute(
+            "INSERT INTO feedback (message_id, chat_id, helpful, created_at) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT(message_id) DO UPDATE SET helpful = excluded.helpful",
+            (message_id, chat_id, int(helpful), utcnow()),
+        )
+
+    async def unhelpful_in_conversation(self, chat_id: int) -> int:
+        row = await self.db.fetchone(
+            "SELECT COUNT(*) AS n FROM feedback f JOIN messages m ON m.id = f.message_id "
+            "JOIN conversations c ON c.id = m.conversation_id "
+            "WHERE c.chat_id = ? AND c.ended_at IS NULL AND f.helpful = 0",
+            (chat_id,),
+        )
+        return int(row["n"]) if row else 0
 
     async def mark_blocked(self, chat_id: int) -> None:
         await self.db.execute(

@@ -200,7 +200,9 @@ class TicketStore:
                 (rating, utcnow(), ticket_id, chat_id),
             )
             if cursor.rowcount:
-                await self._event(conn, ticket_id, "rated", None, f"customer:{chat_id}", str(rating))
+                await self._event(
+                    conn, ticket_id, "rated", None, f"customer:{chat_id}", str(rating)
+                )
             return bool(cursor.rowcount)
 
     async def add_event(

@@ -1,0 +1,435 @@
+"""The conversation core: what to do with one customer message, with no Telegram in sight.
+
+The Telegram adapter and the terminal both turn their input into ``Incoming``
+and act on the ``Outcome``; everything else (retrieval, the model, escalation,
+storage) happens here, so it is the same whichever door the customer used.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import defaultdict, deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from bot.errors import LLMError
+from bot.handoff import asks_for_person, matching_rule, normalise
+from bot.knowledge.faq import SearchResult
+from bot.knowledge.live import Knowledge, KnowledgeBase
+from bot.llm import Completion, LLMClient
+from bot.prompt import ESCALATE_TOOL, Turn, build_messages
+from bot.settings import Settings
+from bot.store.conversations import AnswerAudit, ConversationStore, Customer
+from bot.store.tickets import Ticket, TicketStore
+
+log = logging.getLogger(__name__)
+
+# Callback data of the buttons the core asks for; the adapter passes them back verbatim.
+HUMAN_BUTTON = "human"
+FEEDBACK_PREFIX = "fb"
+RATING_PREFIX = "rate"
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """One message from a customer, whatever the door. ``kind`` is 'text' or the media type."""
+
+    customer: Customer
+    text: str | None
+    kind: str = "text"
+    message_id: int | None = None
+
+
+@dataclass(frozen=True)
+class Button:
+    label: str
+    data: str
+
+
+@dataclass
+class Reply:
+    text: str
+    buttons: tuple[Button, ...] = ()
+    stored_id: int | None = None  # our messages.id, so the adapter can record Telegram's id
+
+
+@dataclass
+class Outcome:
+    replies: list[Reply] = field(default_factory=list)
+    path: str = "none"  # llm | faq | fallback | handoff | relay | notice
+    ticket: Ticket | None = None
+
+
+@dataclass(frozen=True)
+class TicketContext:
+    """What staff see on a new ticket's card."""
+
+    customer: Customer
+    reason: str
+    summary: str
+    last_messages: tuple[Turn, ...]
+    faq_matches: tuple[SearchResult, ...]
+
+
+class StaffDesk(Protocol):
+    """Where tickets go to people: the Telegram staff group. None in the terminal."""
+
+    async def ticket_opened(self, ticket: Ticket, context: TicketContext) -> None: ...
+
+    async def ticket_escalated_again(self, ticket: Ticket, reason: str) -> None: ...
+
+    async def relay_from_customer(self, ticket: Ticket, incoming: Incoming) -> None: ...
+
+
+StreamCallback = Callable[[str], Awaitable[None]]
+
+
+class SupportCore:
+    def __init__(
+        self,
+        settings: Settings,
+        knowledge: KnowledgeBase,
+        conversations: ConversationStore,
+        tickets: TicketStore,
+        llm: LLMClient | None,
+        desk: StaffDesk | None = None,
+    ):
+        self.settings = settings
+        self.knowledge = knowledge
+        self.conversations = conversations
+        self.tickets = tickets
+        self.llm = llm
+        self.desk = desk
+        self._recent_messages: dict[int, deque[float]] = defaultdict(deque)
+        self._rate_noticed: set[int] = set()
+
+    # -- commands ---------------------------------------------------------------------
+
+    async def start(self, customer: Customer) -> Outcome:
+        await self.conversations.upsert_customer(customer)
+        persona = self.knowledge.current.persona
+        text = persona.message("start", first_name=customer.first_name or customer.display_name)
+        return await self._say(customer, text, path="notice")
+
+    async def help(self, customer: Customer) -> Outcome:
+        await self.conversations.upsert_customer(customer)
+        return await self._say(customer, self.knowledge.current.persona.message("help"), "notice")
+
+    async def reset(self, customer: Customer) -> Outcome:
+        """Start a fresh conversation: the model no longer sees earlier turns."""
+        await self.conversations.upsert_customer(customer)
+        await self.conversations.end_conversation(customer.chat_id, "reset")
+        return await self._say(customer, self.knowledge.current.persona.message("reset"), "notice")
+
+    async def request_human(self, customer: Customer, reason: str = "user_request") -> Outcome:
+        await self.conversations.upsert_customer(customer)
+        return await self.escalate(customer, reason, summary=None, knowledge=None, matches=())
+
+    async def feedback(self, customer: Customer, message_id: int, helpful: bool) -> Outcome:
+        """A 👍/👎 press. Only the chat the answer was sent to may rate it."""
+        owner = await self.conversations.message_chat(message_id)
+        if owner is None or owner != (customer.chat_id, "bot"):
+            return Outcome(path="ignored")
+        await self.conversations.add_feedback(message_id, customer.chat_id, helpful)
+        persona = self.knowledge.current.persona
+        if not helpful:
+            unhelpful = await self.conversations.unhelpful_in_conversation(customer.chat_id)
+            if unhelpful >= self.settings.escalation.not_helpful_limit:
+                return await self.escalate(
+                    customer, "negative_feedback", summary=None, knowledge=None, matches=()
+                )
+        return Outcome([Reply(persona.message("feedback_thanks"))], path="notice")
+
+    # -- messages ---------------------------------------------------------------------
+
+    async def handle(self, incoming: Incoming, on_text: StreamCallback | None = None) -> Outcome:
+        customer = incoming.customer
+        knowledge = self.knowledge.current  # one version for the whole message
+        persona = knowledge.persona
+        await self.conversations.upsert_customer(customer)
+
+        ticket = await self.tickets.open_for_chat(customer.chat_id)
+        if ticket is not None and self.desk is not None:
+            await self.conversations.add_message(
+                customer.chat_id,
+                "customer",
+                incoming.text,
+                kind=incoming.kind,
+                telegram_message_id=incoming.message_id,
+                ticket_id=ticket.id,
+            )
+            await self.desk.relay_from_customer(ticket, incoming)
+            return Outcome(path="relay", ticket=ticket)
+
+        if self._over_rate_limit(customer.chat_id):
+            await self._store_customer(incoming)
+            if customer.chat_id in self._rate_noticed:
+                return Outcome(path="dropped")
+            self._rate_noticed.add(customer.chat_id)
+            return Outcome([Reply(persona.message("rate_limited"))], path="notice")
+
+        if incoming.kind != "text" or not (incoming.text or "").strip():
+            await self._store_customer(incoming)
+            return await self._say(
+                customer,
+                persona.message("unsupported_media"),
+                path="notice",
+                buttons=(Button(persona.message("talk_to_person_button"), HUMAN_BUTTON),),
+            )
+
+        text = incoming.text or ""
+        notices: list[Reply] = []
+        limit = self.settings.conversation.max_input_chars
+        if len(text) > limit:
+            text = text[:limit]
+            notices.append(Reply(persona.message("message_truncated")))
+        history = await self.conversations.history(
+            customer.chat_id, self.settings.conversation.history_messages
+        )
+        await self._store_customer(incoming)
+        esc = self.settings.escalation
+
+        if asks_for_person(text, esc.handoff_phrases):
+            return await self.escalate(customer, "user_request", None, knowledge, ())
+        rule = matching_rule(text, esc.rules)
+        if rule is not None and rule.action == "escalate":
+            return await self.escalate(customer, "keyword", None, knowledge, ())
+        if self._asked_again(text, history) >= esc.repeat_limit - 1:
+            return await self.escalate(customer, "repeated", None, knowledge, ())
+
+        matches = tuple(knowledge.search(text, self.settings.retrieval.top_k))
+        offer = rule is not None  # rule.action == "offer"
+        turns = [Turn(m.role, m.text or "") for m in history if m.text]
+        outcome = None
+        llm_failed = False
+        if self.llm is not None:
+            try:
+                outcome = await self._answer_with_llm(
+                    customer, knowledge, matches, turns, text, on_text, offer
+                )
+            except LLMError as error:
+                log.warning("model answer failed for chat %s: %s", customer.chat_id, error)
+                llm_failed = True
+        if outcome is None:
+            outcome = await self._answer_from_faq(customer, knowledge, matches, llm_failed, offer)
+        outcome.replies[:0] = notices
+        return outcome
+
+    async def _answer_with_llm(
+        self,
+        customer: Customer,
+        knowledge: Knowledge,
+        matches: tuple[SearchResult, ...],
+        turns: list[Turn],
+        text: str,
+        on_text: StreamCallback | None,
+        offer: bool,
+    ) -> Outcome:
+        assert self.llm is not None
+        llm_settings = self.settings.llm
+        conv = self.settings.conversation
+        messages = build_messages(
+            knowledge.persona,
+            matches,
+            turns,
+            text,
+            history_messages=conv.history_messages,
+            history_chars=conv.history_chars,
+            tools=llm_settings.use_tools,
+            marker=llm_settings.escalation_marker,
+        )
+        tools = [ESCALATE_TOOL] if llm_settings.use_tools else None
+        stream = on_text if (llm_settings.streaming and llm_settings.use_tools) else None
+        completion = await self.llm.complete(messages, tools, on_text=stream)
+        audit = _audit("llm", completion, messages, matches, knowledge.version)
+        handoff = _handoff_request(completion, llm_settings.escalation_marker)
+        if handoff is not None:
+            return await self.escalate(
+                customer, "model", handoff or None, knowledge, matches, audit=audit
+            )
+        buttons = self._answer_buttons(knowledge, offer)
+        return await self._say(customer, completion.text.strip(), "llm", buttons, audit)
+
+    async def _answer_from_faq(
+        self,
+        customer: Customer,
+        knowledge: Knowledge,
+        matches: tuple[SearchResult, ...],
+        llm_failed: bool,
+        offer: bool,
+    ) -> Outcome:
+        """FAQ-only mode, and the fallback when the model cannot answer."""
+        threshold = self.settings.retrieval.confidence_threshold
+        best = matches[0] if matches else None
+        if best is not None and best.confidence >= threshold:
+            audit = AnswerAudit(
+                path="faq",
+                faq_ids=tuple(m.id for m in matches),
+                faq_confidence=best.confidence,
+                knowledge_version=knowledge.version,
+            )
+            buttons = self._answer_buttons(knowledge, offer)
+            return await self._say(customer, best.entry.answer.strip(), "faq", buttons, audit)
+        reason = "llm_error" if llm_failed else "low_confidence"
+        return await self.escalate(customer, reason, None, knowledge, matches)
+
+    # -- escalation ---------------------------------------------------------------------
+
+    async def escalate(
+        self,
+        customer: Customer,
+        reason: str,
+        summary: str | None,
+        knowledge: Knowledge | None,
+        matches: tuple[SearchResult, ...],
+        audit: AnswerAudit | None = None,
+    ) -> Outcome:
+        """Open or join the customer's ticket, tell staff, and tell the customer the truth."""
+        knowledge = knowledge or self.knowledge.current
+        persona = knowledge.persona
+        history = await self.conversations.history(customer.chat_id, 10)
+        turns = tuple(Turn(m.role, m.text or f"[{m.kind}]") for m in history)
+        if not summary:
+            summary = " / ".join(t.text for t in turns if t.role == "customer")[-500:] or reason
+        ticket, created = await self.tickets.open_or_join(
+            customer.chat_id,
+            customer.user_id,
+            reason,
+            summary,
+            actor=f"customer:{customer.chat_id}",
+        )
+        log.info(
+            "ticket #%s %s for chat %s (%s)",
+            ticket.id,
+            "opened" if created else "joined",
+            customer.chat_id,
+            reason,
+        )
+        if self.desk is not None:
+            try:
+                if created:
+                    context = TicketContext(customer, reason, summary, turns, matches)
+                    await self.desk.ticket_opened(ticket, context)
+                else:
+                    await self.desk.ticket_escalated_again(ticket, reason)
+            except Exception:
+                # The ticket is stored either way; staff see it in /tickets.
+                log.exception("could not post ticket #%s to the staff group", ticket.id)
+        if not created:
+            key = "handoff_joined"
+        elif reason == "llm_error":
+            key = "llm_failed"
+        elif self.desk is None:
+            key = "handoff_unavailable"
+        else:
+            key = "handoff_opened"
+        text = persona.message(key, ticket_id=ticket.id)
+        if reason == "low_confidence" and created:
+            text = persona.message("no_answer") + "\n\n" + text
+        audit = audit or AnswerAudit(
+            path="handoff",
+            faq_ids=tuple(m.id for m in matches),
+            knowledge_version=knowledge.version,
+        )
+        outcome = await self._say(customer, text, "handoff", (), audit, ticket_id=ticket.id)
+        outcome.ticket = ticket
+        return outcome
+
+    # -- helpers ------------------------------------------------------------------------
+
+    async def _say(
+        self,
+        customer: Customer,
+        text: str,
+        path: str,
+        buttons: tuple[Button, ...] = (),
+        audit: AnswerAudit | None = None,
+        ticket_id: int | None = None,
+    ) -> Outcome:
+        stored = await self.conversations.add_message(
+            customer.chat_id, "bot", text, audit=audit, ticket_id=ticket_id
+        )
+        if any(b.data == f"{FEEDBACK_PREFIX}:0" for b in buttons):
+            buttons = tuple(
+                Button(b.label, f"{b.data.split(':')[0]}:{stored}:{b.data.split(':')[1]}")
+                if b.data.startswith(f"{FEEDBACK_PREFIX}:")
+                else b
+                for b in buttons
+            )
+        return Outcome([Reply(text, buttons, stored)], path=path)
+
+    def _answer_buttons(self, knowledge: Knowledge, offer: bool) -> tuple[Button, ...]:
+        buttons: list[Button] = []
+        if self.settings.conversation.feedback_buttons:
+            buttons += [Button("👍", f"{FEEDBACK_PREFIX}:1"), Button("👎", f"{FEEDBACK_PREFIX}:0")]
+        if offer:
+            buttons.append(Button(knowledge.persona.message("talk_to_person_button"), HUMAN_BUTTON))
+        return tuple(buttons)
+
+    async def _store_customer(self, incoming: Incoming) -> None:
+        await self.conversations.add_message(
+            incoming.customer.chat_id,
+            "customer",
+            incoming.text,
+            kind=incoming.kind,
+            telegram_message_id=incoming.message_id,
+        )
+
+    def _over_rate_limit(self, chat_id: int) -> bool:
+        limit = self.settings.conversation.rate_limit_per_minute
+        if limit <= 0:
+            return False
+        now = time.monotonic()
+        window = self._recent_messages[chat_id]
+        while window and now - window[0] > 60:
+            window.popleft()
+        if len(window) >= limit:
+            return True
+        window.append(now)
+        if len(window) == 1:
+            self._rate_noticed.discard(chat_id)
+        return False
+
+    @staticmethod
+    def _asked_again(text: str, history: list) -> int:
+        """How often the customer already sent this same question in this conversation."""
+        key = normalise(text).strip(" ?!.")
+        return sum(
+            1
+            for m in history
+            if m.role == "customer" and m.text and normalise(m.text).strip(" ?!.") == key
+        )
+
+
+def _audit(
+    path: str,
+    completion: Completion,
+    messages: list,
+    matches: tuple[SearchResult, ...],
+    version: str,
+) -> AnswerAudit:
+    return AnswerAudit(
+        path=path,
+        model=completion.model,
+        request=messages,
+        latency_ms=completion.latency_ms,
+        prompt_tokens=completion.prompt_tokens,
+        completion_tokens=completion.completion_tokens,
+        faq_ids=tuple(m.id for m in matches),
+        faq_confidence=matches[0].confidence if matches else None,
+        knowledge_version=version,
+    )
+
+
+def _handoff_request(completion: Completion, marker: str) -> str | None:
+    """The model's summary when it asked for a person (tool call or marker), else None."""
+    for call in completion.tool_calls:
+        if call.name == "escalate":
+            summary = str(call.arguments.get("summary") or "").strip()
+            reason = str(call.arguments.get("reason") or "").strip()
+            return summary or reason
+    if marker and marker in completion.text:
+        return completion.text.replace(marker, "").strip()
+    return None

@@ -1,0 +1,101 @@
+"""Recognising when a customer asks for a person, without asking the model.
+
+Patterns need an asking verb or a fixed phrase next to the word for a person,
+so "talk to a human" hands over while "do you need a human signature?" or
+"which mobile operator do you support?" do not.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable, Sequence
+
+from bot.settings import EscalationRule
+
+_PERSON_EN = (
+    r"(?:human(?: being)?|person|people|agent|representative|rep|operator|someone|somebody|"
+    r"staff(?: member)?|employee|manager|supervisor|support (?:agent|team|staff)|"
+    r"customer (?:service|support)(?: agent| representative| rep)?)"
+)
+_ADJ_EN = r"(?:(?:a|an|some|one|your|the)\s+)?(?:(?:real|actual|live|living|human|true)\s+)?"
+
+_PATTERNS: tuple[str, ...] = (
+    # English
+    rf"\b(?:talk|speak|chat|connect|communicate)\s+(?:to|with)\s+{_ADJ_EN}{_PERSON_EN}\b",
+    rf"\b(?:transfer|put|pass|escalate|hand)\s+(?:me|this|it)\s+(?:over\s+|through\s+)?(?:to|with)\s+{_ADJ_EN}{_PERSON_EN}\b",
+    rf"\b(?:connect|get)\s+me\s+(?:to|with)\s+{_ADJ_EN}{_PERSON_EN}\b",
+    rf"\bi\s+(?:want|need|would like|'d like|demand|request)\s+(?:to\s+(?:talk|speak)\s+(?:to|with)\s+)?{_ADJ_EN}(?:human|person|agent|representative|operator|someone real)(?:\s*(?:please|now|asap|immediately))?\s*[.!?]*\s*$",
+    r"\b(?:real|actual|live)\s+(?:human|person|agent)\b(?:\s*(?:please|now))?\s*[.!?]*\s*$",
+    r"^\s*(?:human|agent|operator|representative|person)\s*(?:please|pls|now)?\s*[.!?]*\s*$",
+    r"\b(?:are you|is this)\s+a\s+(?:bot|robot)\b.*\b(?:human|person)\b",
+    r"\blive\s+(?:chat|support|agent)\b\s*(?:please)?\s*[.!?]*\s*$",
+    # Chinese
+    r"(?:人工客服|真人客服|转人工|找人工|人工服务|要人工|接人工|真人|活人|客服人员|人工坐席)",
+    # Russian
+    r"(?:живо(?:й|го|му|м)\s+(?:оператор|человек|сотрудник|специалист)\w*)",
+    r"(?:позов\w*|соедин\w*|переключ\w*|хочу|нужен|нужна|дайте|свяж\w*|поговор\w*)\s+(?:(?:меня|мне|с)\s+)*(?:живым\s+|реальным\s+)?(?:оператор\w*|человек\w*|сотрудник\w*|менеджер\w*|специалист\w*)",
+    # Spanish
+    r"\b(?:hablar|comunicarme|contactar)\s+con\s+(?:un|una|el|la|alguna|alguien)?\s*(?:persona|humano|agente|operador|operadora|asesor|asesora|representante|ser humano|alguien)\b",
+    r"\b(?:quiero|necesito)\s+(?:un|una)\s+(?:persona|humano|agente|operador|asesor)(?:\s+(?:real|humano))?\s*[.!?]*\s*$",
+    # German
+    r"\bmit\s+(?:einem|einer)\s+(?:echten\s+|richtigen\s+|menschlichen\s+)?(?:menschen|mitarbeiter|mitarbeiterin|berater|beraterin|agenten|person)\s+(?:sprechen|reden|verbinden|chatten)\b",
+    r"\b(?:echten|richtigen)\s+menschen\b",
+    r"\b(?:verbinden sie mich|ich mochte|ich will)\b.*\b(?:mitarbeiter|menschen|berater)\b",
+    # French
+    r"\b(?:parler|discuter)\s+(?:a|avec)\s+(?:un|une|quelqu'un|quelqu un)\s*(?:vrai\s+|vraie\s+)?(?:humain|personne|conseiller|conseillere|agent|operateur|operatrice|de reel)?\b",
+    r"\bun\s+(?:vrai|etre)\s+humain\b",
+    # Portuguese
+    r"\bfalar\s+com\s+(?:um|uma|algum|alguma|alguem)?\s*(?:humano|pessoa|atendente|agente|operador|ser humano|alguem)\b",
+    r"\batendente\s+humano\b|\batendimento\s+humano\b",
+    # Japanese
+    r"(?:人間|人|担当者|オペレーター|スタッフ|係の人)(?:と|に)(?:話|つな|繋|代わ|かわ)",
+    r"(?:有人対応|オペレーターを|担当者を呼)",
+)
+_COMPILED = re.compile("|".join(f"(?:{p})" for p in _PATTERNS), re.IGNORECASE)
+
+
+def normalise(text: str) -> str:
+    """Casefold, fold accents and apostrophes, collapse white space: 'Mö​chte' matches 'mochte'."""
+    text = unicodedata.normalize("NFKC", text).replace("’", "'").replace("‘", "'")
+    stripped = unicodedata.normalize("NFC", _fold_latin_accents(text.casefold()))
+    stripped = "".join(c for c in stripped if unicodedata.category(c) != "Cf")
+    return re.sub(r"\s+", " ", stripped).strip()
+
+
+def _fold_latin_accents(text: str) -> str:
+    """Drop accents from Latin letters only: Cyrillic й or Japanese voiced kana keep their marks."""
+    out: list[str] = []
+    base_is_latin = False
+    for char in unicodedata.normalize("NFD", text):
+        if unicodedata.combining(char):
+            if not base_is_latin:
+                out.append(char)
+            continue
+        base_is_latin = char < "\u0250"
+        out.append(char)
+    return "".join(out)
+
+
+def asks_for_person(text: str, extra_phrases: Iterable[str] = ()) -> bool:
+    norm = normalise(text)
+    if _COMPILED.search(norm):
+        return True
+    return any(_contains_phrase(norm, normalise(p)) for p in extra_phrases if p.strip())
+
+
+def matching_rule(text: str, rules: Sequence[EscalationRule]) -> EscalationRule | None:
+    """The first YAML rule one of whose phrases appears in the text as whole words."""
+    norm = normalise(text)
+    for rule in rules:
+        if any(_contains_phrase(norm, normalise(p)) for p in rule.phrases if p.strip()):
+            return rule
+    return None
+
+
+def _contains_phrase(text: str, phrase: str) -> bool:
+    if not phrase:
+        return False
+    if any(ord(c) > 0x2E80 for c in phrase):  # CJK: no word boundaries to rely on
+        return phrase in text
+    return re.search(rf"(?<!\w){re.escape(phrase)}(?!\w)", text) is not None

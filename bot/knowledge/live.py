@@ -1,0 +1,130 @@
+"""The knowledge in use right now, and swapping in a new version without a restart.
+
+A ``Knowledge`` is immutable: persona, FAQ, search index and a content hash.
+Handlers take ``base.current`` once per message, so a reload between messages
+is atomic for them, and a broken edit never replaces the last good version.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from bot.errors import ConfigError
+from bot.knowledge.faq import FaqSet, SearchResult
+from bot.knowledge.loader import faq_paths, load_faq, load_persona
+from bot.knowledge.persona import Persona
+from bot.knowledge.search import FaqIndex
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Knowledge:
+    persona: Persona
+    faq: FaqSet
+    index: FaqIndex
+    version: str  # first 12 hex digits of a hash over the files' bytes
+
+    def search(self, query: str, top_k: int) -> list[SearchResult]:
+        return self.index.search(query, top_k)
+
+
+def _files(config_dir: Path, faq_dir: Path) -> list[Path]:
+    return [config_dir / "persona.yaml", *faq_paths(faq_dir)]
+
+
+def _fingerprint(files: list[Path]) -> tuple[tuple[str, int, int], ...]:
+    marks = []
+    for path in files:
+        try:
+            stat = path.stat()
+            marks.append((str(path), stat.st_mtime_ns, stat.st_size))
+        except OSError:
+            marks.append((str(path), -1, -1))
+    return tuple(marks)
+
+
+def load_knowledge(config_dir: Path, faq_dir: Path) -> Knowledge:
+    """Load and index persona and FAQ; raises ConfigError with every problem found."""
+    persona_path = config_dir / "persona.yaml"
+    paths = faq_paths(faq_dir)
+    problems = []
+    persona = faq = None
+    try:
+        persona = load_persona(persona_path)
+    except ConfigError as error:
+        problems.extend(error.problems)
+    try:
+        faq = load_faq(paths)
+    except ConfigError as error:
+        problems.extend(error.problems)
+    if problems or persona is None or faq is None:
+        raise ConfigError(problems)
+    digest = hashlib.sha256()
+    for path in [persona_path, *paths]:
+        digest.update(path.name.encode())
+        digest.update(path.read_bytes())
+    return Knowledge(persona, faq, FaqIndex(faq.entries), digest.hexdigest()[:12])
+
+
+ProblemListener = Callable[[ConfigError], Awaitable[None]]
+
+
+class KnowledgeBase:
+    """Holds the live Knowledge and replaces it when the files change and still validate."""
+
+    def __init__(self, config_dir: Path, faq_dir: Path):
+        self.config_dir = Path(config_dir)
+        self.faq_dir = Path(faq_dir)
+        self.current = load_knowledge(self.config_dir, self.faq_dir)
+        self._seen = _fingerprint(_files(self.config_dir, self.faq_dir))
+        self._listeners: list[ProblemListener] = []
+        self.last_error: ConfigError | None = None
+
+    def on_problem(self, listener: ProblemListener) -> None:
+        """Called with the errors whenever a changed file fails validation."""
+        self._listeners.append(listener)
+
+    async def reload(self) -> Knowledge:
+        """Validate the files and swap them in; on errors keep the current knowledge and raise."""
+        self._seen = _fingerprint(_files(self.config_dir, self.faq_dir))
+        try:
+            # Indexing 10k entries takes a moment: keep it off the event loop.
+            knowledge = await asyncio.to_thread(load_knowledge, self.config_dir, self.faq_dir)
+        except ConfigError as error:
+            self.last_error = error
+            log.error(
+                "knowledge reload failed; keeping version %s:\n%s", self.current.version, error
+            )
+            for listener in self._listeners:
+                try:
+                    await listener(error)
+                except Exception:
+                    log.exception("could not report the reload problem")
+            raise
+        self.last_error = None
+        if knowledge.version != self.current.version:
+            log.info(
+                "knowledge reloaded: version %s, %d FAQ entries",
+                knowledge.version,
+                len(knowledge.faq.entries),
+            )
+        self.current = knowledge
+        return knowledge
+
+    def changed(self) -> bool:
+        return _fingerprint(_files(self.config_dir, self.faq_dir)) != self._seen
+
+    async def watch(self, interval: float) -> None:
+        """Poll modification times; cheap enough to run every few seconds forever."""
+        while True:
+            await asyncio.sleep(interval)
+            if self.changed():
+                with contextlib.suppress(ConfigError):
+                    await self.reload()
