@@ -26,6 +26,7 @@ from bot.knowledge.yaml_source import (
     Node,
     ScalarNode,
     SequenceNode,
+    collector_paused,
     describe,
     line_of,
     mapping_items,
@@ -336,7 +337,8 @@ def _read_faq(paths: Sequence[Path]) -> tuple[FaqSet, list[Problem]]:
     problems: list[Problem] = []
     entries: list[FaqEntry] = []
     for path in paths:
-        file_entries, file_problems = _read_faq_file(path)
+        with collector_paused():
+            file_entries, file_problems = _read_faq_file(path)
         entries += file_entries
         problems += file_problems
     problems += _duplicate_ids(entries)

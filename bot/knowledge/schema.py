@@ -144,24 +144,37 @@ def build(
 
 def convert(hint: Any, node: Node, name: str, report: Report, rules: Rules) -> Any:
     """The value of ``node`` as type ``hint``, or INVALID after reporting what was expected."""
+    kind, arg = _shape(hint)
+    if kind == "optional":
+        return None if _is_null(node) else convert(arg, node, name, report, rules)
+    if kind == "dataclass":
+        if _is_null(node):
+            return build(hint, None, report, rules, label=name, line=line_of(node))
+        return build(hint, node, report, rules, label=name)
+    if kind == "list":
+        return _convert_list(arg, node, name, report, rules)
+    if kind == "dict":
+        return _convert_dict(arg, node, name, report, rules)
+    return _convert_scalar(hint, node, name, report)
+
+
+@functools.cache
+def _shape(hint: Any) -> tuple[str, Any]:
+    """What kind of reading a hint asks for; cached because a big FAQ asks a hundred thousand times."""
     origin = typing.get_origin(hint)
     args = typing.get_args(hint)
     if origin in (types.UnionType, typing.Union):
         inner = [a for a in args if a is not type(None)]
-        if _is_null(node):
-            return None
         if len(inner) != 1:
-            raise TypeError(f"{name}: only 'X | None' unions can be read from YAML, not {hint}")
-        return convert(inner[0], node, name, report, rules)
+            raise TypeError(f"only 'X | None' unions can be read from YAML, not {hint}")
+        return "optional", inner[0]
     if dataclasses.is_dataclass(hint):
-        if _is_null(node):
-            return build(hint, None, report, rules, label=name, line=line_of(node))
-        return build(hint, node, report, rules, label=name)
+        return "dataclass", None
     if origin is tuple:
-        return _convert_list(args[0], node, name, report, rules)
+        return "list", args[0]
     if origin is dict:
-        return _convert_dict(args[1], node, name, report, rules)
-    return _convert_scalar(hint, node, name, report)
+        return "dict", args[1]
+    return "scalar", None
 
 
 def expected(hint: Any) -> str:
