@@ -1,0 +1,588 @@
+"""The Bot API methods the double implements, with the real server's validation and errors.
+
+Each ``api_<methodName>`` coroutine receives the decoded parameters and uploaded files and
+returns the ``result`` value, or raises ApiError. State lives on FakeTelegram.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import TYPE_CHECKING, Any
+
+from tests.fakes.telegram_markup import MarkupError, parse_text, utf16_len
+from tests.fakes.telegram_state import ApiError, ChatState, Topic, bad_request, snapshot
+
+if TYPE_CHECKING:
+    from tests.fakes.telegram_api import FakeTelegram
+
+Params = dict[str, Any]
+Files = dict[str, tuple[bytes, str | None, str | None]]
+
+MAX_TEXT = 4096
+MAX_CAPTION = 1024
+CONTENT_KEYS = (
+    "text",
+    "entities",
+    "photo",
+    "document",
+    "voice",
+    "audio",
+    "video",
+    "animation",
+    "sticker",
+    "video_note",
+    "caption",
+    "caption_entities",
+    "location",
+    "contact",
+    "venue",
+    "dice",
+)
+MEDIA_KINDS = ("photo", "document", "voice", "audio", "video", "animation", "sticker", "video_note")
+NOT_MODIFIED = (
+    "message is not modified: specified new message content and reply markup are exactly "
+    "the same as a current content and reply markup of the message"
+)
+
+
+def _int(params: Params, key: str, required: bool = True) -> int | None:
+    value = params.get(key)
+    if value is None or value == "":
+        if required:
+            raise bad_request(
+                f"{key} is empty" if key != "message_id" else "message identifier is not specified"
+            )
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise bad_request(f"invalid {key} specified") from None
+
+
+class BotApiMethods:
+    """Mixin holding the method implementations; see FakeTelegram for the state."""
+
+    # ------------------------------------------------------------------ helpers
+
+    def _formatted(
+        self: FakeTelegram, p: Params, key: str, entities_key: str, limit: int, required: bool
+    ) -> tuple[str, list[dict]]:
+        raw = "" if p.get(key) is None else str(p.get(key))
+        if p.get(entities_key):
+            text, entities = raw, list(p[entities_key])
+        else:
+            try:
+                text, entities = parse_text(raw, p.get("parse_mode"))
+            except MarkupError as exc:
+                raise bad_request(f"can't parse entities: {exc}") from None
+            except ValueError:
+                raise bad_request("unsupported parse_mode") from None
+        if required and not text.strip():
+            raise bad_request("message text is empty")
+        if utf16_len(text) > limit:
+            raise bad_request(
+                "message is too long" if key == "text" else "message caption is too long"
+            )
+        return text, entities
+
+    def _reply_target(self: FakeTelegram, chat: ChatState, p: Params) -> dict | None:
+        params = p.get("reply_parameters") or {}
+        message_id = params.get("message_id", p.get("reply_to_message_id"))
+        if message_id in (None, ""):
+            return None
+        source_chat = chat.id if params.get("chat_id") is None else self._chat(params["chat_id"]).id
+        target = self._messages.get((source_chat, int(message_id)))
+        if target is None or target.get("_deleted"):
+            allow = params.get("allow_sending_without_reply", p.get("allow_sending_without_reply"))
+            if allow:
+                return None
+            raise bad_request("message to be replied not found")
+        return target
+
+    def _thread_for(
+        self: FakeTelegram, chat: ChatState, p: Params, reply: dict | None
+    ) -> int | None:
+        thread_id = _int(p, "message_thread_id", required=False)
+        if thread_id is None and reply is not None and chat.is_forum:
+            thread_id = reply.get("message_thread_id")
+        if thread_id is None or not chat.is_forum:
+            return thread_id
+        topic = chat.topics.get(thread_id)
+        if topic is None and thread_id != 1:
+            raise bad_request("message thread not found")
+        if topic is not None and topic.closed:
+            raise bad_request("TOPIC_CLOSED")
+        return thread_id
+
+    def _bot_message(self: FakeTelegram, p: Params, content: dict) -> dict:
+        """Create, store and return a message the bot sends, with reply and thread context."""
+        chat = self._chat(p.get("chat_id"))
+        reply = self._reply_target(chat, p)
+        thread_id = self._thread_for(chat, p, reply)
+        message = self._make_message(
+            chat, self.bot_user, content, thread_id=thread_id, reply_to=reply
+        )
+        markup = p.get("reply_markup")
+        if isinstance(markup, dict) and "inline_keyboard" in markup:
+            message["reply_markup"] = markup
+        self._store(message, outgoing=True)
+        return message
+
+    def _find_own(self: FakeTelegram, p: Params, missing: str) -> dict:
+        chat = self._chat(p.get("chat_id"))
+        message_id = _int(p, "message_id")
+        message = self._messages.get((chat.id, message_id))
+        if message is None or message.get("_deleted"):
+            raise bad_request(missing)
+        if message.get("from", {}).get("id") != self.bot_user["id"]:
+            raise bad_request("message can't be edited")
+        return message
+
+    def _media_content(self: FakeTelegram, kind: str, p: Params, files: Files) -> dict:
+        value = p.get(kind)
+        upload = None
+        if isinstance(value, str) and value.startswith("attach://"):
+            upload = files.get(value[len("attach://") :])
+        elif value is None:
+            upload = files.get(kind)
+        if upload is not None:
+            data, filename, mime = upload
+            meta = self.add_file(data, kind=kind, file_name=filename, mime_type=mime)
+        elif isinstance(value, str) and value:
+            meta = self._files_meta.get(value) or self.add_file(b"", kind=kind, file_id=value)
+        else:
+            raise bad_request(f"there is no {kind} in the request")
+        return {kind: [meta] if kind == "photo" else meta}
+
+    def _sent_text(self: FakeTelegram, p: Params) -> dict:
+        text, entities = self._formatted(p, "text", "entities", MAX_TEXT, required=True)
+        content: dict[str, Any] = {"text": text}
+        if entities:
+            content["entities"] = entities
+        return content
+
+    # ------------------------------------------------------------------ bot & updates
+
+    async def api_getMe(self: FakeTelegram, p: Params, files: Files) -> Any:
+        return dict(self.bot_user)
+
+    async def api_logOut(self: FakeTelegram, p: Params, files: Files) -> Any:
+        return True
+
+    async def api_close(self: FakeTelegram, p: Params, files: Files) -> Any:
+        return True
+
+    async def api_setWebhook(self: FakeTelegram, p: Params, files: Files) -> Any:
+        url = p.get("url") or ""
+        if p.get("drop_pending_updates"):
+            self._pending.clear()
+        self.webhook = {
+            "url": url,
+            "secret_token": p.get("secret_token"),
+            "allowed_updates": p.get("allowed_updates"),
+            "max_connections": p.get("max_connections", 40),
+        }
+        if url:
+            self.deliver_to_webhook(url, p.get("secret_token"))
+        else:
+            self._stop_webhook_delivery()
+        return True
+
+    async def api_deleteWebhook(self: FakeTelegram, p: Params, files: Files) -> Any:
+        if p.get("drop_pending_updates"):
+            self._pending.clear()
+        self.webhook = {"url": ""}
+        self._stop_webhook_delivery()
+        return True
+
+    async def api_getWebhookInfo(self: FakeTelegram, p: Params, files: Files) -> Any:
+        info: dict[str, Any] = {
+            "url": self.webhook.get("url", ""),
+            "has_custom_certificate": False,
+            "pending_update_count": len(self._pending),
+        }
+        if info["url"]:
+            info["max_connections"] = int(self.webhook.get("max_connections") or 40)
+            if self.webhook.get("allowed_updates"):
+                info["allowed_updates"] = self.webhook["allowed_updates"]
+        return info
+
+    async def api_getUpdates(self: FakeTelegram, p: Params, files: Files) -> Any:
+        if self.webhook.get("url"):
+            raise ApiError(
+                409,
+                "Conflict: can't use getUpdates method while webhook is active; "
+                "use deleteWebhook to delete the webhook first",
+            )
+        offset = _int(p, "offset", required=False)
+        limit = max(1, min(100, _int(p, "limit", required=False) or 100))
+        timeout = max(0, _int(p, "timeout", required=False) or 0)
+        if p.get("allowed_updates") is not None:
+            self._allowed_updates = list(p["allowed_updates"]) or None
+        if offset is not None:
+            if offset < 0:
+                del self._pending[: max(0, len(self._pending) + offset)]
+            else:
+                self._pending[:] = [u for u in self._pending if u["update_id"] >= offset]
+        self._poll_generation += 1
+        generation = self._poll_generation
+        deadline = time.monotonic() + timeout
+        while True:
+            ready = [u for u in self._pending if self._allowed(u)]
+            if ready:
+                return snapshot(ready[:limit])
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return []
+            event = self._changed_event
+            try:
+                await asyncio.wait_for(event.wait(), remaining)
+            except TimeoutError:
+                return []
+            if generation != self._poll_generation:
+                raise ApiError(
+                    409,
+                    "Conflict: terminated by other getUpdates request; "
+                    "make sure that only one bot instance is running",
+                )
+
+    # ------------------------------------------------------------------ messages
+
+    async def api_sendMessage(self: FakeTelegram, p: Params, files: Files) -> Any:
+        return self._public(self._bot_message(p, self._sent_text(p)))
+
+    async def api_sendMessageDraft(self: FakeTelegram, p: Params, files: Files) -> Any:
+        chat = self._chat(p.get("chat_id"))
+        if chat.type != "private":
+            raise bad_request("TEXTDRAFT_PEER_INVALID")
+        draft_id = _int(p, "draft_id")
+        if not draft_id:
+            raise bad_request("draft_id must be non-zero")
+        text, entities = self._formatted(p, "text", "entities", MAX_TEXT, required=False)
+        self._drafts.append(
+            {
+                "chat_id": chat.id,
+                "draft_id": draft_id,
+                "text": text,
+                "entities": entities,
+                "message_thread_id": p.get("message_thread_id"),
+            }
+        )
+        return True
+
+    async def api_editMessageText(self: FakeTelegram, p: Params, files: Files) -> Any:
+        if p.get("inline_message_id"):
+            return True
+        message = self._find_own(p, "message to edit not found")
+        if "text" not in message:
+            raise bad_request("there is no text in the message to edit")
+        content = self._sent_text(p)
+        markup = p.get("reply_markup") if isinstance(p.get("reply_markup"), dict) else None
+        if (
+            content["text"] == message["text"]
+            and content.get("entities", []) == message.get("entities", [])
+            and markup == message.get("reply_markup")
+        ):
+            raise bad_request(NOT_MODIFIED)
+        message["text"] = content["text"]
+        message.pop("entities", None)
+        if content.get("entities"):
+            message["entities"] = content["entities"]
+        message.pop("reply_markup", None)
+        if markup and "inline_keyboard" in markup:
+            message["reply_markup"] = markup
+        message["edit_date"] = int(time.time())
+        return self._public(message)
+
+    async def api_editMessageCaption(self: FakeTelegram, p: Params, files: Files) -> Any:
+        message = self._find_own(p, "message to edit not found")
+        caption, entities = self._formatted(p, "caption", "caption_entities", MAX_CAPTION, False)
+        if caption == message.get("caption", "") and p.get("reply_markup") == message.get(
+            "reply_markup"
+        ):
+            raise bad_request(NOT_MODIFIED)
+        message["caption"] = caption
+        if entities:
+            message["caption_entities"] = entities
+        message["edit_date"] = int(time.time())
+        return self._public(message)
+
+    async def api_editMessageReplyMarkup(self: FakeTelegram, p: Params, files: Files) -> Any:
+        if p.get("inline_message_id"):
+            return True
+        message = self._find_own(p, "message to edit not found")
+        markup = p.get("reply_markup") if isinstance(p.get("reply_markup"), dict) else None
+        if markup and not markup.get("inline_keyboard"):
+            markup = None
+        if markup == message.get("reply_markup"):
+            raise bad_request(NOT_MODIFIED)
+        message.pop("reply_markup", None)
+        if markup:
+            message["reply_markup"] = markup
+        message["edit_date"] = int(time.time())
+        return self._public(message)
+
+    async def api_deleteMessage(self: FakeTelegram, p: Params, files: Files) -> Any:
+        chat = self._chat(p.get("chat_id"))
+        message = self._messages.get((chat.id, _int(p, "message_id")))
+        if message is None or message.get("_deleted"):
+            raise bad_request("message to delete not found")
+        message["_deleted"] = True
+        return True
+
+    async def api_deleteMessages(self: FakeTelegram, p: Params, files: Files) -> Any:
+        chat = self._chat(p.get("chat_id"))
+        for message_id in p.get("message_ids") or []:
+            message = self._messages.get((chat.id, int(message_id)))
+            if message is not None:
+                message["_deleted"] = True
+        return True
+
+    async def api_sendChatAction(self: FakeTelegram, p: Params, files: Files) -> Any:
+        chat = self._chat(p.get("chat_id"))
+        action = p.get("action")
+        if not action:
+            raise bad_request("action is empty")
+        self._chat_actions.append(
+            {"chat_id": chat.id, "action": action, "message_thread_id": p.get("message_thread_id")}
+        )
+        return True
+
+    async def api_copyMessage(self: FakeTelegram, p: Params, files: Files) -> Any:
+        source = self._source_message(p, "message to copy not found")
+        content = {k: snapshot(source[k]) for k in CONTENT_KEYS if k in source}
+        if "caption" in p and "text" not in content:
+            caption, entities = self._formatted(
+                p, "caption", "caption_entities", MAX_CAPTION, False
+            )
+            content["caption"] = caption
+            content.pop("caption_entities", None)
+            if entities:
+                content["caption_entities"] = entities
+        message = self._bot_message(p, content)
+        return {"message_id": message["message_id"]}
+
+    async def api_forwardMessage(self: FakeTelegram, p: Params, files: Files) -> Any:
+        source = self._source_message(p, "message to forward not found")
+        content = {k: snapshot(source[k]) for k in CONTENT_KEYS if k in source}
+        sender = source.get("from") or self.bot_user
+        content["forward_origin"] = {
+            "type": "user",
+            "sender_user": snapshot(sender),
+            "date": source["date"],
+        }
+        content["forward_date"] = source["date"]
+        return self._public(self._bot_message(p, content))
+
+    def _source_message(self: FakeTelegram, p: Params, missing: str) -> dict:
+        source_chat = self._chat(p.get("from_chat_id"))
+        source = self._messages.get((source_chat.id, _int(p, "message_id")))
+        if source is None or source.get("_deleted"):
+            raise bad_request(missing)
+        if not any(k in source for k in CONTENT_KEYS):
+            raise bad_request("message can't be copied")
+        return source
+
+    async def _send_media(self: FakeTelegram, kind: str, p: Params, files: Files) -> Any:
+        content = self._media_content(kind, p, files)
+        caption, entities = self._formatted(p, "caption", "caption_entities", MAX_CAPTION, False)
+        if caption:
+            content["caption"] = caption
+        if entities:
+            content["caption_entities"] = entities
+        return self._public(self._bot_message(p, content))
+
+    async def api_sendPhoto(self: FakeTelegram, p: Params, files: Files) -> Any:
+        return await self._send_media("photo", p, files)
+
+    async def api_sendDocument(self: FakeTelegram, p: Params, files: Files) -> Any:
+        return await self._send_media("document", p, files)
+
+    async def api_sendVoice(self: FakeTelegram, p: Params, files: Files) -> Any:
+        return await self._send_media("voice", p, files)
+
+    async def api_sendAudio(self: FakeTelegram, p: Params, files: Files) -> Any:
+        return await self._send_media("audio", p, files)
+
+    async def api_sendVideo(self: FakeTelegram, p: Params, files: Files) -> Any:
+        return await self._send_media("video", p, files)
+
+    async def api_sendAnimation(self: FakeTelegram, p: Params, files: Files) -> Any:
+        return await self._send_media("animation", p, files)
+
+    async def api_sendSticker(self: FakeTelegram, p: Params, files: Files) -> Any:
+        return await self._send_media("sticker", p, files)
+
+    async def api_sendLocation(self: FakeTelegram, p: Params, files: Files) -> Any:
+        location = {"latitude": float(p["latitude"]), "longitude": float(p["longitude"])}
+        return self._public(self._bot_message(p, {"location": location}))
+
+    async def api_getFile(self: FakeTelegram, p: Params, files: Files) -> Any:
+        meta = self._files_meta.get(p.get("file_id") or "")
+        if meta is None:
+            raise bad_request("invalid file_id")
+        return {
+            "file_id": meta["file_id"],
+            "file_unique_id": meta["file_unique_id"],
+            "file_size": meta.get("file_size", 0),
+            "file_path": self._file_path(meta["file_id"]),
+        }
+
+    # ------------------------------------------------------------------ chats & topics
+
+    async def api_getChat(self: FakeTelegram, p: Params, files: Files) -> Any:
+        chat = self._chat(p.get("chat_id"))
+        info = chat.to_dict()
+        info.update(
+            {
+                "accent_color_id": 0,
+                "max_reaction_count": 11,
+                "accepted_gift_types": {
+                    "unlimited_gifts": False,
+                    "limited_gifts": False,
+                    "unique_gifts": False,
+                    "premium_subscription": False,
+                },
+            }
+        )
+        return info
+
+    def _forum(self: FakeTelegram, p: Params) -> ChatState:
+        chat = self._chat(p.get("chat_id"))
+        if not chat.is_forum:
+            raise bad_request("the chat is not a forum")
+        return chat
+
+    def _topic(self: FakeTelegram, p: Params) -> tuple[ChatState, Topic]:
+        chat = self._forum(p)
+        topic = chat.topics.get(_int(p, "message_thread_id"))
+        if topic is None:
+            raise bad_request("TOPIC_ID_INVALID")
+        return chat, topic
+
+    async def api_createForumTopic(self: FakeTelegram, p: Params, files: Files) -> Any:
+        chat = self._forum(p)
+        name = p.get("name") or ""
+        if not 1 <= len(name) <= 128:
+            raise bad_request("invalid forum topic name specified" if name else "name is empty")
+        topic = self._open_topic(chat, name, creator=self.bot_user)
+        if p.get("icon_color") is not None:
+            topic.icon_color = int(p["icon_color"])
+        topic.icon_custom_emoji_id = p.get("icon_custom_emoji_id") or None
+        return topic.to_dict()
+
+    async def api_editForumTopic(self: FakeTelegram, p: Params, files: Files) -> Any:
+        _, topic = self._topic(p)
+        name = p.get("name")
+        emoji = p.get("icon_custom_emoji_id")
+        if (name is None or name == topic.name) and (
+            emoji is None or emoji == topic.icon_custom_emoji_id
+        ):
+            raise bad_request("TOPIC_NOT_MODIFIED")
+        if name is not None:
+            topic.name = name
+        if emoji is not None:
+            topic.icon_custom_emoji_id = emoji or None
+        return True
+
+    async def api_closeForumTopic(self: FakeTelegram, p: Params, files: Files) -> Any:
+        _, topic = self._topic(p)
+        if topic.closed:
+            raise bad_request("TOPIC_NOT_MODIFIED")
+        topic.closed = True
+        return True
+
+    async def api_reopenForumTopic(self: FakeTelegram, p: Params, files: Files) -> Any:
+        _, topic = self._topic(p)
+        if not topic.closed:
+            raise bad_request("TOPIC_NOT_MODIFIED")
+        topic.closed = False
+        return True
+
+    async def api_deleteForumTopic(self: FakeTelegram, p: Params, files: Files) -> Any:
+        chat, topic = self._topic(p)
+        del chat.topics[topic.thread_id]
+        return True
+
+    # ------------------------------------------------------------------ misc
+
+    async def api_answerCallbackQuery(self: FakeTelegram, p: Params, files: Files) -> Any:
+        query_id = p.get("callback_query_id")
+        if query_id not in self._callback_queries or self._callback_queries[query_id] is not None:
+            raise bad_request(
+                "query is too old and response timeout expired or query ID is invalid"
+            )
+        self._callback_queries[query_id] = {
+            "text": p.get("text"),
+            "show_alert": bool(p.get("show_alert")),
+            "url": p.get("url"),
+        }
+        return True
+
+    async def api_setMyCommands(self: FakeTelegram, p: Params, files: Files) -> Any:
+        commands = p.get("commands")
+        if not isinstance(commands, list):
+            raise bad_request("can't parse commands JSON object")
+        for command in commands:
+            name = str(command.get("command", ""))
+            if (
+                not name
+                or len(name) > 32
+                or not name.replace("_", "").isalnum()
+                or name.lower() != name
+            ):
+                raise bad_request("BOT_COMMAND_INVALID")
+            if not 1 <= len(str(command.get("description", ""))) <= 256:
+                raise bad_request(
+                    "command description is empty"
+                    if not command.get("description")
+                    else "BOT_COMMAND_INVALID"
+                )
+        key = (
+            snapshot(p.get("scope") or {"type": "default"}).get("type"),
+            p.get("language_code") or "",
+        )
+        self.commands[key] = commands
+        return True
+
+    async def api_getMyCommands(self: FakeTelegram, p: Params, files: Files) -> Any:
+        key = ((p.get("scope") or {"type": "default"}).get("type"), p.get("language_code") or "")
+        return self.commands.get(key, [])
+
+    async def api_deleteMyCommands(self: FakeTelegram, p: Params, files: Files) -> Any:
+        key = ((p.get("scope") or {"type": "default"}).get("type"), p.get("language_code") or "")
+        self.commands.pop(key, None)
+        return True
+
+    async def api_setMyDescription(self: FakeTelegram, p: Params, files: Files) -> Any:
+        return True
+
+    async def api_setMyShortDescription(self: FakeTelegram, p: Params, files: Files) -> Any:
+        return True
+
+    async def api_setChatMenuButton(self: FakeTelegram, p: Params, files: Files) -> Any:
+        return True
+
+    async def api_getChatMember(self: FakeTelegram, p: Params, files: Files) -> Any:
+        user_id = _int(p, "user_id")
+        if user_id == self.bot_user["id"]:
+            return {
+                "status": "administrator",
+                "user": dict(self.bot_user),
+                "can_be_edited": False,
+                "is_anonymous": False,
+                "can_manage_chat": True,
+                "can_delete_messages": True,
+                "can_manage_video_chats": True,
+                "can_restrict_members": True,
+                "can_promote_members": False,
+                "can_change_info": True,
+                "can_invite_users": True,
+                "can_post_stories": False,
+                "can_edit_stories": False,
+                "can_delete_stories": False,
+                "can_manage_topics": True,
+            }
+        user = self._users.get(user_id) or {"id": user_id, "is_bot": False, "first_name": "Member"}
+        return {"status": "member", "user": dict(user)}
