@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 from bot.errors import ConfigError, Problem
 from bot.knowledge.faq import FaqEntry, FaqSet
 from bot.knowledge.persona import MESSAGE_KEYS, Persona
-from bot.knowledge.schema import INVALID, Report, Rules, build, unknown_key_message
+from bot.knowledge.schema import INVALID, Report, Rules, build, closest_key, unknown_key_message
 from bot.knowledge.yaml_source import (
     MappingNode,
     Node,
@@ -273,21 +273,20 @@ def _persona_messages(node: Node, name: str, report: Report) -> Any:
         return INVALID
     before = len(report.problems)
     messages: dict[str, str] = {}
+    accounted: set[str] = set()  # given, or misspelt and already reported as such
     for key, key_node, value_node in mapping_items(node, report.path, report.problems, name):
         if key not in MESSAGE_KEYS:
             report.add(key_node, f"{name}: {unknown_key_message(key, MESSAGE_KEYS)}")
+            accounted.add(closest_key(key, MESSAGE_KEYS) or key)
             continue
+        accounted.add(key)
         text = _message_text(key, value_node, f"{name}.{key}", report)
         if text is not None:
             messages[key] = text
-    missing = [key for key in MESSAGE_KEYS if key not in messages and not _was_given(node, key)]
+    missing = [key for key in MESSAGE_KEYS if key not in accounted]
     if missing:
         report.add(node, f"{name}: missing {', '.join(missing)}")
     return INVALID if len(report.problems) > before else messages
-
-
-def _was_given(node: MappingNode, key: str) -> bool:
-    return any(isinstance(k, ScalarNode) and k.value == key for k, _ in node.value)
 
 
 def _message_text(key: str, node: Node, name: str, report: Report) -> str | None:

@@ -114,6 +114,8 @@ def build(
         spec = specs.get(key)
         if spec is None:
             report.add(key_node, prefix + unknown_key_message(key, specs))
+            # "anwser" already says what is wrong; "answer is missing" would be the same mistake twice.
+            seen.add(closest_key(key, specs) or key)
             continue
         seen.add(key)
         name = f"{label}.{key}" if label else key
@@ -196,12 +198,18 @@ def expected(hint: Any) -> str:
 
 def unknown_key_message(key: str, allowed: Iterable[str]) -> str:
     allowed = sorted(allowed)
+    close = closest_key(key, allowed)
+    if close:
+        return f"unknown key '{key}', did you mean '{close}'?"
+    return f"unknown key '{key}'; allowed keys: {', '.join(allowed)}"
+
+
+def closest_key(key: str, allowed: Iterable[str]) -> str | None:
+    allowed = sorted(allowed)
     close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
     if not close:
         close = [a for a in allowed if a.lower() == key.lower()]
-    if close:
-        return f"unknown key '{key}', did you mean '{close[0]}'?"
-    return f"unknown key '{key}'; allowed keys: {', '.join(allowed)}"
+    return close[0] if close else None
 
 
 _SCALAR_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "true or false"}
