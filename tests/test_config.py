@@ -153,6 +153,12 @@ def test_ints_are_accepted_for_floats_and_level_names_in_any_case(tmp_path: Path
     assert settings.logging.level == "DEBUG"
 
 
+def test_a_setting_left_blank_keeps_its_default(tmp_path: Path) -> None:
+    write(tmp_path / "bot.yaml", "llm:\n  model:\n  max_tokens: 100\n")
+    llm = load_settings(tmp_path, {}).llm
+    assert (llm.model, llm.max_tokens) == (Settings().llm.model, 100)
+
+
 def test_escalation_rules_are_read_into_dataclasses(tmp_path: Path) -> None:
     write(
         tmp_path / "bot.yaml",
@@ -358,6 +364,12 @@ def test_broken_placeholder_is_reported() -> None:
     path = BROKEN / "config" / "persona.yaml"
     problems = problems_of(load_persona, path)
     assert any(p.startswith(f"{path}:6: messages.start: broken placeholder") for p in problems)
+
+
+def test_persona_messages_left_blank_are_all_missing(tmp_path: Path) -> None:
+    path = write(tmp_path / "persona.yaml", "name: N\ncompany: C\ninstructions: I\nmessages:\n")
+    [problem] = problems_of(load_persona, path)
+    assert problem.startswith(f"{path}:4: messages: is empty; it needs start, help,")
 
 
 def test_persona_needs_name_company_instructions_and_messages(tmp_path: Path) -> None:

@@ -266,6 +266,9 @@ def _read_persona(path: Path) -> tuple[Persona, list[Problem]]:
 
 
 def _persona_messages(node: Node, name: str, report: Report) -> Any:
+    if isinstance(node, ScalarNode) and node.tag == "tag:yaml.org,2002:null":
+        report.add(node, f"{name}: is empty; it needs {', '.join(MESSAGE_KEYS)}")
+        return INVALID
     if not isinstance(node, MappingNode):
         report.add(
             node, f"{name}: expected a mapping of message names to texts, got {describe(node)}"

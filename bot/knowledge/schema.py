@@ -120,6 +120,8 @@ def build(
         seen.add(key)
         name = f"{label}.{key}" if label else key
         hook = rules.hooks.get((cls, key))
+        if not spec.required and hook is None and _is_null(value_node):
+            continue  # "office_hours:" left blank keeps the default, as if the line were absent
         value = (
             hook(value_node, name, report)
             if hook
