@@ -1,0 +1,662 @@
+"""An OpenAI-compatible chat-completions and embeddings server double, over real HTTP.
+
+The bot's LLM client is tested against the failure modes real providers show (rate limits
+with Retry-After, streams cut mid-way, error objects inside a stream, malformed bodies,
+requests that never answer) by scripting replies instead of waiting for them to happen.
+Run it as a process (``python -m tests.fakes.llm_api --port 8082 --delay 0.5``) for
+benchmarks; a JSON control API under ``/_control/`` then scripts replies and reads requests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import contextlib
+import dataclasses
+import hashlib
+import inspect
+import itertools
+import json
+import math
+import re
+import signal
+import struct
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+__all__ = ["FakeLLM", "Reply", "embed"]
+
+_ids = itertools.count(1)
+
+
+@dataclass
+class Reply:
+    """What the server does with one chat-completions request.
+
+    Build with the constructors (``Reply.text``, ``Reply.tool_call``, ``Reply.http_error``,
+    ``Reply.hang``, ``Reply.cut``, ``Reply.malformed_json``, ``Reply.no_choices``,
+    ``Reply.mid_stream_error``) and adjust with ``.after(seconds)``.
+    """
+
+    content: str | None = None
+    tool_calls: list[dict] = field(default_factory=list)  # {"name", "arguments", "id"?}
+    chunks: int | None = None  # stream pieces per text/arguments; None = one per word
+    chunk_delay: float = 0.0
+    finish_reason: str | None = None
+    status: int = 200
+    error: dict | None = None  # the OpenAI error object, for status != 200
+    headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0
+    hangs: bool = False
+    cut_after: int | None = None  # close the connection after this many stream chunks
+    malformed: bool = False
+    empty_choices: bool = False
+    stream_error: dict | None = None
+    stream_error_after: int = 1
+    keep_alive: bool = False  # send ": keep-alive" comment lines between chunks
+    usage: dict | None = None
+
+    @classmethod
+    def text(
+        cls, content: str, chunks: int | None = None, chunk_delay: float = 0.0, **kw: Any
+    ) -> Reply:
+        return cls(content=content, chunks=chunks, chunk_delay=chunk_delay, **kw)
+
+    @classmethod
+    def tool_call(
+        cls,
+        name: str,
+        arguments: dict | str,
+        *,
+        call_id: str | None = None,
+        content: str | None = None,
+        chunks: int | None = 3,
+        **kw: Any,
+    ) -> Reply:
+        """A function call; arguments may be a raw string to test malformed JSON."""
+        call = {"name": name, "arguments": arguments, "id": call_id}
+        return cls(content=content, tool_calls=[call], chunks=chunks, **kw)
+
+    @classmethod
+    def http_error(
+        cls,
+        status: int = 500,
+        message: str = "The server had an error while processing your request.",
+        *,
+        type: str | None = None,
+        code: str | None = None,
+        retry_after: float | None = None,
+        retry_after_ms: int | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Reply:
+        kind = type or {
+            400: "invalid_request_error",
+            401: "invalid_request_error",
+            404: "invalid_request_error",
+            429: "requests",
+        }.get(status, "server_error")
+        all_headers = dict(headers or {})
+        if retry_after is not None:
+            all_headers["Retry-After"] = str(retry_after)
+        if retry_after_ms is not None:
+            all_headers["retry-after-ms"] = str(retry_after_ms)
+        error = {"message": message, "type": kind, "param": None, "code": code}
+        return cls(status=status, error=error, headers=all_headers)
+
+    @classmethod
+    def rate_limited(
+        cls, retry_after: float | None = 1, retry_after_ms: int | None = None
+    ) -> Reply:
+        return cls.http_error(
+            429,
+            "Rate limit reached for requests. Please try again later.",
+            code="rate_limit_exceeded",
+            retry_after=retry_after,
+            retry_after_ms=retry_after_ms,
+        )
+
+    @classmethod
+    def hang(cls) -> Reply:
+        """Never answer; the connection is closed only when the server stops."""
+        return cls(hangs=True)
+
+    @classmethod
+    def cut(
+        cls, after_chunks: int, content: str = "This answer is cut off before it ends"
+    ) -> Reply:
+        return cls(content=content, cut_after=after_chunks)
+
+    @classmethod
+    def malformed_json(cls) -> Reply:
+        return cls(content="unused", malformed=True)
+
+    @classmethod
+    def no_choices(cls) -> Reply:
+        return cls(empty_choices=True)
+
+    @classmethod
+    def mid_stream_error(
+        cls,
+        message: str = "Upstream provider error",
+        *,
+        after: int = 1,
+        content: str = "Partial answer that never finishes",
+        type: str = "server_error",
+        code: str | int | None = 502,
+    ) -> Reply:
+        error = {"message": message, "type": type, "code": code}
+        return cls(content=content, stream_error=error, stream_error_after=after)
+
+    def after(self, seconds: float) -> Reply:
+        """The same reply, answered only after `seconds`."""
+        return dataclasses.replace(self, delay=seconds)
+
+
+Responder = Callable[[dict], "Reply | str | None | Awaitable[Reply | str | None]"]
+
+
+def last_user_text(request: dict) -> str:
+    """The newest user message's text, also when content is a list of parts."""
+    for message in reversed(request.get("messages") or []):
+        if message.get("role") == "user":
+            return _content_text(message.get("content"))
+    return ""
+
+
+def _content_text(content: Any) -> str:
+    if isinstance(content, list):
+        return " ".join(p.get("text", "") for p in content if isinstance(p, dict))
+    return "" if content is None else str(content)
+
+
+def default_responder(request: dict) -> Reply:
+    return Reply.text(f"Answer to: {last_user_text(request)}")
+
+
+def count_tokens(text: str) -> int:
+    """A stable stand-in for a tokenizer: words and punctuation marks."""
+    return len(re.findall(r"\w+|[^\w\s]", text))
+
+
+def embed(text: str, dim: int = 256) -> list[float]:
+    """Deterministic embedding: hashed words and character trigrams, L2-normalised.
+
+    Texts that share words or word fragments get a high cosine similarity, which is
+    enough for retrieval tests to be meaningful without a model.
+    """
+    vector = [0.0] * dim
+    words = re.findall(r"\w+", text.lower())
+    features = [(w, 1.0) for w in words]
+    for word in words:
+        padded = f"#{word}#"
+        features.extend((padded[i : i + 3], 0.5) for i in range(len(padded) - 2))
+    for feature, weight in features:
+        digest = hashlib.blake2b(feature.encode(), digest_size=8).digest()
+        index = int.from_bytes(digest[:4], "little") % dim
+        vector[index] += weight if digest[4] & 1 else -weight
+    norm = math.sqrt(sum(v * v for v in vector))
+    return [v / norm for v in vector] if norm else vector
+
+
+def _split(text: str, pieces: int | None) -> list[str]:
+    if not text:
+        return []
+    if pieces is None:
+        return re.findall(r"\s*\S+\s*", text) or [text]
+    pieces = max(1, min(pieces, len(text)))
+    size = math.ceil(len(text) / pieces)
+    return [text[i : i + size] for i in range(0, len(text), size)]
+
+
+class FakeLLM:
+    """One OpenAI-compatible endpoint; every request and its concurrency are recorded."""
+
+    def __init__(
+        self,
+        *,
+        api_key: str | None = None,
+        delay: float = 0.0,
+        model: str = "fake-model",
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ):
+        self.api_key = api_key
+        self.delay = delay
+        self.model = model
+        self.models = [model, "fake-embedding"]
+        self.host = host
+        self.port = port
+        self.responder: Responder = default_responder
+        self.requests: list[dict] = []
+        self.embedding_requests: list[dict] = []
+        self.headers: list[dict[str, str]] = []
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self._script: deque[Reply] = deque()
+        self._hold: int | None = None
+        self._hold_timeout = 5.0
+        self._changed_event = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._runner: web.AppRunner | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def base_url(self) -> str:
+        """What an OpenAI client calls base_url: ``{base_url}/chat/completions``."""
+        return f"{self.url}/v1"
+
+    def make_app(self) -> web.Application:
+        app = web.Application(client_max_size=32 * 1024 * 1024)
+        for prefix in ("/v1", ""):
+            app.router.add_post(f"{prefix}/chat/completions", self._handle_chat)
+            app.router.add_post(f"{prefix}/embeddings", self._handle_embeddings)
+            app.router.add_get(f"{prefix}/models", self._handle_models)
+        app.router.add_get("/_control/{what}", self._handle_control_get)
+        app.router.add_post("/_control/{what}", self._handle_control_post)
+        return app
+
+    async def start(self) -> FakeLLM:
+        self._changed_event = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._runner = web.AppRunner(self.make_app(), access_log=None, shutdown_timeout=0.5)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        return self
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> FakeLLM:
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    # ------------------------------------------------------------------ scripting
+
+    def script(self, *replies: Reply | str) -> None:
+        """Queue replies for the next requests, ahead of the responder."""
+        self._script.extend(Reply.text(r) if isinstance(r, str) else r for r in replies)
+
+    def hold_until(self, n: int, timeout: float = 5.0) -> None:
+        """Keep requests waiting until n are in flight at once, proving concurrency.
+
+        After `timeout` a held request proceeds anyway, so a serialising client shows up
+        as max_in_flight < n rather than as a hung test.
+        """
+        self._hold = n
+        self._hold_timeout = timeout
+
+    def reset(self) -> None:
+        self.requests.clear()
+        self.embedding_requests.clear()
+        self.headers.clear()
+        self._script.clear()
+        self._hold = None
+        self.max_in_flight = self.in_flight
+        self.responder = default_responder
+
+    @property
+    def last_request(self) -> dict:
+        return self.requests[-1]
+
+    def _changed(self) -> None:
+        self._changed_event.set()
+        self._changed_event = asyncio.Event()
+
+    async def wait_for(self, predicate: Callable[[], Any], timeout: float = 5.0) -> Any:  # noqa: ASYNC109
+        """Return predicate()'s first truthy value, re-checked whenever a request moves."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            value = predicate()
+            if value:
+                return value
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise TimeoutError(f"condition not met within {timeout}s")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed_event.wait(), min(remaining, 0.01))
+
+    async def wait_for_requests(self, count: int, timeout: float = 5.0) -> list[dict]:  # noqa: ASYNC109
+        await self.wait_for(lambda: len(self.requests) >= count, timeout)
+        return list(self.requests)
+
+    async def _next_reply(self, request: dict) -> Reply:
+        if self._script:
+            return self._script.popleft()
+        reply = self.responder(request)
+        if inspect.isawaitable(reply):
+            reply = await reply
+        if reply is None:
+            return default_responder(request)
+        return Reply.text(reply) if isinstance(reply, str) else reply
+
+    async def _gate(self) -> None:
+        if self._hold is None:
+            return
+        hold = self._hold
+        with contextlib.suppress(TimeoutError):
+            await self.wait_for(
+                lambda: self._hold is None or self.in_flight >= hold, self._hold_timeout
+            )
+        self._hold = None
+        self._changed()
+
+    # ------------------------------------------------------------------ HTTP
+
+    def _unauthorized(self, request: web.Request) -> web.Response | None:
+        if self.api_key is None:
+            return None
+        if request.headers.get("Authorization") == f"Bearer {self.api_key}":
+            return None
+        return self._error_response(
+            Reply.http_error(
+                401,
+                "Incorrect API key provided.",
+                code="invalid_api_key",
+            )
+        )
+
+    @staticmethod
+    def _error_response(reply: Reply) -> web.Response:
+        return web.json_response({"error": reply.error}, status=reply.status, headers=reply.headers)
+
+    async def _read_json(self, request: web.Request) -> dict | web.Response:
+        try:
+            body = await request.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            return self._error_response(
+                Reply.http_error(400, "We could not parse the JSON body of your request.")
+            )
+        return body
+
+    async def _handle_chat(self, request: web.Request) -> web.StreamResponse:
+        if (denied := self._unauthorized(request)) is not None:
+            return denied
+        body = await self._read_json(request)
+        if isinstance(body, web.Response):
+            return body
+        if not isinstance(body.get("messages"), list) or not body["messages"]:
+            return self._error_response(
+                Reply.http_error(400, "[] is too short - 'messages'", code="invalid_value")
+            )
+        self.requests.append(body)
+        self.headers.append(dict(request.headers))
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        self._changed()
+        try:
+            await self._gate()
+            reply = await self._next_reply(body)
+            if reply.hangs:
+                await self._stopping.wait()
+                if request.transport is not None:
+                    request.transport.abort()
+                return web.Response(status=503)
+            if self.delay + reply.delay > 0:
+                await asyncio.sleep(self.delay + reply.delay)
+            if reply.status != 200:
+                return self._error_response(reply)
+            if body.get("stream"):
+                return await self._stream(request, body, reply)
+            return await self._complete(request, body, reply)
+        finally:
+            self.in_flight -= 1
+            self._changed()
+
+    def _usage(self, request: dict, reply: Reply) -> dict:
+        if reply.usage is not None:
+            return dict(reply.usage)
+        prompt = sum(count_tokens(_content_text(m.get("content"))) + 4 for m in request["messages"])
+        completion = count_tokens(reply.content or "") + sum(
+            count_tokens(self._arguments(c)) for c in reply.tool_calls
+        )
+        return {
+            "prompt_tokens": prompt,
+            "completion_tokens": completion,
+            "total_tokens": prompt + completion,
+        }
+
+    @staticmethod
+    def _arguments(call: dict) -> str:
+        arguments = call.get("arguments", {})
+        return arguments if isinstance(arguments, str) else json.dumps(arguments)
+
+    @staticmethod
+    def _call_ids(reply: Reply, completion_id: str) -> list[str]:
+        return [
+            c.get("id") or f"call_{completion_id[-8:]}_{i}" for i, c in enumerate(reply.tool_calls)
+        ]
+
+    def _envelope(self, request: dict, kind: str) -> dict:
+        return {
+            "id": f"chatcmpl-{next(_ids):012d}",
+            "object": kind,
+            "created": int(time.time()),
+            "model": request.get("model") or self.model,
+            "system_fingerprint": "fp_fake",
+        }
+
+    async def _complete(self, request: web.Request, body: dict, reply: Reply) -> web.StreamResponse:
+        response = self._envelope(body, "chat.completion")
+        message: dict[str, Any] = {"role": "assistant", "content": reply.content, "refusal": None}
+        if reply.tool_calls:
+            ids = self._call_ids(reply, response["id"])
+            message["tool_calls"] = [
+                {
+                    "id": call_id,
+                    "type": "function",
+                    "function": {"name": c["name"], "arguments": self._arguments(c)},
+                }
+                for call_id, c in zip(ids, reply.tool_calls, strict=True)
+            ]
+        finish = reply.finish_reason or ("tool_calls" if reply.tool_calls else "stop")
+        response["choices"] = (
+            []
+            if reply.empty_choices
+            else [{"index": 0, "message": message, "logprobs": None, "finish_reason": finish}]
+        )
+        response["usage"] = self._usage(body, reply)
+        if reply.stream_error is not None:
+            return web.json_response({"error": reply.stream_error}, headers=reply.headers)
+        text = json.dumps(response)
+        if reply.malformed:
+            text = text[: len(text) // 2]
+        if reply.cut_after is not None:
+            stream = web.StreamResponse(headers={"Content-Type": "application/json"})
+            await stream.prepare(request)
+            await stream.write(text[: len(text) // 2].encode())
+            if request.transport is not None:
+                request.transport.abort()
+            return stream
+        return web.Response(text=text, content_type="application/json", headers=reply.headers)
+
+    def _chunks(self, body: dict, reply: Reply, include_usage: bool) -> Iterator[dict]:
+        envelope = self._envelope(body, "chat.completion.chunk")
+
+        def chunk(delta: dict, finish: str | None = None) -> dict:
+            data = dict(envelope)
+            data["choices"] = [
+                {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
+            ]
+            if include_usage:
+                data["usage"] = None
+            return data
+
+        if reply.empty_choices:
+            yield {**envelope, "choices": []}
+            return
+        yield chunk({"role": "assistant", "content": "", "refusal": None})
+        for piece in _split(reply.content or "", reply.chunks):
+            yield chunk({"content": piece})
+        ids = self._call_ids(reply, envelope["id"])
+        for index, (call_id, call) in enumerate(zip(ids, reply.tool_calls, strict=True)):
+            head = {
+                "index": index,
+                "id": call_id,
+                "type": "function",
+                "function": {"name": call["name"], "arguments": ""},
+            }
+            yield chunk({"tool_calls": [head]})
+            for piece in _split(self._arguments(call), reply.chunks or 3):
+                yield chunk({"tool_calls": [{"index": index, "function": {"arguments": piece}}]})
+        yield chunk({}, reply.finish_reason or ("tool_calls" if reply.tool_calls else "stop"))
+        if include_usage:
+            yield {**envelope, "choices": [], "usage": self._usage(body, reply)}
+
+    async def _stream(self, request: web.Request, body: dict, reply: Reply) -> web.StreamResponse:
+        response = web.StreamResponse(
+            headers={
+                "Content-Type": "text/event-stream",
+                "Cache-Control": "no-cache",
+                **reply.headers,
+            }
+        )
+        await response.prepare(request)
+        include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+        for sent, chunk in enumerate(self._chunks(body, reply, include_usage)):
+            if reply.cut_after is not None and sent >= reply.cut_after:
+                if request.transport is not None:
+                    request.transport.abort()
+                return response
+            if reply.stream_error is not None and sent >= reply.stream_error_after:
+                await response.write(
+                    f"data: {json.dumps({'error': reply.stream_error})}\n\n".encode()
+                )
+                await response.write_eof()
+                return response
+            if sent and reply.chunk_delay:
+                await asyncio.sleep(reply.chunk_delay)
+            if reply.keep_alive:
+                await response.write(b": keep-alive\n\n")
+            if reply.malformed and sent == 1:
+                await response.write(b'data: {"id": "chatcmpl-broken", "choices": [{"delta": \n\n')
+                continue
+            await response.write(f"data: {json.dumps(chunk)}\n\n".encode())
+        await response.write(b"data: [DONE]\n\n")
+        await response.write_eof()
+        return response
+
+    async def _handle_embeddings(self, request: web.Request) -> web.StreamResponse:
+        if (denied := self._unauthorized(request)) is not None:
+            return denied
+        body = await self._read_json(request)
+        if isinstance(body, web.Response):
+            return body
+        inputs = body.get("input")
+        if isinstance(inputs, str) or (
+            isinstance(inputs, list) and inputs and isinstance(inputs[0], int)
+        ):
+            inputs = [inputs]
+        if not isinstance(inputs, list) or not inputs:
+            return self._error_response(Reply.http_error(400, "'input' is a required property"))
+        self.embedding_requests.append(body)
+        self._changed()
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        texts = [t if isinstance(t, str) else " ".join(map(str, t)) for t in inputs]
+        dim = int(body.get("dimensions") or 256)
+        data = []
+        for index, text in enumerate(texts):
+            vector: Any = embed(text, dim)
+            if body.get("encoding_format") == "base64":
+                vector = base64.b64encode(struct.pack(f"<{dim}f", *vector)).decode()
+            data.append({"object": "embedding", "index": index, "embedding": vector})
+        tokens = sum(count_tokens(t) for t in texts)
+        return web.json_response(
+            {
+                "object": "list",
+                "data": data,
+                "model": body.get("model") or "fake-embedding",
+                "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+            }
+        )
+
+    async def _handle_models(self, request: web.Request) -> web.StreamResponse:
+        if (denied := self._unauthorized(request)) is not None:
+            return denied
+        models = [
+            {"id": name, "object": "model", "created": 1_700_000_000, "owned_by": "fake"}
+            for name in self.models
+        ]
+        return web.json_response({"object": "list", "data": models})
+
+    # ------------------------------------------------------------------ control API
+
+    async def _handle_control_post(self, request: web.Request) -> web.StreamResponse:
+        what = request.match_info["what"]
+        body = await request.json() if request.can_read_body else {}
+        if what == "script":
+            replies = body if isinstance(body, list) else [body]
+            self.script(*(Reply(**r) for r in replies))
+        elif what == "delay":
+            self.delay = float(body.get("seconds", 0))
+        elif what == "hold":
+            self.hold_until(int(body["n"]), float(body.get("timeout", 5)))
+        elif what == "reset":
+            self.reset()
+        else:
+            return web.json_response({"ok": False, "description": "unknown action"}, status=404)
+        return web.json_response({"ok": True})
+
+    async def _handle_control_get(self, request: web.Request) -> web.StreamResponse:
+        what = request.match_info["what"]
+        if what == "requests":
+            return web.json_response({"ok": True, "result": self.requests})
+        if what == "stats":
+            stats = {
+                "requests": len(self.requests),
+                "embedding_requests": len(self.embedding_requests),
+                "in_flight": self.in_flight,
+                "max_in_flight": self.max_in_flight,
+                "scripted": len(self._script),
+            }
+            return web.json_response({"ok": True, "result": stats})
+        return web.json_response({"ok": False, "description": "unknown query"}, status=404)
+
+
+async def _serve(args: argparse.Namespace) -> None:
+    fake = FakeLLM(
+        api_key=args.api_key, delay=args.delay, model=args.model, host=args.host, port=args.port
+    )
+    await fake.start()
+    print(json.dumps({"url": fake.url, "base_url": fake.base_url}), flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await fake.stop()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Serve a fake OpenAI-compatible API.")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8082)
+    parser.add_argument("--delay", type=float, default=0.0, help="seconds before each answer")
+    parser.add_argument("--api-key", default=None)
+    parser.add_argument("--model", default="fake-model")
+    asyncio.run(_serve(parser.parse_args(argv)))
+
+
+if __name__ == "__main__":
+    main()
