@@ -15,26 +15,36 @@ logistic function of that share for the top entry and of its lead over the runne
 
 from __future__ import annotations
 
+import heapq
 import math
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from itertools import chain, islice
+from operator import itemgetter
 
 from bot.knowledge.faq import FaqEntry, SearchResult
-from bot.knowledge.text import Analyzer
+from bot.knowledge.text import Analyzer, is_cjk
 
 
 @dataclass(frozen=True)
 class SearchParams:
     """General ranking parameters; none depends on a particular FAQ's vocabulary."""
 
-    k1: float = 2.0
-    b: float = 0.75
+    k1: float = 3.0
+    b: float = 0.9
     question_weight: float = 1.0
     tags_weight: float = 1.0
     examples_weight: float = 1.0
     answer_weight: float = 1.0
     passage_weight: float = 0.3  # blend weight of the best single phrasing
+    # Postings are kept best first; a query reads at most this many per term. Terms this
+    # common carry little weight, and reading them whole would cost time on large FAQs.
+    max_postings: int = 400
+    ngram_weight: float = 1.0  # blend weight of character n-gram matching
+    ngram_min: int = 3
+    ngram_max: int = 5
+    ngram_candidates: int = 30  # entries re-scored by n-grams, best by words first
     # confidence = sigmoid(conf_top * top + conf_margin * (top - second) + conf_bias)
     conf_top: float = 8.0
     conf_margin: float = 8.0
@@ -74,11 +84,14 @@ class _Postings:
                     acc[doc_id] = acc.get(doc_id, 0.0) + tf * norm
         for term, per_doc in raw.items():
             idf = _idf(len(docs), len(per_doc))
-            ids = list(per_doc)
-            index.lists[term] = (ids, [idf * t / (k1 + t) for t in per_doc.values()])
+            ranked = sorted(per_doc.items(), key=itemgetter(1), reverse=True)
+            index.lists[term] = (
+                [doc_id for doc_id, _ in ranked],
+                [idf * t / (k1 + t) for _, t in ranked],
+            )
         return index
 
-    def score(self, query: Counter[str]) -> tuple[dict[int, float], float]:
+    def score(self, query: Counter[str], limit: int) -> tuple[dict[int, float], float]:
         """Scores per document, and the most any document could score for this query."""
         acc: dict[int, float] = defaultdict(float)
         best = 0.0
@@ -89,13 +102,13 @@ class _Postings:
                 continue
             ids, weights = found
             best += qtf * _idf(self.n_docs, len(ids))
-            if qtf == 1:
-                for doc_id, w in zip(ids, weights, strict=True):
-                    acc[doc_id] += w
-            else:
-                for doc_id, w in zip(ids, weights, strict=True):
-                    acc[doc_id] += qtf * w
+            for doc_id, w in islice(zip(ids, weights, strict=True), limit):
+                acc[doc_id] += qtf * w
         return acc, best
+
+
+def _by_score(item: tuple[int, float]) -> tuple[float, int]:
+    return item[1], -item[0]  # ties go to the entry written first
 
 
 def _idf(n_docs: int, df: int) -> float:
@@ -120,12 +133,23 @@ class FaqIndex:
         self._params = params
         self._analyzer = Analyzer(language)
         p = params
-        terms = self._analyzer.terms
+        analyzer = self._analyzer
+        shared_words: dict[str, str] = {}
+        self._entry_words: list[tuple[str, ...]] = []
 
-        questions = [Counter(terms(e.question)) for e in self._entries]
-        tags = [Counter(terms(" ".join(e.tags))) for e in self._entries]
-        answers = [Counter(terms(e.answer)) for e in self._entries]
-        example_lists = [[Counter(terms(x)) for x in e.examples] for e in self._entries]
+        def terms(text: str) -> list[str]:
+            tokens = analyzer.words(text)
+            words_seen.extend(shared_words.setdefault(w, w) for w in tokens if not is_cjk(w))
+            return analyzer.terms_of(tokens)
+
+        questions, tags, answers, example_lists = [], [], [], []
+        for e in self._entries:
+            words_seen: list[str] = []
+            questions.append(Counter(terms(e.question)))
+            tags.append(Counter(terms(" ".join(e.tags))))
+            answers.append(Counter(terms(e.answer)))
+            example_lists.append([Counter(terms(x)) for x in e.examples])
+            self._entry_words.append(tuple(words_seen))
         examples = [sum(xs, Counter()) for xs in example_lists]
 
         fields = [
@@ -162,19 +186,73 @@ class FaqIndex:
             self._passage_owner.append(doc_id)
         self._passage_index = _Postings.build(passages, p.k1, p.b)
 
+        self._gram_cache: dict[str, tuple[str, ...]] = {}
+        self._gram_df: Counter[str] = Counter()
+        self._gram_lengths: list[int] = []
+        if p.ngram_weight > 0:
+            grams = self._grams
+            for entry_words in self._entry_words:
+                unique = set(entry_words)
+                self._gram_df.update(set(chain.from_iterable(map(grams, unique))))
+                self._gram_lengths.append(sum(len(grams(w)) for w in entry_words))
+        self._gram_avg = (
+            sum(self._gram_lengths) / len(self._gram_lengths) if self._gram_lengths else 1.0
+        ) or 1.0
+
+    def _grams(self, word: str) -> tuple[str, ...]:
+        """Character n-grams of a word: they match word forms, compounds and typos."""
+        cached = self._gram_cache.get(word)
+        if cached is None:
+            p = self._params
+            padded = f" {word} "
+            cached = tuple(
+                padded[i : i + n]
+                for n in range(p.ngram_min, p.ngram_max + 1)
+                for i in range(len(padded) - n + 1)
+            )
+            if len(self._gram_cache) < 500_000:
+                self._gram_cache[word] = cached
+        return cached
+
+    def _ngram_scores(self, tokens: list[str], candidates: list[int]) -> dict[int, float]:
+        """BM25 over character n-grams for a few candidates, as a share of the query's best."""
+        q_words = [w for w in tokens if not is_cjk(w)]
+        q = Counter(chain.from_iterable(map(self._grams, q_words)))
+        if not q:
+            return {}
+        n_docs = len(self._entries)
+        df = self._gram_df
+        idf = {g: _idf(n_docs, df.get(g, 0)) for g in q}
+        best = sum(qtf * idf[g] for g, qtf in q.items())
+        known = [(g, qtf * idf[g]) for g, qtf in q.items() if g in df]
+        p = self._params
+        k1, b = p.k1, p.b
+        out: dict[int, float] = {}
+        for doc_id in candidates:
+            doc = Counter(chain.from_iterable(map(self._grams, self._entry_words[doc_id])))
+            k = k1 * (1.0 - b + b * self._gram_lengths[doc_id] / self._gram_avg)
+            score = 0.0
+            for g, w in known:
+                tf = doc.get(g)
+                if tf:
+                    score += w * tf / (tf + k)
+            out[doc_id] = score / best
+        return out
+
     def __len__(self) -> int:
         return len(self._entries)
 
     def search(self, query: str, top_k: int = 3) -> list[SearchResult]:
         if top_k <= 0 or not self._entries:
             return []
-        q = Counter(self._analyzer.terms(query))
+        tokens = self._analyzer.words(query)
+        q = Counter(self._analyzer.terms_of(tokens))
         if not q:
             return []
-        scores = self._scores(q)
+        scores = self._scores(q, tokens)
         if not scores:
             return []
-        ranked = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))
+        ranked = heapq.nlargest(max(top_k, 2), scores.items(), key=_by_score)
         top = ranked[0][1]
         second = ranked[1][1] if len(ranked) > 1 else 0.0
         confidence = self._confidence(top, second)
@@ -184,27 +262,31 @@ class FaqIndex:
             results.append(SearchResult(self._entries[doc_id], score, conf))
         return results
 
-    def _scores(self, q: Counter[str]) -> dict[int, float]:
+    def _scores(self, q: Counter[str], tokens: list[str]) -> dict[int, float]:
         p = self._params
-        entry_scores, entry_best = self._entry_index.score(q)
-        combined: dict[int, float] = {}
-        if entry_best > 0:
-            inv = 1.0 / entry_best
-            combined = {d: s * inv for d, s in entry_scores.items()}
+        entry_scores, entry_best = self._entry_index.score(q, p.max_postings)
+        if entry_best <= 0 or not entry_scores:
+            return {}
+        total = 1.0 + p.passage_weight + p.ngram_weight
+        inv = 1.0 / (entry_best * total)
+        combined = {d: s * inv for d, s in entry_scores.items()}
         if p.passage_weight > 0:
-            passage_scores, passage_best = self._passage_index.score(q)
-            if passage_best > 0:
-                best_per_entry: dict[int, float] = {}
-                owner = self._passage_owner
-                for pid, s in passage_scores.items():
-                    d = owner[pid]
-                    if s > best_per_entry.get(d, 0.0):
-                        best_per_entry[d] = s
-                w = p.passage_weight / passage_best
-                for d, s in best_per_entry.items():
-                    combined[d] = combined.get(d, 0.0) + w * s
-        total = 1.0 + p.passage_weight
-        return {d: s / total for d, s in combined.items() if s > 0}
+            passage_scores, passage_best = self._passage_index.score(q, p.max_postings)
+            best_per_entry: dict[int, float] = {}
+            owner = self._passage_owner
+            for pid, s in passage_scores.items():
+                d = owner[pid]
+                if s > best_per_entry.get(d, 0.0):
+                    best_per_entry[d] = s
+            w = p.passage_weight / (passage_best * total)
+            for d, s in best_per_entry.items():
+                combined[d] = combined.get(d, 0.0) + w * s
+        if p.ngram_weight > 0:
+            candidates = heapq.nlargest(p.ngram_candidates, combined, key=combined.__getitem__)
+            w = p.ngram_weight / total
+            for d, s in self._ngram_scores(tokens, candidates).items():
+                combined[d] += w * s
+        return combined
 
     def _confidence(self, score: float, rival: float) -> float:
         p = self._params

@@ -24,31 +24,23 @@ _TOKEN = re.compile(rf"[{_CJK}]+|[^\W_]+")
 _CJK_RUN = re.compile(rf"[{_CJK}]")
 
 
-def _strips_marks(base: str) -> bool:
-    """Accents are dropped on Latin and Greek letters, where people often omit them.
-
-    Cyrillic keeps its marks: й is a letter of its own that nobody writes as и.
-    """
-    code = ord(base)
-    return code < 0x0250 or 0x1E00 <= code <= 0x1EFF or 0x0370 <= code <= 0x03FF
+# Accents are dropped on Latin and Greek letters, where people often omit them. Cyrillic
+# keeps its marks: й is a letter of its own that nobody writes as и.
+_MARKS_ON_LATIN_GREEK = re.compile(
+    "(?<=[\u0000-\u024f\u1e00-\u1eff\u0370-\u03ff])"
+    "[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]+"
+)
 
 
 def normalize(text: str) -> str:
     """Fold the ways one word can be typed into one spelling, so they match each other."""
+    if text.isascii():  # the common case, and NFKC leaves ASCII alone
+        return _APOSTROPHES.sub("", text.lower())
     text = unicodedata.normalize("NFKC", text).casefold()
     text = text.replace("ё", "е")  # Russian writers routinely write е for ё
     text = _APOSTROPHES.sub("", text)  # "hasn't" and "hasnt" are the same word to a customer
     decomposed = unicodedata.normalize("NFD", text)
-    out: list[str] = []
-    base = ""
-    for ch in decomposed:
-        if unicodedata.combining(ch):
-            if base and _strips_marks(base):
-                continue
-        else:
-            base = ch
-        out.append(ch)
-    return unicodedata.normalize("NFC", "".join(out))
+    return unicodedata.normalize("NFC", _MARKS_ON_LATIN_GREEK.sub("", decomposed))
 
 
 def words(text: str) -> list[str]:
@@ -83,6 +75,195 @@ def _script_language(word: str, default: str) -> str:
     return default
 
 
+# Function words carry no topic; matching them only adds noise to short queries.
+# Negations are kept on purpose: "not received" and "received" are different questions.
+STOPWORDS = frozenset(
+    [
+        "a",
+        "an",
+        "the",
+        "i",
+        "im",
+        "ive",
+        "id",
+        "me",
+        "my",
+        "mine",
+        "myself",
+        "we",
+        "our",
+        "ours",
+        "us",
+        "you",
+        "youre",
+        "your",
+        "yours",
+        "it",
+        "its",
+        "itself",
+        "is",
+        "am",
+        "are",
+        "was",
+        "were",
+        "be",
+        "been",
+        "being",
+        "do",
+        "does",
+        "did",
+        "doing",
+        "to",
+        "of",
+        "in",
+        "on",
+        "at",
+        "for",
+        "by",
+        "with",
+        "from",
+        "and",
+        "or",
+        "but",
+        "if",
+        "so",
+        "as",
+        "that",
+        "this",
+        "these",
+        "those",
+        "there",
+        "here",
+        "what",
+        "which",
+        "who",
+        "whom",
+        "whose",
+        "when",
+        "where",
+        "why",
+        "how",
+        "can",
+        "could",
+        "would",
+        "should",
+        "will",
+        "shall",
+        "may",
+        "might",
+        "must",
+        "have",
+        "has",
+        "had",
+        "having",
+        "just",
+        "please",
+        "hi",
+        "hello",
+        "hey",
+        "thanks",
+        "thank",
+        "also",
+        "about",
+        "into",
+        "than",
+        "then",
+        "them",
+        "they",
+        "their",
+        "theirs",
+        "he",
+        "she",
+        "his",
+        "her",
+        "him",
+        "yes",
+        "ok",
+        "okay",
+        "some",
+        "any",
+        "all",
+        "very",
+        "too",
+        "much",
+        "many",
+        "get",
+        "got",
+        "и",
+        "в",
+        "во",
+        "на",
+        "с",
+        "со",
+        "к",
+        "ко",
+        "по",
+        "за",
+        "из",
+        "у",
+        "о",
+        "об",
+        "от",
+        "до",
+        "для",
+        "а",
+        "но",
+        "же",
+        "ли",
+        "бы",
+        "то",
+        "это",
+        "этот",
+        "эта",
+        "эти",
+        "я",
+        "мне",
+        "меня",
+        "мой",
+        "моя",
+        "мое",
+        "мои",
+        "мы",
+        "нас",
+        "наш",
+        "вы",
+        "вас",
+        "ваш",
+        "ваша",
+        "ваше",
+        "ваши",
+        "вам",
+        "ты",
+        "тебя",
+        "твой",
+        "он",
+        "она",
+        "оно",
+        "они",
+        "его",
+        "ее",
+        "их",
+        "как",
+        "что",
+        "где",
+        "когда",
+        "почему",
+        "зачем",
+        "какой",
+        "какая",
+        "какие",
+        "можно",
+        "ли",
+        "ну",
+        "да",
+        "пожалуйста",
+        "здравствуйте",
+        "привет",
+        "спасибо",
+    ]
+)
+
+
 class Analyzer:
     """Turns text into index terms: stemmed words, and character bigrams for CJK runs."""
 
@@ -90,9 +271,16 @@ class Analyzer:
         self.language = language
         self._cache: dict[str, tuple[str, ...]] = {}
 
+    def words(self, text: str) -> list[str]:
+        """Normalised words without function words; CJK runs are kept whole."""
+        return [w for w in words(normalize(text)) if w not in STOPWORDS]
+
     def terms(self, text: str) -> list[str]:
+        return self.terms_of(self.words(text))
+
+    def terms_of(self, tokens: list[str]) -> list[str]:
         out: list[str] = []
-        for token in words(normalize(text)):
+        for token in tokens:
             cached = self._cache.get(token)
             if cached is None:
                 cached = self._token_terms(token)
