@@ -177,6 +177,7 @@ class FakeTelegram(UpdateInjection, BotApiMethods):
         self._next_update_id = 100_000_001
         self._allowed_updates: list[str] | None = None
         self._poll_generation = 0
+        self.waiting_polls = 0  # getUpdates requests currently long-polling
         self._calls: list[Call] = []
         self._drafts: list[dict] = []
         self._chat_actions: list[dict] = []

@@ -228,24 +228,29 @@ class BotApiMethods:
         self._poll_generation += 1
         generation = self._poll_generation
         deadline = time.monotonic() + timeout
-        while True:
-            ready = [u for u in self._pending if self._allowed(u)]
-            if ready:
-                return snapshot(ready[:limit])
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return []
-            event = self._changed_event
-            try:
-                await asyncio.wait_for(event.wait(), remaining)
-            except TimeoutError:
-                return []
-            if generation != self._poll_generation:
-                raise ApiError(
-                    409,
-                    "Conflict: terminated by other getUpdates request; "
-                    "make sure that only one bot instance is running",
-                )
+        self.waiting_polls += 1
+        self._changed()
+        try:
+            while True:
+                ready = [u for u in self._pending if self._allowed(u)]
+                if ready:
+                    return snapshot(ready[:limit])
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return []
+                event = self._changed_event
+                try:
+                    await asyncio.wait_for(event.wait(), remaining)
+                except TimeoutError:
+                    return []
+                if generation != self._poll_generation:
+                    raise ApiError(
+                        409,
+                        "Conflict: terminated by other getUpdates request; "
+                        "make sure that only one bot instance is running",
+                    )
+        finally:
+            self.waiting_polls -= 1
 
     # ------------------------------------------------------------------ messages
 
@@ -443,6 +448,7 @@ class BotApiMethods:
                     "limited_gifts": False,
                     "unique_gifts": False,
                     "premium_subscription": False,
+                    "gifts_from_channels": False,
                 },
             }
         )
