@@ -19,6 +19,7 @@ from typing import Any
 
 from aiohttp import web
 
+from tests.fakes.telegram_chat_methods import ChatMethods
 from tests.fakes.telegram_control import RecordingAndControl
 from tests.fakes.telegram_methods import BotApiMethods, Files, Params
 from tests.fakes.telegram_state import (
@@ -126,7 +127,7 @@ class _Fault:
         return ApiError(self.status, description, self.retry_after)
 
 
-class FakeTelegram(RecordingAndControl, UpdateInjection, BotApiMethods):
+class FakeTelegram(RecordingAndControl, UpdateInjection, BotApiMethods, ChatMethods):
     """The Bot API as seen by one bot token; also a recorder of everything the bot did."""
 
     def __init__(

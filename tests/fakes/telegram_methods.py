@@ -11,7 +11,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from tests.fakes.telegram_markup import MarkupError, parse_text, utf16_len
-from tests.fakes.telegram_state import ApiError, ChatState, Topic, bad_request, snapshot
+from tests.fakes.telegram_state import ApiError, ChatState, bad_request, snapshot
 
 if TYPE_CHECKING:
     from tests.fakes.telegram_api import FakeTelegram
@@ -46,7 +46,7 @@ NOT_MODIFIED = (
 )
 
 
-def _int(params: Params, key: str, required: bool = True) -> int | None:
+def int_param(params: Params, key: str, required: bool = True) -> int | None:
     value = params.get(key)
     if value is None or value == "":
         if required:
@@ -103,7 +103,7 @@ class BotApiMethods:
     def _thread_for(
         self: FakeTelegram, chat: ChatState, p: Params, reply: dict | None
     ) -> int | None:
-        thread_id = _int(p, "message_thread_id", required=False)
+        thread_id = int_param(p, "message_thread_id", required=False)
         if thread_id is None and reply is not None and chat.is_forum:
             thread_id = reply.get("message_thread_id")
         if thread_id is None or not chat.is_forum:
@@ -131,7 +131,7 @@ class BotApiMethods:
 
     def _find_own(self: FakeTelegram, p: Params, missing: str) -> dict:
         chat = self._chat(p.get("chat_id"))
-        message_id = _int(p, "message_id")
+        message_id = int_param(p, "message_id")
         message = self._messages.get((chat.id, message_id))
         if message is None or message.get("_deleted"):
             raise bad_request(missing)
@@ -215,9 +215,9 @@ class BotApiMethods:
                 "Conflict: can't use getUpdates method while webhook is active; "
                 "use deleteWebhook to delete the webhook first",
             )
-        offset = _int(p, "offset", required=False)
-        limit = max(1, min(100, _int(p, "limit", required=False) or 100))
-        timeout = max(0, _int(p, "timeout", required=False) or 0)
+        offset = int_param(p, "offset", required=False)
+        limit = max(1, min(100, int_param(p, "limit", required=False) or 100))
+        timeout = max(0, int_param(p, "timeout", required=False) or 0)
         if p.get("allowed_updates") is not None:
             self._allowed_updates = list(p["allowed_updates"]) or None
         if offset is not None:
@@ -261,7 +261,7 @@ class BotApiMethods:
         chat = self._chat(p.get("chat_id"))
         if chat.type != "private":
             raise bad_request("TEXTDRAFT_PEER_INVALID")
-        draft_id = _int(p, "draft_id")
+        draft_id = int_param(p, "draft_id")
         if not draft_id:
             raise bad_request("draft_id must be non-zero")
         text, entities = self._formatted(p, "text", "entities", MAX_TEXT, required=False)
@@ -330,7 +330,7 @@ class BotApiMethods:
 
     async def api_deleteMessage(self: FakeTelegram, p: Params, files: Files) -> Any:
         chat = self._chat(p.get("chat_id"))
-        message = self._messages.get((chat.id, _int(p, "message_id")))
+        message = self._messages.get((chat.id, int_param(p, "message_id")))
         if message is None or message.get("_deleted"):
             raise bad_request("message to delete not found")
         message["_deleted"] = True
@@ -382,7 +382,7 @@ class BotApiMethods:
 
     def _source_message(self: FakeTelegram, p: Params, missing: str) -> dict:
         source_chat = self._chat(p.get("from_chat_id"))
-        source = self._messages.get((source_chat.id, _int(p, "message_id")))
+        source = self._messages.get((source_chat.id, int_param(p, "message_id")))
         if source is None or source.get("_deleted"):
             raise bad_request(missing)
         if not any(k in source for k in CONTENT_KEYS):
@@ -433,162 +433,3 @@ class BotApiMethods:
             "file_size": meta.get("file_size", 0),
             "file_path": self._file_path(meta["file_id"]),
         }
-
-    # ------------------------------------------------------------------ chats & topics
-
-    async def api_getChat(self: FakeTelegram, p: Params, files: Files) -> Any:
-        chat = self._chat(p.get("chat_id"))
-        info = chat.to_dict()
-        info.update(
-            {
-                "accent_color_id": 0,
-                "max_reaction_count": 11,
-                "accepted_gift_types": {
-                    "unlimited_gifts": False,
-                    "limited_gifts": False,
-                    "unique_gifts": False,
-                    "premium_subscription": False,
-                    "gifts_from_channels": False,
-                },
-            }
-        )
-        return info
-
-    def _forum(self: FakeTelegram, p: Params) -> ChatState:
-        chat = self._chat(p.get("chat_id"))
-        if not chat.is_forum:
-            raise bad_request("the chat is not a forum")
-        return chat
-
-    def _topic(self: FakeTelegram, p: Params) -> tuple[ChatState, Topic]:
-        chat = self._forum(p)
-        topic = chat.topics.get(_int(p, "message_thread_id"))
-        if topic is None:
-            raise bad_request("TOPIC_ID_INVALID")
-        return chat, topic
-
-    async def api_createForumTopic(self: FakeTelegram, p: Params, files: Files) -> Any:
-        chat = self._forum(p)
-        name = p.get("name") or ""
-        if not 1 <= len(name) <= 128:
-            raise bad_request("invalid forum topic name specified" if name else "name is empty")
-        topic = self._open_topic(chat, name, creator=self.bot_user)
-        if p.get("icon_color") is not None:
-            topic.icon_color = int(p["icon_color"])
-        topic.icon_custom_emoji_id = p.get("icon_custom_emoji_id") or None
-        return topic.to_dict()
-
-    async def api_editForumTopic(self: FakeTelegram, p: Params, files: Files) -> Any:
-        _, topic = self._topic(p)
-        name = p.get("name")
-        emoji = p.get("icon_custom_emoji_id")
-        if (name is None or name == topic.name) and (
-            emoji is None or emoji == topic.icon_custom_emoji_id
-        ):
-            raise bad_request("TOPIC_NOT_MODIFIED")
-        if name is not None:
-            topic.name = name
-        if emoji is not None:
-            topic.icon_custom_emoji_id = emoji or None
-        return True
-
-    async def api_closeForumTopic(self: FakeTelegram, p: Params, files: Files) -> Any:
-        _, topic = self._topic(p)
-        if topic.closed:
-            raise bad_request("TOPIC_NOT_MODIFIED")
-        topic.closed = True
-        return True
-
-    async def api_reopenForumTopic(self: FakeTelegram, p: Params, files: Files) -> Any:
-        _, topic = self._topic(p)
-        if not topic.closed:
-            raise bad_request("TOPIC_NOT_MODIFIED")
-        topic.closed = False
-        return True
-
-    async def api_deleteForumTopic(self: FakeTelegram, p: Params, files: Files) -> Any:
-        chat, topic = self._topic(p)
-        del chat.topics[topic.thread_id]
-        return True
-
-    # ------------------------------------------------------------------ misc
-
-    async def api_answerCallbackQuery(self: FakeTelegram, p: Params, files: Files) -> Any:
-        query_id = p.get("callback_query_id")
-        if query_id not in self._callback_queries or self._callback_queries[query_id] is not None:
-            raise bad_request(
-                "query is too old and response timeout expired or query ID is invalid"
-            )
-        self._callback_queries[query_id] = {
-            "text": p.get("text"),
-            "show_alert": bool(p.get("show_alert")),
-            "url": p.get("url"),
-        }
-        return True
-
-    async def api_setMyCommands(self: FakeTelegram, p: Params, files: Files) -> Any:
-        commands = p.get("commands")
-        if not isinstance(commands, list):
-            raise bad_request("can't parse commands JSON object")
-        for command in commands:
-            name = str(command.get("command", ""))
-            if (
-                not name
-                or len(name) > 32
-                or not name.replace("_", "").isalnum()
-                or name.lower() != name
-            ):
-                raise bad_request("BOT_COMMAND_INVALID")
-            if not 1 <= len(str(command.get("description", ""))) <= 256:
-                raise bad_request(
-                    "command description is empty"
-                    if not command.get("description")
-                    else "BOT_COMMAND_INVALID"
-                )
-        key = (
-            snapshot(p.get("scope") or {"type": "default"}).get("type"),
-            p.get("language_code") or "",
-        )
-        self.commands[key] = commands
-        return True
-
-    async def api_getMyCommands(self: FakeTelegram, p: Params, files: Files) -> Any:
-        key = ((p.get("scope") or {"type": "default"}).get("type"), p.get("language_code") or "")
-        return self.commands.get(key, [])
-
-    async def api_deleteMyCommands(self: FakeTelegram, p: Params, files: Files) -> Any:
-        key = ((p.get("scope") or {"type": "default"}).get("type"), p.get("language_code") or "")
-        self.commands.pop(key, None)
-        return True
-
-    async def api_setMyDescription(self: FakeTelegram, p: Params, files: Files) -> Any:
-        return True
-
-    async def api_setMyShortDescription(self: FakeTelegram, p: Params, files: Files) -> Any:
-        return True
-
-    async def api_setChatMenuButton(self: FakeTelegram, p: Params, files: Files) -> Any:
-        return True
-
-    async def api_getChatMember(self: FakeTelegram, p: Params, files: Files) -> Any:
-        user_id = _int(p, "user_id")
-        if user_id == self.bot_user["id"]:
-            return {
-                "status": "administrator",
-                "user": dict(self.bot_user),
-                "can_be_edited": False,
-                "is_anonymous": False,
-                "can_manage_chat": True,
-                "can_delete_messages": True,
-                "can_manage_video_chats": True,
-                "can_restrict_members": True,
-                "can_promote_members": False,
-                "can_change_info": True,
-                "can_invite_users": True,
-                "can_post_stories": False,
-                "can_edit_stories": False,
-                "can_delete_stories": False,
-                "can_manage_topics": True,
-            }
-        user = self._users.get(user_id) or {"id": user_id, "is_bot": False, "first_name": "Member"}
-        return {"status": "member", "user": dict(user)}
