@@ -231,6 +231,50 @@ async def test_flood_limits_per_group():
         assert 55 <= caught.value.retry_after.total_seconds() <= 60
 
 
+async def test_dropped_connection_is_a_network_error(bot, tg):
+    tg.fail_next("sendMessage", 0)
+    with pytest.raises(telegram.error.NetworkError):
+        await bot.send_message(1, "lost")
+    assert tg.calls("sendMessage")[0].status == 0
+    await bot.send_message(1, "delivered")
+    assert tg.sent_messages(1) == ["delivered"]
+
+
+async def test_edits_and_all_chats_share_the_global_budget():
+    now = [1000.0]
+    async with limited(now) as (tg, bot):
+        sent = await bot.send_message(1, "v0")
+        await bot.edit_message_text("v1", chat_id=1, message_id=sent.message_id)
+        await bot.edit_message_text("v2", chat_id=1, message_id=sent.message_id)
+        with pytest.raises(RetryAfter):
+            await bot.edit_message_text("v3", chat_id=1, message_id=sent.message_id)
+        for chat_id in range(100, 127):  # 3 + 27 = 30 accepted this second
+            await bot.send_message(chat_id, "broadcast")
+        with pytest.raises(RetryAfter) as caught:
+            await bot.send_message(999, "the 31st message in a second")
+        assert caught.value.retry_after == dtm.timedelta(seconds=1)
+        assert tg.too_many_requests == 2
+
+
+async def test_raw_json_and_get_requests_are_understood(tg):
+    async with httpx.AsyncClient(base_url=tg.api_url) as http:
+        me = (await http.get("/getMe")).json()
+        assert me["ok"] is True and me["result"]["username"] == "shop_support_bot"
+        markup = {"inline_keyboard": [[{"text": "Yes", "callback_data": "y"}]]}
+        sent = await http.post(
+            "/sendMessage", json={"chat_id": 4, "text": "12345", "reply_markup": markup}
+        )
+        result = sent.json()["result"]
+        assert result["text"] == "12345" and result["reply_markup"] == markup
+        too_long = await http.post("/sendMessage", data={"chat_id": "4", "text": "é" * 4097})
+        assert too_long.status_code == 400
+        assert too_long.json() == {
+            "ok": False,
+            "error_code": 400,
+            "description": "Bad Request: message is too long",
+        }
+
+
 # ---------------------------------------------------------------------- Telegram: updates
 
 
@@ -248,6 +292,16 @@ async def test_get_updates_returns_injected_update(bot, tg):
     assert (await bot.get_updates())[0].update_id == update_id
     assert await bot.get_updates(offset=update_id + 1) == ()
     assert tg.pending_updates == []
+
+
+async def test_get_updates_limit_and_allowed_updates(bot, tg):
+    first = tg.user_text(1, "a")
+    tg.user_text(1, "b")
+    sent = await bot.send_message(1, "menu")
+    tg.callback_query(1, 1, "pick", sent.message_id)
+    assert [u.update_id for u in await bot.get_updates(limit=1)] == [first]
+    only_queries = await bot.get_updates(allowed_updates=["callback_query"])
+    assert [u.callback_query.data for u in only_queries] == ["pick"]
 
 
 async def test_long_poll_wakes_as_soon_as_an_update_arrives(bot, tg):
