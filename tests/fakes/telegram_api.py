@@ -453,8 +453,8 @@ class FakeTelegram(RecordingAndControl, UpdateInjection, BotApiMethods, ChatMeth
                 call.status, call.error = 0, "connection dropped"
                 self._record(call)
                 if request.transport is not None:
-                    request.transport.close()
-                raise ConnectionResetError("dropped by fault injection")
+                    request.transport.abort()
+                return web.Response(status=500)  # never reaches the closed socket
             if fault is not None:
                 raise fault.error()
             self._check_target(name, params)
