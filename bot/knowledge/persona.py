@@ -63,5 +63,11 @@ class _SafeFormatter:
             if name in values:
                 out.append(format(values[name], spec or ""))
             else:
-                out.append("{" + name + (("!" + conv) if conv else "") + ((":" + spec) if spec else "") + "}")
+                out.append(
+                    "{"
+                    + name
+                    + (("!" + conv) if conv else "")
+                    + ((":" + spec) if spec else "")
+                    + "}"
+                )
         return "".join(out)

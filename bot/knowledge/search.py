@@ -72,6 +72,7 @@ class _Postings:
         docs: Sequence[Sequence[tuple[Counter[str], float, float]]],
         k1: float,
         b: float,
+        max_postings: int,
     ) -> _Postings:
         """``docs[i]`` lists (term counts, field weight, field-length ratio) per field."""
         index = cls(len(docs))
@@ -84,11 +85,10 @@ class _Postings:
                     acc[doc_id] = acc.get(doc_id, 0.0) + tf * norm
         for term, per_doc in raw.items():
             idf = _idf(len(docs), len(per_doc))
-            ranked = sorted(per_doc.items(), key=itemgetter(1), reverse=True)
-            index.lists[term] = (
-                [doc_id for doc_id, _ in ranked],
-                [idf * t / (k1 + t) for _, t in ranked],
-            )
+            if len(per_doc) > max_postings:  # only long lists are ever cut short
+                ranked = sorted(per_doc.items(), key=itemgetter(1), reverse=True)
+                per_doc = dict(ranked)
+            index.lists[term] = (list(per_doc), [idf * t / (k1 + t) for t in per_doc.values()])
         return index
 
     def score(self, query: Counter[str], limit: int) -> tuple[dict[int, float], float]:
@@ -134,23 +134,21 @@ class FaqIndex:
         self._analyzer = Analyzer(language)
         p = params
         analyzer = self._analyzer
-        shared_words: dict[str, str] = {}
-        self._entry_words: list[tuple[str, ...]] = []
-
-        def terms(text: str) -> list[str]:
-            tokens = analyzer.words(text)
-            words_seen.extend(shared_words.setdefault(w, w) for w in tokens if not is_cjk(w))
-            return analyzer.terms_of(tokens)
-
-        questions, tags, answers, example_lists = [], [], [], []
+        # Words of each entry with their counts, for the character n-gram scoring.
+        self._entry_words: list[Counter[str]] = []
+        questions, tags, answers, examples, example_lists = [], [], [], [], []
         for e in self._entries:
-            words_seen: list[str] = []
-            questions.append(Counter(terms(e.question)))
-            tags.append(Counter(terms(" ".join(e.tags))))
-            answers.append(Counter(terms(e.answer)))
-            example_lists.append([Counter(terms(x)) for x in e.examples])
-            self._entry_words.append(tuple(words_seen))
-        examples = [sum(xs, Counter()) for xs in example_lists]
+            q_words = analyzer.words(e.question)
+            t_words = analyzer.words(" ".join(e.tags))
+            a_words = analyzer.words(e.answer)
+            x_words = [analyzer.words(x) for x in e.examples]
+            self._entry_words.append(Counter(chain(q_words, t_words, a_words, *x_words)))
+            questions.append(Counter(analyzer.terms_of(q_words)))
+            tags.append(Counter(analyzer.terms_of(t_words)))
+            answers.append(Counter(analyzer.terms_of(a_words)))
+            per_example = [Counter(analyzer.terms_of(w)) for w in x_words]
+            example_lists.append(per_example)
+            examples.append(Counter(chain.from_iterable(c.elements() for c in per_example)))
 
         fields = [
             (questions, p.question_weight),
@@ -168,7 +166,7 @@ class FaqIndex:
             for doc_id, (counts, n) in enumerate(zip(per_doc, lengths, strict=True)):
                 if n:
                     docs[doc_id].append((counts, weight, n / avg))
-        self._entry_index = _Postings.build(docs, p.k1, p.b)
+        self._entry_index = _Postings.build(docs, p.k1, p.b, p.max_postings)
 
         # One passage per phrasing: the question and each example.
         passages: list[list[tuple[Counter[str], float, float]]] = []
@@ -184,25 +182,33 @@ class FaqIndex:
         for (doc_id, counts), n in zip(phrasings, lengths, strict=True):
             passages.append([(counts, 1.0, n / avg)])
             self._passage_owner.append(doc_id)
-        self._passage_index = _Postings.build(passages, p.k1, p.b)
+        self._passage_index = _Postings.build(passages, p.k1, p.b, p.max_postings)
 
         self._gram_cache: dict[str, tuple[str, ...]] = {}
         self._gram_df: Counter[str] = Counter()
-        self._gram_lengths: list[int] = []
+        # Length in words: proportional to the n-gram count and far cheaper to get.
+        self._word_lengths = [sum(c.values()) for c in self._entry_words]
+        self._word_avg = (
+            (sum(self._word_lengths) / len(self._word_lengths) or 1.0) if self._entries else 1.0
+        )
         if p.ngram_weight > 0:
-            grams = self._grams
+            for word in set().union(*self._entry_words):
+                self._grams(word, store=True)
+            lookup = self._gram_cache.get
             for entry_words in self._entry_words:
-                unique = set(entry_words)
-                self._gram_df.update(set(chain.from_iterable(map(grams, unique))))
-                self._gram_lengths.append(sum(len(grams(w)) for w in entry_words))
-        self._gram_avg = (
-            sum(self._gram_lengths) / len(self._gram_lengths) if self._gram_lengths else 1.0
-        ) or 1.0
+                self._gram_df.update(
+                    set(chain.from_iterable(filter(None, map(lookup, entry_words))))
+                )
 
-    def _grams(self, word: str) -> tuple[str, ...]:
-        """Character n-grams of a word: they match word forms, compounds and typos."""
+    def _grams(self, word: str, store: bool = False) -> tuple[str, ...]:
+        """Character n-grams of a word: they match word forms, compounds and typos.
+
+        Only the FAQ's own words are kept, so arbitrary queries cannot grow the cache.
+        """
         cached = self._gram_cache.get(word)
         if cached is None:
+            if is_cjk(word):  # CJK runs are already matched by their character bigrams
+                return ()
             p = self._params
             padded = f" {word} "
             cached = tuple(
@@ -210,14 +216,13 @@ class FaqIndex:
                 for n in range(p.ngram_min, p.ngram_max + 1)
                 for i in range(len(padded) - n + 1)
             )
-            if len(self._gram_cache) < 500_000:
+            if store:
                 self._gram_cache[word] = cached
         return cached
 
     def _ngram_scores(self, tokens: list[str], candidates: list[int]) -> dict[int, float]:
         """BM25 over character n-grams for a few candidates, as a share of the query's best."""
-        q_words = [w for w in tokens if not is_cjk(w)]
-        q = Counter(chain.from_iterable(map(self._grams, q_words)))
+        q = Counter(chain.from_iterable(map(self._grams, tokens)))
         if not q:
             return {}
         n_docs = len(self._entries)
@@ -229,8 +234,10 @@ class FaqIndex:
         k1, b = p.k1, p.b
         out: dict[int, float] = {}
         for doc_id in candidates:
-            doc = Counter(chain.from_iterable(map(self._grams, self._entry_words[doc_id])))
-            k = k1 * (1.0 - b + b * self._gram_lengths[doc_id] / self._gram_avg)
+            doc = Counter(
+                chain.from_iterable(map(self._grams, self._entry_words[doc_id].elements()))
+            )
+            k = k1 * (1.0 - b + b * self._word_lengths[doc_id] / self._word_avg)
             score = 0.0
             for g, w in known:
                 tf = doc.get(g)

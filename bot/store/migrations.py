@@ -39,9 +39,18 @@ async def apply_migrations(conn: aiosqlite.Connection) -> list[str]:
     return applied
 
 
+async def _script(conn: aiosqlite.Connection, sql: str) -> None:
+    """Run statements one by one: ``executescript`` would commit the migration's transaction."""
+    for statement in sql.split(";"):
+        lines = [ln for ln in statement.splitlines() if not ln.strip().startswith("--")]
+        if "".join(lines).strip():
+            await conn.execute("\n".join(lines))
+
+
 @migration
 async def m001_customers_conversations_messages(conn: aiosqlite.Connection) -> None:
-    await conn.executescript(
+    await _script(
+        conn,
         """
         CREATE TABLE customers (
             chat_id INTEGER PRIMARY KEY,
@@ -89,13 +98,14 @@ async def m001_customers_conversations_messages(conn: aiosqlite.Connection) -> N
             faq_confidence REAL,
             knowledge_version TEXT
         );
-        """
+        """,
     )
 
 
 @migration
 async def m002_tickets(conn: aiosqlite.Connection) -> None:
-    await conn.executescript(
+    await _script(
+        conn,
         """
         CREATE TABLE tickets (
             id INTEGER PRIMARY KEY,
@@ -145,7 +155,7 @@ async def m002_tickets(conn: aiosqlite.Connection) -> None:
             created_at TEXT NOT NULL,
             UNIQUE (message_id)
         );
-        """
+        """,
     )
 
 
@@ -153,7 +163,8 @@ async def m002_tickets(conn: aiosqlite.Connection) -> None:
 async def m003_inbox(conn: aiosqlite.Connection) -> None:
     # Updates are stored before they are handled and marked done only after the
     # reply went out, so a crash never loses a message Telegram already handed over.
-    await conn.executescript(
+    await _script(
+        conn,
         """
         CREATE TABLE inbox (
             update_id INTEGER PRIMARY KEY,
@@ -165,5 +176,5 @@ async def m003_inbox(conn: aiosqlite.Connection) -> None:
             done_at TEXT
         );
         CREATE INDEX inbox_pending ON inbox(status, update_id);
-        """
+        """,
     )

@@ -1,0 +1,118 @@
+"""The command line: a thin dispatcher over small command modules (see design.md)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+from bot.errors import ConfigError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python main.py",
+        description="Customer-service bot for Telegram. Without a command: run when "
+        "TELEGRAM_BOT_TOKEN is set, otherwise chat in the terminal.",
+    )
+    sub = parser.add_subparsers(dest="command")
+    sub.add_parser("run", help="run the Telegram bot (needs TELEGRAM_BOT_TOKEN)")
+    sub.add_parser("chat", help="talk to the bot in the terminal")
+    sub.add_parser("check", help="validate config and FAQ files")
+
+    faq = sub.add_parser("faq", help="FAQ tools").add_subparsers(dest="faq_command", required=True)
+    search = faq.add_parser("search", help="show the best FAQ entries for a query")
+    search.add_argument("query", nargs="?", help="the query; without it, one per line on stdin")
+    search.add_argument("--faq", action="append", metavar="PATH", help="FAQ file (repeatable)")
+    search.add_argument("--top-k", type=int, default=None, metavar="K")
+    search.add_argument("--json", action="store_true", help="one JSON object per query")
+
+    tickets = sub.add_parser("tickets", help="ticket tools").add_subparsers(
+        dest="tickets_command", required=True
+    )
+    listing = tickets.add_parser("list", help="list tickets")
+    listing.add_argument("--status", choices=["open", "active", "resolved", "unresolved"])
+    listing.add_argument("--json", action="store_true")
+    show = tickets.add_parser("show", help="a ticket with its events and transcript")
+    show.add_argument("id", type=int)
+    export = tickets.add_parser("export", help="all tickets as CSV or JSON lines")
+    export.add_argument("--format", choices=["csv", "jsonl"], default="csv")
+
+    stats = sub.add_parser("stats", help="deflection, escalations, response times, ratings")
+    stats.add_argument("--days", type=float, default=30.0)
+
+    evaluate = sub.add_parser("eval", help="run FAQ/answer regression cases")
+    evaluate.add_argument("cases", help="a cases YAML file")
+    evaluate.add_argument("--llm", action="store_true", help="use the configured LLM")
+    return parser
+
+
+def _setup_logging() -> None:
+    level = os.environ.get("LOG_LEVEL", "INFO").upper()
+    logging.basicConfig(
+        level=getattr(logging, level, logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    # httpx logs every request URL at INFO, and the Bot API URL contains the token.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("httpcore").setLevel(logging.WARNING)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    os.environ.setdefault("PTB_TIMEDELTA", "1")
+    try:
+        return asyncio.run(_dispatch(args))
+    except ConfigError as error:
+        for problem in error.problems:
+            print(problem, file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+async def _dispatch(args: argparse.Namespace) -> int:
+    from bot.commands import knowledge_tools, ticket_tools
+    from bot.services import settings_from_environment
+
+    command = args.command
+    if command == "check":
+        return knowledge_tools.check()
+    if command == "faq":
+        return knowledge_tools.faq_search(args)
+    settings = settings_from_environment()
+    if command is None:
+        if settings.env.telegram_bot_token:
+            command = "run"
+        else:
+            print(
+                "No TELEGRAM_BOT_TOKEN set: chatting in the terminal. Set it (from @BotFather) "
+                "to run the Telegram bot.",
+                file=sys.stderr,
+            )
+            command = "chat"
+    if command == "run":
+        if not settings.env.telegram_bot_token:
+            print("TELEGRAM_BOT_TOKEN: not set; get a token from @BotFather", file=sys.stderr)
+            return 1
+        _setup_logging()
+        from bot.telegram.app import run_forever
+
+        await run_forever(settings)
+        return 0
+    if command == "chat":
+        from bot.console import chat
+
+        return await chat(settings)
+    if command == "tickets":
+        return await ticket_tools.run(args, settings)
+    if command == "stats":
+        return await ticket_tools.stats(args, settings)
+    if command == "eval":
+        from bot.commands import evaluate
+
+        return await evaluate.run(args, settings)
+    raise AssertionError(command)

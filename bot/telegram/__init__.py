@@ -1,0 +1,1 @@
+"""The python-telegram-bot adapter: thin handlers that translate updates into core calls."""

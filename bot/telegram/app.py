@@ -1,0 +1,205 @@
+"""Builds and runs the Telegram bot: every handler is registered here, top to bottom.
+
+The bot drives python-telegram-bot's lifecycle itself (instead of
+``run_polling``) so that tests, the CLI and a future webhook server can start
+and stop it inside their own event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from telegram import BotCommand, Update
+from telegram.error import TelegramError
+from telegram.ext import (
+    AIORateLimiter,
+    Application,
+    CallbackQueryHandler,
+    CommandHandler,
+    ContextTypes,
+    MessageHandler,
+    filters,
+)
+
+from bot.errors import ConfigError
+from bot.services import Services, open_services
+from bot.settings import Settings
+from bot.telegram import admin, customer, staff
+from bot.telegram.desk import STAFF_PREFIX, TelegramDesk
+from bot.telegram.processor import OrderedChatProcessor
+from bot.telegram.sender import send_text
+
+log = logging.getLogger(__name__)
+
+ALLOWED_UPDATES = ["message", "edited_message", "callback_query"]
+
+
+def build_application(settings: Settings, processor: OrderedChatProcessor) -> Application:
+    env = settings.env
+    base = env.telegram_api_base_url
+    return (
+        Application.builder()
+        .token(env.telegram_bot_token or "")
+        .base_url(base)
+        .base_file_url(base.replace("/bot", "/file/bot", 1) if "/bot" in base else base)
+        .rate_limiter(AIORateLimiter(max_retries=settings.telegram.max_retries))
+        .concurrent_updates(processor)
+        .connection_pool_size(64)
+        .get_updates_read_timeout(35)
+        .build()
+    )
+
+
+def register_handlers(app: Application, settings: Settings) -> None:
+    private = filters.ChatType.PRIVATE
+    staff_chat_id = settings.telegram.staff_chat_id
+    if staff_chat_id is not None:
+        in_staff = filters.Chat(staff_chat_id)
+        app.add_handler(CommandHandler("note", staff.note, in_staff))
+        app.add_handler(CommandHandler("tickets", staff.list_tickets, in_staff))
+        app.add_handler(CommandHandler("ticket", staff.show_ticket, in_staff))
+        app.add_handler(CommandHandler("claim", staff.claim, in_staff))
+        app.add_handler(CommandHandler("close", staff.close, in_staff))
+        app.add_handler(CommandHandler("reopen", staff.reopen, in_staff))
+        app.add_handler(CommandHandler("stats", admin.stats, in_staff))
+        app.add_handler(CommandHandler("reload", admin.reload, in_staff))
+        app.add_handler(
+            MessageHandler(
+                in_staff
+                & ~filters.COMMAND
+                & ~filters.StatusUpdate.ALL
+                & filters.UpdateType.MESSAGE,
+                staff.staff_message,
+            )
+        )
+        app.add_handler(CallbackQueryHandler(staff.staff_button, pattern=rf"^{STAFF_PREFIX}:"))
+    app.add_handler(CommandHandler("start", customer.start, private))
+    app.add_handler(CommandHandler("help", customer.help_command, private))
+    app.add_handler(CommandHandler("reset", customer.reset, private))
+    app.add_handler(CommandHandler("human", customer.human, private))
+    app.add_handler(CommandHandler("reload", admin.reload, private))
+    app.add_handler(CommandHandler("stats", admin.stats, private))
+    app.add_handler(
+        MessageHandler(private & filters.UpdateType.EDITED_MESSAGE, customer.edited_message)
+    )
+    # Unknown commands and commands for other bots are plain messages to the core.
+    app.add_handler(
+        MessageHandler(
+            private & filters.UpdateType.MESSAGE & ~filters.StatusUpdate.ALL, customer.message
+        )
+    )
+    app.add_handler(CallbackQueryHandler(customer.button))
+    app.add_error_handler(on_error)
+
+
+async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Log it, and leave the update pending so that it is tried again on the next start."""
+    log.error("error while handling an update", exc_info=context.error)
+    processor = context.application.bot_data.get("processor")
+    if isinstance(update, Update) and processor is not None:
+        processor.failed_updates.add(update.update_id)
+
+
+class TelegramBot:
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.processor = OrderedChatProcessor()
+        self.app = build_application(settings, self.processor)
+        self.services: Services | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self, polling: bool = True) -> None:
+        settings = self.settings
+        desk = None
+        self.services = await open_services(settings)
+        if settings.telegram.staff_chat_id is not None:
+            desk = TelegramDesk(
+                self.app.bot,
+                settings.telegram.staff_chat_id,
+                self.services.tickets,
+                self.services.conversations,
+            )
+            self.services.core.desk = desk
+        self.app.bot_data.update(services=self.services, desk=desk, processor=self.processor)
+        self.processor.inbox = self.services.inbox
+        self.services.knowledge.on_problem(self._tell_admins)
+        register_handlers(self.app, settings)
+        await self.app.initialize()
+        me = self.app.bot.bot
+        log.info("connected to Telegram as @%s", me.username)
+        with contextlib.suppress(TelegramError):
+            await self.app.bot.set_my_commands(
+                [
+                    BotCommand("start", "Start"),
+                    BotCommand("help", "What I can do"),
+                    BotCommand("human", "Talk to a person"),
+                    BotCommand("reset", "Start a new conversation"),
+                ]
+            )
+        await self.app.start()
+        await self._replay_pending()
+        if polling:
+            await self.app.updater.start_polling(
+                allowed_updates=ALLOWED_UPDATES, drop_pending_updates=False, poll_interval=0
+            )
+        interval = settings.telegram.reload_poll_seconds
+        if interval > 0:
+            self._tasks.append(asyncio.create_task(self.services.knowledge.watch(interval)))
+
+    async def _replay_pending(self) -> None:
+        """Updates stored but not answered before the last stop are handled first, in order."""
+        assert self.services is not None
+        pending = await self.services.inbox.pending()
+        if pending:
+            log.info("handling %d message(s) left pending by the last run", len(pending))
+        for payload in pending:
+            update = Update.de_json(payload, self.app.bot)
+            await self.app.update_queue.put(update)
+
+    async def _tell_admins(self, error: ConfigError) -> None:
+        text = (
+            "⚠️ Knowledge files have errors; the bot keeps answering from the last good version.\n"
+        )
+        text += "\n".join(str(p) for p in error.problems[:30])
+        for admin_id in self.settings.telegram.admin_user_ids:
+            try:
+                await send_text(self.app.bot, admin_id, text)
+            except Exception as send_error:
+                log.warning("could not tell admin %s: %s", admin_id, send_error)
+
+    async def stop(self) -> None:
+        """Stop taking updates, give replies in flight a grace period, keep the rest pending."""
+        for task in self._tasks:
+            task.cancel()
+        if self.app.updater is not None and self.app.updater.running:
+            await self.app.updater.stop()
+        grace = self.settings.telegram.shutdown_grace_seconds
+        if not await self.processor.wait_idle(grace):
+            log.warning("shutdown grace period over; unfinished messages stay pending")
+        self.processor.accepting = False
+        if self.app.running:
+            await self.app.stop()
+        await self.app.shutdown()
+        if self.services is not None:
+            await self.services.close()
+
+
+async def run_forever(settings: Settings) -> None:
+    """``python main.py run``: poll until SIGINT or SIGTERM."""
+    import signal
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    bot = TelegramBot(settings)
+    await bot.start()
+    log.info("bot is running; press Ctrl+C to stop")
+    try:
+        await stop.wait()
+    finally:
+        log.info("stopping")
+        await bot.stop()

@@ -1,0 +1,175 @@
+"""Handlers for customers in private chats: commands, messages and their buttons."""
+
+from __future__ import annotations
+
+import logging
+
+from telegram import Message, Update
+from telegram.ext import ContextTypes
+
+from bot.core import FEEDBACK_PREFIX, HUMAN_BUTTON, RATING_PREFIX, Incoming, Outcome
+from bot.services import Services
+from bot.store.conversations import Customer
+from bot.telegram.sender import RecipientGone, TypingIndicator, send_text
+
+log = logging.getLogger(__name__)
+
+
+def services_of(context: ContextTypes.DEFAULT_TYPE) -> Services:
+    return context.application.bot_data["services"]
+
+
+def customer_of(update: Update) -> Customer:
+    chat = update.effective_chat
+    user = update.effective_user
+    return Customer(
+        chat_id=chat.id if chat else (user.id if user else 0),
+        user_id=user.id if user else None,
+        first_name=(user.first_name if user else "") or "",
+        last_name=(user.last_name if user else "") or "",
+        username=(user.username if user else "") or "",
+        language=(user.language_code if user else "") or "",
+    )
+
+
+def message_kind(message: Message) -> str:
+    """What the customer sent, named the way tickets and transcripts show it."""
+    if message.text is not None:
+        return "text"
+    for kind in (
+        "photo",
+        "sticker",
+        "voice",
+        "video",
+        "video_note",
+        "animation",
+        "audio",
+        "document",
+        "location",
+        "venue",
+        "contact",
+        "poll",
+        "dice",
+    ):
+        if getattr(message, kind, None):
+            return kind
+    return "other"
+
+
+async def deliver(update: Update, context: ContextTypes.DEFAULT_TYPE, outcome: Outcome) -> None:
+    """Send the core's replies; record Telegram's message ids for relays and feedback."""
+    services = services_of(context)
+    chat_id = update.effective_chat.id
+    try:
+        for reply in outcome.replies:
+            sent = await send_text(context.bot, chat_id, reply.text, buttons=reply.buttons)
+            if reply.stored_id is not None and sent:
+                await services.conversations.set_telegram_message_id(
+                    reply.stored_id, sent[-1].message_id
+                )
+    except RecipientGone:
+        log.info("chat %s blocked the bot; not sending to it", chat_id)
+        await services.conversations.mark_blocked(chat_id)
+
+
+async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/start: greet the customer."""
+    await deliver(update, context, await services_of(context).core.start(customer_of(update)))
+
+
+async def help_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/help: what the bot can do."""
+    await deliver(update, context, await services_of(context).core.help(customer_of(update)))
+
+
+async def reset(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/reset: a fresh conversation."""
+    await deliver(update, context, await services_of(context).core.reset(customer_of(update)))
+
+
+async def human(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/human: hand over to a person."""
+    core = services_of(context).core
+    await deliver(update, context, await core.request_human(customer_of(update)))
+
+
+async def message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Any other message: the core decides between answer, handoff and relay."""
+    msg = update.effective_message
+    core = services_of(context).core
+    incoming = Incoming(
+        customer=customer_of(update),
+        text=msg.text if msg.text is not None else msg.caption,
+        kind=message_kind(msg),
+        message_id=msg.message_id,
+    )
+    async with TypingIndicator(context.bot, incoming.customer.chat_id):
+        outcome = await core.handle(incoming)
+    await deliver(update, context, outcome)
+
+
+async def edited_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """An edit is not a new question: say so once instead of answering twice."""
+    services = services_of(context)
+    customer = customer_of(update)
+    ticket = await services.tickets.open_for_chat(customer.chat_id)
+    if ticket is not None and services.core.desk is not None:
+        msg = update.edited_message
+        incoming = Incoming(
+            customer, f"(edited) {msg.text or msg.caption or ''}", "text", msg.message_id
+        )
+        await services.core.handle(incoming)
+        return
+    text = services.knowledge.current.persona.message("edited_ignored")
+    try:
+        await send_text(context.bot, customer.chat_id, text)
+    except RecipientGone:
+        await services.conversations.mark_blocked(customer.chat_id)
+
+
+async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Buttons under bot messages. Data is checked, never trusted: forged data does nothing."""
+    query = update.callback_query
+    services = services_of(context)
+    customer = customer_of(update)
+    data = query.data or ""
+    outcome: Outcome | None = None
+    toast: str | None = None
+    parts = data.split(":")
+    if data == HUMAN_BUTTON:
+        await query.answer()
+        outcome = await services.core.request_human(customer)
+    elif (
+        parts[0] == FEEDBACK_PREFIX and len(parts) == 3 and parts[1].isdigit() and parts[2] in "01"
+    ):
+        result = await services.core.feedback(customer, int(parts[1]), parts[2] == "1")
+        if result.path == "handoff":
+            outcome = result
+            await query.answer()
+        else:
+            toast = result.replies[0].text if result.replies else None
+            await query.answer(toast)
+            if query.message is not None and result.path != "ignored":
+                await _drop_buttons(query)
+    elif (
+        parts[0] == RATING_PREFIX and len(parts) == 3 and parts[1].isdigit() and parts[2].isdigit()
+    ):
+        rating = int(parts[2])
+        ok = 1 <= rating <= 5 and await services.tickets.rate(
+            int(parts[1]), customer.chat_id, rating
+        )
+        persona = services.knowledge.current.persona
+        await query.answer(persona.message("rating_thanks") if ok else None)
+        if ok:
+            await _drop_buttons(query)
+    else:
+        await query.answer()
+    if outcome is not None:
+        await deliver(update, context, outcome)
+
+
+async def _drop_buttons(query) -> None:
+    try:
+        await query.edit_message_reply_markup(reply_markup=None)
+    except Exception as error:  # the buttons staying is harmless
+        log.debug("could not remove buttons: %s", error)

@@ -1,0 +1,168 @@
+"""The staff desk in Telegram: each ticket as a forum topic (or a card), relayed both ways.
+
+This is the ``StaffDesk`` the core talks to. Staff identities stay private:
+customer-bound messages are sent by the bot, not forwarded from staff.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+
+from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup
+from telegram.error import BadRequest, TelegramError
+
+from bot.core import Incoming, TicketContext
+from bot.store.conversations import ConversationStore
+from bot.store.tickets import Ticket, TicketStore
+from bot.telegram.sender import send_text, with_retries
+
+log = logging.getLogger(__name__)
+
+STAFF_PREFIX = "staff"
+
+
+def staff_buttons(ticket: Ticket) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup(
+        [
+            [
+                InlineKeyboardButton("🙋 Claim", callback_data=f"{STAFF_PREFIX}:claim:{ticket.id}"),
+                InlineKeyboardButton("✅ Close", callback_data=f"{STAFF_PREFIX}:close:{ticket.id}"),
+            ]
+        ]
+    )
+
+
+def ticket_card(ticket: Ticket, context: TicketContext) -> str:
+    """Plain text: staff read it on phones, and it must never fail to parse."""
+    customer = context.customer
+    who = customer.display_name
+    if customer.username:
+        who += f" (@{customer.username})"
+    lines = [
+        f"🎫 Ticket #{ticket.id} · {context.reason}",
+        f"Customer: {who}, chat {customer.chat_id}"
+        + (f", language {customer.language}" if customer.language else ""),
+        f"Summary: {context.summary}",
+    ]
+    if context.last_messages:
+        lines.append("")
+        lines.append("Last messages:")
+        for turn in context.last_messages[-6:]:
+            who_said = "👤" if turn.role == "customer" else "🤖"
+            lines.append(f"{who_said} {turn.text[:300]}")
+    if context.faq_matches:
+        lines.append("")
+        lines.append(
+            "FAQ found: " + ", ".join(f"{m.id} ({m.confidence:.2f})" for m in context.faq_matches)
+        )
+    lines.append("")
+    lines.append(
+        "Reply in this topic (or to this card) to answer the customer. "
+        "/note for internal notes, /close when done."
+    )
+    return "\n".join(lines)
+
+
+def waiting_since(timestamp: str) -> str:
+    try:
+        then = datetime.fromisoformat(timestamp)
+    except ValueError:
+        return "?"
+    minutes = int((datetime.now(UTC) - then).total_seconds() // 60)
+    if minutes < 60:
+        return f"{minutes} min"
+    if minutes < 48 * 60:
+        return f"{minutes // 60} h {minutes % 60} min"
+    return f"{minutes // 1440} d"
+
+
+class TelegramDesk:
+    def __init__(
+        self, bot: Bot, staff_chat_id: int, tickets: TicketStore, conversations: ConversationStore
+    ):
+        self.bot = bot
+        self.staff_chat_id = staff_chat_id
+        self.tickets = tickets
+        self.conversations = conversations
+        self._is_forum: bool | None = None
+
+    async def is_forum(self) -> bool:
+        if self._is_forum is None:
+            chat = await with_retries(lambda: self.bot.get_chat(self.staff_chat_id))
+            self._is_forum = bool(getattr(chat, "is_forum", False))
+        return self._is_forum
+
+    async def ticket_opened(self, ticket: Ticket, context: TicketContext) -> None:
+        thread_id = None
+        if await self.is_forum():
+            name = f"#{ticket.id} · {context.customer.display_name} · {context.reason}"[:128]
+            try:
+                topic = await with_retries(
+                    lambda: self.bot.create_forum_topic(self.staff_chat_id, name)
+                )
+                thread_id = topic.message_thread_id
+            except BadRequest as error:
+                # Missing "manage topics" right, for example: fall back to a card in the group.
+                log.warning("could not create a topic for ticket #%s: %s", ticket.id, error)
+        card = await with_retries(
+            lambda: self.bot.send_message(
+                self.staff_chat_id,
+                ticket_card(ticket, context),
+                message_thread_id=thread_id,
+                reply_markup=staff_buttons(ticket),
+            )
+        )
+        await self.tickets.set_staff_place(
+            ticket.id, self.staff_chat_id, thread_id, card.message_id
+        )
+
+    async def ticket_escalated_again(self, ticket: Ticket, reason: str) -> None:
+        await self.post(ticket, f"ℹ️ The customer asked again ({reason}).")
+
+    async def relay_from_customer(self, ticket: Ticket, incoming: Incoming) -> None:
+        ticket = await self.tickets.get(ticket.id) or ticket
+        name = incoming.customer.display_name
+        if incoming.kind == "text":
+            sent = await self.post(ticket, f"👤 {name}: {incoming.text}")
+        else:
+            sent_id = None
+            if incoming.message_id is not None:
+                try:
+                    copied = await with_retries(
+                        lambda: self.bot.copy_message(
+                            self.staff_chat_id,
+                            incoming.customer.chat_id,
+                            incoming.message_id,
+                            message_thread_id=ticket.staff_thread_id,
+                            reply_to_message_id=None
+                            if ticket.staff_thread_id
+                            else ticket.staff_card_message_id,
+                        )
+                    )
+                    sent_id = copied.message_id
+                except TelegramError as error:
+                    log.warning("could not copy a %s to staff: %s", incoming.kind, error)
+            if sent_id is None:
+                sent = await self.post(ticket, f"👤 {name} sent a {incoming.kind}.")
+            else:
+                sent = sent_id
+        if sent is not None:
+            await self.tickets.record_relay(
+                ticket.id, self.staff_chat_id, sent, incoming.customer.chat_id, incoming.message_id
+            )
+
+    async def post(self, ticket: Ticket, text: str) -> int | None:
+        """Post into the ticket's topic, or as a reply to its card; returns the message id."""
+        try:
+            messages = await send_text(
+                self.bot,
+                self.staff_chat_id,
+                text,
+                thread_id=ticket.staff_thread_id,
+                reply_to=None if ticket.staff_thread_id else ticket.staff_card_message_id,
+            )
+        except TelegramError as error:
+            log.error("could not post to the staff group for ticket #%s: %s", ticket.id, error)
+            return None
+        return messages[-1].message_id if messages else None

@@ -1,0 +1,140 @@
+"""Sending text to Telegram so that it always arrives, and never as an error.
+
+Texts go out as plain text (no parse mode), so no reply can fail to parse;
+anything longer than Telegram's 4096 characters is split at a paragraph or
+sentence boundary; network errors are retried; a blocked bot stops trying.
+``AIORateLimiter`` below us handles 429 ``retry_after``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Message
+from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TimedOut
+
+from bot.core import Button
+
+log = logging.getLogger(__name__)
+
+TELEGRAM_TEXT_LIMIT = 4096
+
+
+def split_text(text: str, limit: int = TELEGRAM_TEXT_LIMIT) -> list[str]:
+    """Cut at the last paragraph break, else line break, else sentence end, else space."""
+    chunks: list[str] = []
+    rest = text.strip()
+    while len(rest) > limit:
+        window = rest[:limit]
+        cut = -1
+        for pattern in (r"\n\s*\n", r"\n", r"[.!?。！？]\s", r"\s"):
+            matches = [m.end() for m in re.finditer(pattern, window) if m.end() > limit // 3]
+            if matches:
+                cut = matches[-1]
+                break
+        if cut <= 0:
+            cut = limit
+        chunks.append(rest[:cut].rstrip())
+        rest = rest[cut:].lstrip()
+    if rest:
+        chunks.append(rest)
+    return chunks or [""]
+
+
+def keyboard(buttons: Sequence[Button]) -> InlineKeyboardMarkup | None:
+    if not buttons:
+        return None
+    return InlineKeyboardMarkup(
+        [[InlineKeyboardButton(b.label, callback_data=b.data) for b in buttons]]
+    )
+
+
+class RecipientGone(Exception):
+    """The customer blocked the bot or the chat no longer exists: stop sending to it."""
+
+
+async def with_retries(call: Callable[[], Awaitable[Any]], attempts: int = 4) -> Any:
+    """Retry network failures with backoff; 429s are retried by the rate limiter itself."""
+    delay = 0.5
+    for attempt in range(1, attempts + 1):
+        try:
+            return await call()
+        except Forbidden as error:
+            raise RecipientGone(str(error)) from error
+        except RetryAfter as error:
+            if attempt == attempts:
+                raise
+            wait = error.retry_after
+            await asyncio.sleep(wait.total_seconds() if hasattr(wait, "total_seconds") else wait)
+        except (TimedOut, NetworkError) as error:
+            if isinstance(error, BadRequest) or attempt == attempts:
+                raise
+            log.warning("telegram network error (attempt %d): %s", attempt, error)
+            await asyncio.sleep(delay)
+            delay *= 2
+    raise AssertionError("unreachable")
+
+
+async def send_text(
+    bot: Bot,
+    chat_id: int,
+    text: str,
+    *,
+    buttons: Sequence[Button] = (),
+    thread_id: int | None = None,
+    reply_to: int | None = None,
+) -> list[Message]:
+    """Send ``text`` in as many messages as it needs; the buttons go on the last one."""
+    chunks = split_text(text)
+    sent: list[Message] = []
+    for number, chunk in enumerate(chunks, start=1):
+        markup = keyboard(buttons) if number == len(chunks) else None
+        kwargs: dict[str, Any] = {}
+        if thread_id:
+            kwargs["message_thread_id"] = thread_id
+        if reply_to and number == 1:
+            kwargs["reply_to_message_id"] = reply_to
+            kwargs["allow_sending_without_reply"] = True
+        message = await with_retries(
+            lambda chunk=chunk, markup=markup, kwargs=kwargs: bot.send_message(
+                chat_id, chunk, reply_markup=markup, **kwargs
+            )
+        )
+        sent.append(message)
+    return sent
+
+
+class TypingIndicator:
+    """Shows "typing…" only when an answer is slow to come, and at most every few seconds.
+
+    Sending the chat action for every message costs a Bot API call per answer;
+    most FAQ answers are sent before a customer would ever see the indicator.
+    """
+
+    def __init__(self, bot: Bot, chat_id: int, delay: float = 1.0, every: float = 4.5):
+        self.bot = bot
+        self.chat_id = chat_id
+        self.delay = delay
+        self.every = every
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> TypingIndicator:
+        self._task = asyncio.create_task(self._run())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._task is not None:
+            self._task.cancel()
+
+    async def _run(self) -> None:
+        await asyncio.sleep(self.delay)
+        while True:
+            try:
+                await self.bot.send_chat_action(self.chat_id, "typing")
+            except Exception as error:  # a cosmetic call must never break an answer
+                log.debug("typing indicator failed: %s", error)
+            await asyncio.sleep(self.every)

@@ -1,0 +1,8 @@
+"""Entry point: ``python main.py [run|chat|check|faq search|tickets|stats|eval]``."""
+
+import sys
+
+from bot.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())
