@@ -1,0 +1,27 @@
+# Slim image for the support bot: build the wheel in one stage, run as a non-root user in another.
+FROM python:3.11-slim AS build
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY bot ./bot
+RUN pip wheel --no-cache-dir --wheel-dir /wheels .
+
+FROM python:3.11-slim
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PTB_TIMEDELTA=1 \
+    CONFIG_DIR=/app/config \
+    FAQ_DIR=/app/faq \
+    DATABASE_PATH=/app/data/bot.sqlite3
+RUN useradd --create-home --uid 10001 bot
+WORKDIR /app
+COPY --from=build /wheels /wheels
+RUN pip install --no-cache-dir /wheels/* && rm -rf /wheels
+COPY main.py ./
+COPY config ./config
+COPY faq ./faq
+RUN mkdir -p /app/data && chown bot:bot /app/data
+USER bot
+# config/ and faq/ may be mounted read-only over the shipped ones; data/ keeps the database.
+VOLUME ["/app/data"]
+EXPOSE 8080
+CMD ["python", "main.py", "run"]
