@@ -14,7 +14,6 @@ import logging
 from telegram import BotCommand, Update
 from telegram.error import TelegramError
 from telegram.ext import (
-    AIORateLimiter,
     Application,
     CallbackQueryHandler,
     CommandHandler,
@@ -29,6 +28,7 @@ from bot.settings import Settings
 from bot.telegram import admin, customer, staff
 from bot.telegram.desk import STAFF_PREFIX, TelegramDesk
 from bot.telegram.processor import OrderedChatProcessor
+from bot.telegram.ratelimit import ChatBudgetRateLimiter
 from bot.telegram.sender import send_text
 
 log = logging.getLogger(__name__)
@@ -44,7 +44,7 @@ def build_application(settings: Settings, processor: OrderedChatProcessor) -> Ap
         .token(env.telegram_bot_token or "")
         .base_url(base)
         .base_file_url(base.replace("/bot", "/file/bot", 1) if "/bot" in base else base)
-        .rate_limiter(AIORateLimiter(max_retries=settings.telegram.max_retries))
+        .rate_limiter(ChatBudgetRateLimiter(max_retries=settings.telegram.max_retries))
         .concurrent_updates(processor)
         .connection_pool_size(64)
         .get_updates_read_timeout(35)

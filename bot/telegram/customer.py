@@ -11,6 +11,7 @@ from bot.core import FEEDBACK_PREFIX, HUMAN_BUTTON, RATING_PREFIX, Incoming, Out
 from bot.services import Services
 from bot.store.conversations import Customer
 from bot.telegram.sender import RecipientGone, TypingIndicator, send_text
+from bot.telegram.streaming import LiveReply
 
 log = logging.getLogger(__name__)
 
@@ -56,17 +57,27 @@ def message_kind(message: Message) -> str:
     return "other"
 
 
-async def deliver(update: Update, context: ContextTypes.DEFAULT_TYPE, outcome: Outcome) -> None:
-    """Send the core's replies; record Telegram's message ids for relays and feedback."""
+async def deliver(
+    update: Update,
+    context: ContextTypes.DEFAULT_TYPE,
+    outcome: Outcome,
+    live: LiveReply | None = None,
+) -> None:
+    """Send the core's replies; record Telegram's message ids for relays and feedback.
+
+    When an answer was streamed, its first reply takes the place of the preview.
+    """
     services = services_of(context)
     chat_id = update.effective_chat.id
     try:
-        for reply in outcome.replies:
-            sent = await send_text(context.bot, chat_id, reply.text, buttons=reply.buttons)
-            if reply.stored_id is not None and sent:
-                await services.conversations.set_telegram_message_id(
-                    reply.stored_id, sent[-1].message_id
-                )
+        for number, reply in enumerate(outcome.replies):
+            if number == 0 and live is not None and live.started:
+                ids = await live.finish(reply.text, reply.buttons)
+            else:
+                sent = await send_text(context.bot, chat_id, reply.text, buttons=reply.buttons)
+                ids = [m.message_id for m in sent]
+            if reply.stored_id is not None and ids:
+                await services.conversations.set_telegram_message_id(reply.stored_id, ids[-1])
     except RecipientGone:
         log.info("chat %s blocked the bot; not sending to it", chat_id)
         await services.conversations.mark_blocked(chat_id)
@@ -103,9 +114,12 @@ async def message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         kind=message_kind(msg),
         message_id=msg.message_id,
     )
+    live = None
+    if core.settings.llm.streaming and core.llm is not None:
+        live = LiveReply(context.bot, incoming.customer.chat_id)
     async with TypingIndicator(context.bot, incoming.customer.chat_id):
-        outcome = await core.handle(incoming)
-    await deliver(update, context, outcome)
+        outcome = await core.handle(incoming, on_text=live.on_text if live else None)
+    await deliver(update, context, outcome, live)
 
 
 async def edited_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

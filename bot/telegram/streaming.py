@@ -1,0 +1,156 @@
+"""Showing an answer while the model writes it, within Telegram's flood limits.
+
+In private chats the text streams into a draft (``sendMessageDraft``), which
+costs no message budget; the finished answer is then sent as a real message.
+Where drafts are not available, one message is edited instead, at most once
+per ``edit_interval`` and never with unchanged text: editing on every token is
+what earns streaming bots flood bans of minutes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Sequence
+
+from telegram import Bot
+from telegram.error import BadRequest, RetryAfter, TelegramError
+
+from bot.core import Button
+from bot.telegram.sender import keyboard, send_text, split_text
+
+log = logging.getLogger(__name__)
+
+# Room under Telegram's 4096 for the tail of a sentence still being written.
+LIVE_LIMIT = 3900
+
+
+class LiveReply:
+    def __init__(
+        self,
+        bot: Bot,
+        chat_id: int,
+        *,
+        use_drafts: bool = True,
+        draft_interval: float = 0.4,
+        edit_interval: float = 1.0,
+    ):
+        self.bot = bot
+        self.chat_id = chat_id
+        self.mode = "draft" if use_drafts else "edit"
+        self.draft_interval = draft_interval
+        self.edit_interval = edit_interval
+        self.draft_id = random.randint(1, 2**31 - 1)
+        self.text = ""
+        self.consumed = 0  # characters already fixed in finished messages (edit mode)
+        self.message_id: int | None = None  # the message being edited (edit mode)
+        self._shown = ""
+        self._last_at = 0.0
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def started(self) -> bool:
+        return bool(self.text)
+
+    async def on_text(self, delta: str) -> None:
+        """Called by the model client for every piece of text; never waits for Telegram."""
+        self.text += delta
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._pump())
+
+    async def _pump(self) -> None:
+        while True:
+            interval = self.draft_interval if self.mode == "draft" else self.edit_interval
+            wait = self._last_at + interval - time.monotonic()
+            if self._last_at and wait > 0:
+                await asyncio.sleep(wait)
+            visible = self._visible()
+            if not visible.strip() or visible == self._shown:
+                return
+            try:
+                await self._show(visible)
+            except RetryAfter as error:
+                await asyncio.sleep(error.retry_after.total_seconds())
+            except TelegramError as error:
+                log.info("streaming preview failed, the final answer still follows: %s", error)
+                return
+            self._last_at = time.monotonic()
+
+    def _visible(self) -> str:
+        live = self.text[self.consumed :]
+        if self.mode == "draft":
+            return live[:LIVE_LIMIT]
+        if len(live) > LIVE_LIMIT:
+            # Fix the current message at a paragraph boundary and continue in a new one.
+            head = split_text(live, LIVE_LIMIT)[0]
+            return head
+        return live
+
+    async def _show(self, visible: str) -> None:
+        if self.mode == "draft":
+            try:
+                await self.bot.send_message_draft(self.chat_id, self.draft_id, visible)
+                self._shown = visible
+                return
+            except BadRequest as error:
+                log.info("drafts unavailable (%s); streaming by editing a message", error)
+                self.mode = "edit"
+                self._shown = ""
+        if self.message_id is None:
+            message = await self.bot.send_message(self.chat_id, visible)
+            self.message_id = message.message_id
+        else:
+            try:
+                await self.bot.edit_message_text(visible, self.chat_id, self.message_id)
+            except BadRequest as error:
+                if "not modified" not in str(error).lower():
+                    raise
+        self._shown = visible
+        live = self.text[self.consumed :]
+        if len(live) > LIVE_LIMIT and len(visible) < len(live):
+            self.consumed += len(visible)
+            while self.consumed < len(self.text) and self.text[self.consumed].isspace():
+                self.consumed += 1
+            self.message_id = None
+            self._shown = ""
+
+    async def finish(self, final_text: str, buttons: Sequence[Button] = ()) -> list[int]:
+        """Put the final text in place of the preview; returns the ids of the messages used."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+        if self.mode == "draft" or self.message_id is None:
+            rest = (
+                final_text[self.consumed :]
+                if final_text.startswith(self.text[: self.consumed])
+                else final_text
+            )
+            sent = await send_text(self.bot, self.chat_id, rest, buttons=buttons)
+            return [m.message_id for m in sent]
+        rest = (
+            final_text[self.consumed :]
+            if final_text.startswith(self.text[: self.consumed])
+            else final_text
+        )
+        chunks = split_text(rest)
+        ids = [self.message_id]
+        markup = keyboard(buttons) if len(chunks) == 1 else None
+        try:
+            await self.bot.edit_message_text(
+                chunks[0], self.chat_id, self.message_id, reply_markup=markup
+            )
+        except BadRequest as error:
+            if "not modified" not in str(error).lower():
+                raise
+            if markup is not None:
+                await self.bot.edit_message_reply_markup(
+                    self.chat_id, self.message_id, reply_markup=markup
+                )
+        if len(chunks) > 1:
+            sent = await send_text(self.bot, self.chat_id, "\n\n".join(chunks[1:]), buttons=buttons)
+            ids += [m.message_id for m in sent]
+        return ids
