@@ -42,9 +42,7 @@ async def test_without_drafts_one_message_is_edited_within_flood_limits(
     fake_llm.script(Reply.text(answer, chunks=40, chunk_delay=0.05))
     await start_bot(make_settings(fake_telegram, fake_llm))
     fake_telegram.user_text(2002, "Tell me everything about shipping")
-    await fake_telegram.wait_for(
-        lambda: fake_telegram.sent_messages(2002) == [answer], timeout=15
-    )
+    await fake_telegram.wait_for(lambda: fake_telegram.sent_messages(2002) == [answer], timeout=15)
     assert fake_telegram.too_many_requests == 0
     edits = fake_telegram.calls("editMessageText")
     assert edits, "the preview was never updated"
@@ -66,8 +64,10 @@ async def test_long_streamed_answer_continues_in_new_messages(
     await start_bot(make_settings(fake_telegram, fake_llm))
     fake_telegram.user_text(2003, "Tell me a lot")
     await fake_telegram.wait_for(
-        lambda: "".join(fake_telegram.sent_messages(2003)).replace("\n", "").replace(" ", "")
-        == answer.replace("\n", "").replace(" ", ""),
+        lambda: (
+            "".join(fake_telegram.sent_messages(2003)).replace("\n", "").replace(" ", "")
+            == answer.replace("\n", "").replace(" ", "")
+        ),
         timeout=20,
     )
     messages = fake_telegram.sent_messages(2003)
