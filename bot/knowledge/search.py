@@ -42,8 +42,8 @@ class SearchParams:
     # common carry little weight, and reading them whole would cost time on large FAQs.
     max_postings: int = 400
     ngram_weight: float = 1.0  # blend weight of character n-gram matching
-    ngram_min: int = 3
-    ngram_max: int = 5
+    ngram_min: int = 4
+    ngram_max: int = 4
     ngram_candidates: int = 30  # entries re-scored by n-grams, best by words first
     # confidence = sigmoid(conf_top * top + conf_margin * (top - second) + conf_bias)
     conf_top: float = 8.0
