@@ -183,8 +183,20 @@ async def close(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if ticket is None:
         await _staff_notice(update, "No ticket here to close. Use /close <id>.")
         return
-    await close_ticket(context, ticket, f"staff:{update.effective_user.id}")
-    await _staff_notice(update, f"✅ Ticket #{ticket.id} closed.")
+    if not await close_ticket(
+        context, ticket, f"staff:{update.effective_user.id}", staff_name(update)
+    ):
+        await _staff_notice(update, f"Ticket #{ticket.id} is already resolved.")
+        return
+    message = update.effective_message
+    in_its_topic = bool(
+        ticket.staff_thread_id
+        and message is not None
+        and message.is_topic_message
+        and message.message_thread_id == ticket.staff_thread_id
+    )
+    if not in_its_topic:
+        await _staff_notice(update, f"✅ Ticket #{ticket.id} closed.")
 
 
 async def reopen(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -209,16 +221,21 @@ async def reopen(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     await _staff_notice(update, f"🔁 Ticket #{ticket.id} reopened.")
 
 
-async def close_ticket(context: ContextTypes.DEFAULT_TYPE, ticket: Ticket, actor: str) -> bool:
+async def close_ticket(
+    context: ContextTypes.DEFAULT_TYPE, ticket: Ticket, actor: str, closed_by: str
+) -> bool:
     """Resolve, close the topic, tell the customer, ask for a rating, and start a fresh conversation.
 
     Ending the conversation keeps the handoff exchange out of the model's
     context, so the bot does not pick the old problem up again and loop.
+    Staff are told in the ticket's place before its topic closes, because a
+    closed topic refuses new messages.
     """
     services = services_of(context)
     if not await services.tickets.resolve(ticket.id, actor):
         return False
     await services.conversations.end_conversation(ticket.chat_id, "ticket_closed")
+    await desk_of(context).post(ticket, f"✅ Ticket #{ticket.id} closed by {closed_by}.")
     if ticket.staff_thread_id:
         try:
             await context.bot.close_forum_topic(ticket.staff_chat_id, ticket.staff_thread_id)
@@ -267,11 +284,8 @@ async def staff_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
         await query.answer(f"You claimed #{ticket.id}.")
         await desk_of(context).post(ticket, f"🙋 {staff_name(update)} claimed ticket #{ticket.id}.")
     elif parts[1] == "close" and ticket.is_open:
-        await close_ticket(context, ticket, f"staff:{user.id}")
+        await close_ticket(context, ticket, f"staff:{user.id}", staff_name(update))
         await query.answer(f"#{ticket.id} closed.")
-        await desk_of(context).post(
-            ticket, f"✅ Ticket #{ticket.id} closed by {staff_name(update)}."
-        )
     else:
         await query.answer(f"#{ticket.id} is {ticket.status}.")
 

@@ -1,0 +1,196 @@
+"""The staff desk end to end: a ticket's topic (or card), relays both ways, close, rate, reopen.
+
+Everything goes through python-telegram-bot against the Bot API double and the LLM double;
+the database is read directly to see what was stored, as an operator would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+
+from tests.fakes import TgUser
+
+STAFF = -1009000
+CUSTOMER = TgUser(id=1001, first_name="Alice", last_name="Archer", username="alice")
+OTHER = TgUser(id=2002, first_name="Mallory")
+AGENT = TgUser(id=501, first_name="Sam")
+ADMIN = TgUser(id=777, first_name="Ada")
+
+
+def rows(path: Path, sql: str, *params) -> list[sqlite3.Row]:
+    conn = sqlite3.connect(path)
+    conn.row_factory = sqlite3.Row
+    try:
+        return conn.execute(sql, params).fetchall()
+    finally:
+        conn.close()
+
+
+def tickets(path: Path) -> list[sqlite3.Row]:
+    return rows(path, "SELECT * FROM tickets ORDER BY id")
+
+
+async def wait_db(fake, path: Path, sql: str, *params):
+    """Wait until a query returns a truthy first column, and return that row."""
+
+    def check():
+        found = rows(path, sql, *params)
+        return found[0] if found and found[0][0] else None
+
+    return await fake.wait_for(check)
+
+
+def staff_messages(fake, thread_id: int | None = None) -> list[dict]:
+    return [
+        m
+        for m in fake.bot_messages(STAFF)
+        if thread_id is None or m.get("message_thread_id") == thread_id
+    ]
+
+
+def buttons(message: dict) -> list[str]:
+    markup = message.get("reply_markup") or {}
+    return [b.get("callback_data") for row in markup.get("inline_keyboard", []) for b in row]
+
+
+def llm_saw(request: dict) -> str:
+    return "\n".join(str(m.get("content") or "") for m in request["messages"])
+
+
+async def settled(fake) -> None:
+    """Let every update already queued be taken and handled before looking for its absence."""
+    await fake.wait_until_consumed()
+    for _ in range(20):
+        await asyncio.sleep(0.01)
+
+
+async def open_ticket_in_forum(fake_telegram, fake_llm, make_settings, start_bot):
+    fake_telegram.add_forum_group(STAFF)
+    settings = make_settings(fake_telegram, fake_llm, STAFF_CHAT_ID=str(STAFF))
+    bot = await start_bot(settings)
+    fake_telegram.user_text(CUSTOMER.id, "I want to talk to a human", CUSTOMER)
+    await fake_telegram.wait_for_messages(CUSTOMER.id, 1)
+    topics = await fake_telegram.wait_for(lambda: fake_telegram.topics(STAFF))
+    thread_id = next(iter(topics))
+    await fake_telegram.wait_for(lambda: staff_messages(fake_telegram, thread_id))
+    return bot, settings.storage.database_path, thread_id
+
+
+async def test_forum_ticket_lifecycle(fake_telegram, fake_llm, make_settings, start_bot):
+    bot, db, thread_id = await open_ticket_in_forum(
+        fake_telegram, fake_llm, make_settings, start_bot
+    )
+
+    # Exactly one ticket, for this customer, with the reason the customer gave.
+    found = tickets(db)
+    assert [(t["id"], t["chat_id"], t["status"], t["reason"]) for t in found] == [
+        (1, CUSTOMER.id, "open", "user_request")
+    ]
+    events = rows(db, "SELECT event, reason FROM ticket_events WHERE ticket_id = 1")
+    assert ("escalated", "user_request") in [tuple(e) for e in events]
+    assert fake_llm.requests == [], "a plain request for a person needs no model"
+
+    # The customer is told the truth: ticket number, a person replies here, office hours.
+    told = fake_telegram.sent_messages(CUSTOMER.id)
+    assert len(told) == 1
+    assert "#1" in told[0] and "reply right here" in told[0] and "Monday to Friday" in told[0]
+
+    # One topic named after the ticket, opened with a card carrying Claim and Close.
+    topics = fake_telegram.topics(STAFF)
+    assert [t.name for t in topics.values()] == ["#1 · Alice Archer · user_request"]
+    card = staff_messages(fake_telegram, thread_id)[0]
+    assert "Ticket #1" in card["text"] and "user_request" in card["text"]
+    assert "Alice Archer (@alice)" in card["text"]
+    assert "I want to talk to a human" in card["text"], "the card shows the last messages"
+    assert buttons(card) == ["staff:claim:1", "staff:close:1"]
+    assert found[0]["staff_thread_id"] == thread_id
+
+    # A staff reply in the topic reaches the customer, signed as the team, and the ticket is active.
+    fake_telegram.group_text(STAFF, "Hi Alice, Sam here. Let me look.", AGENT, thread_id)
+    told = await fake_telegram.wait_for_messages(CUSTOMER.id, 2)
+    assert told[1] == "👤 Support: Hi Alice, Sam here. Let me look."
+    assert "Sam" not in told[1].split(":")[0], "staff names stay private by default"
+    await wait_db(fake_telegram, db, "SELECT status = 'active' FROM tickets WHERE id = 1")
+
+    # The customer's next message goes to the topic, and no model is asked.
+    fake_telegram.user_text(CUSTOMER.id, "Order 4711 arrived broken", CUSTOMER)
+    await fake_telegram.wait_for(
+        lambda: any(
+            "Order 4711 arrived broken" in m.get("text", "")
+            for m in staff_messages(fake_telegram, thread_id)
+        )
+    )
+    # A photo from the customer is copied into the topic too.
+    fake_telegram.user_photo(CUSTOMER.id, CUSTOMER, caption="the dent")
+    await fake_telegram.wait_for(
+        lambda: any("photo" in m for m in staff_messages(fake_telegram, thread_id))
+    )
+    await settled(fake_telegram)
+    assert fake_llm.requests == []
+    assert len(fake_telegram.sent_messages(CUSTOMER.id)) == 2, "the bot must not answer itself"
+
+    # A note stays internal.
+    fake_telegram.group_text(STAFF, "/note customer is a VIP", AGENT, thread_id)
+    await fake_telegram.wait_for(
+        lambda: any("Note saved" in m.get("text", "") for m in staff_messages(fake_telegram))
+    )
+    notes = rows(db, "SELECT text FROM messages WHERE role = 'note'")
+    assert [n["text"] for n in notes] == ["customer is a VIP"]
+
+    # A staff photo reaches the customer as a copy.
+    photo = fake_telegram.add_file(b"\xff\xd8label", kind="photo")
+    fake_telegram.group_message(
+        STAFF, AGENT, message_thread_id=thread_id, photo=[photo], caption="Return label"
+    )
+    await fake_telegram.wait_for(
+        lambda: any("photo" in m for m in fake_telegram.bot_messages(CUSTOMER.id))
+    )
+    copied = [m for m in fake_telegram.bot_messages(CUSTOMER.id) if "photo" in m][0]
+    assert copied["caption"] == "👤 Support: Return label"
+    await settled(fake_telegram)
+    assert all("VIP" not in t for t in fake_telegram.sent_messages(CUSTOMER.id))
+
+    # /close resolves, closes the topic, tells the customer and asks for a rating.
+    before = len(fake_telegram.bot_messages(CUSTOMER.id))
+    fake_telegram.group_text(STAFF, "/close", AGENT, thread_id)
+    await fake_telegram.wait_for_messages(CUSTOMER.id, before + 2)
+    closing = fake_telegram.bot_messages(CUSTOMER.id)[before:]
+    assert "resolved" in closing[0]["text"]
+    assert buttons(closing[1]) == [f"rate:1:{n}" for n in range(1, 6)]
+    ticket = tickets(db)[0]
+    assert ticket["status"] == "resolved" and ticket["resolved_at"]
+    await fake_telegram.wait_for(lambda: fake_telegram.topics(STAFF)[thread_id].closed)
+
+    # The rating is stored on the ticket.
+    fake_telegram.callback_query(CUSTOMER.id, CUSTOMER, "rate:1:4", closing[1]["message_id"])
+    await wait_db(fake_telegram, db, "SELECT rating = 4 FROM tickets WHERE id = 1")
+
+    # The bot answers again, and the model does not see the closed ticket's exchange.
+    fake_telegram.user_text(CUSTOMER.id, "How long does a refund take?", CUSTOMER)
+    await fake_telegram.wait_for(
+        lambda: (
+            "Answer to: How long does a refund take?" in fake_telegram.sent_messages(CUSTOMER.id)
+        )
+    )
+    assert len(fake_llm.requests) == 1
+    seen = llm_saw(fake_llm.last_request)
+    for earlier in ("talk to a human", "Sam here", "4711", "VIP", "resolved"):
+        assert earlier not in seen, f"the model saw {earlier!r} from the closed ticket"
+    assert len(tickets(db)) == 1
+
+
+async def test_staff_see_the_close_confirmed_in_the_closed_topic(
+    fake_telegram, fake_llm, make_settings, start_bot
+):
+    _, db, thread_id = await open_ticket_in_forum(fake_telegram, fake_llm, make_settings, start_bot)
+    fake_telegram.group_text(STAFF, "/close", AGENT, thread_id)
+    await fake_telegram.wait_for(
+        lambda: any(
+            "Ticket #1 closed" in m.get("text", "")
+            for m in staff_messages(fake_telegram, thread_id)
+        )
+    )
+    await fake_telegram.wait_for(lambda: fake_telegram.topics(STAFF)[thread_id].closed)
+    assert tickets(db)[0]["status"] == "resolved"
