@@ -15,6 +15,7 @@ logistic function of that share for the top entry and of its lead over the runne
 
 from __future__ import annotations
 
+import gc
 import heapq
 import math
 from collections import Counter, defaultdict
@@ -45,10 +46,11 @@ class SearchParams:
     ngram_min: int = 4
     ngram_max: int = 4
     ngram_candidates: int = 30  # entries re-scored by n-grams, best by words first
-    # confidence = sigmoid(conf_top * top + conf_margin * (top - second) + conf_bias)
-    conf_top: float = 8.0
-    conf_margin: float = 8.0
-    conf_bias: float = -5.0
+    # confidence = sigmoid(conf_top * top + conf_margin * (top - second) + conf_bias): a
+    # logistic fit of "the top entry is right", so the number reads as a probability.
+    conf_top: float = 1.04
+    conf_margin: float = 22.4
+    conf_bias: float = -1.07
 
 
 DEFAULT_PARAMS = SearchParams()
@@ -129,6 +131,17 @@ class FaqIndex:
         language: str = "english",
         params: SearchParams = DEFAULT_PARAMS,
     ) -> None:
+        # The build allocates millions of small objects and no cycles; pausing the cyclic
+        # collector meanwhile saves it from rescanning them all many times over.
+        was_enabled = gc.isenabled()
+        gc.disable()
+        try:
+            self._build(entries, language, params)
+        finally:
+            if was_enabled:
+                gc.enable()
+
+    def _build(self, entries: Sequence[FaqEntry], language: str, params: SearchParams) -> None:
         self._entries = tuple(entries)
         self._params = params
         self._analyzer = Analyzer(language)
