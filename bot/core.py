@@ -73,6 +73,12 @@ class TicketContext:
     faq_matches: tuple[SearchResult, ...]
 
 
+class Retriever(Protocol):
+    """Re-ranks FAQ matches by meaning (``bot.knowledge.embeddings.SemanticSearch``)."""
+
+    async def search(self, knowledge: Knowledge, query: str, top_k: int) -> list[SearchResult]: ...
+
+
 class StaffDesk(Protocol):
     """Where tickets go to people: the Telegram staff group. None in the terminal."""
 
@@ -102,6 +108,7 @@ class SupportCore:
         self.tickets = tickets
         self.llm = llm
         self.desk = desk
+        self.semantic: Retriever | None = None  # set by open_services when switched on
         self._recent_messages: dict[int, deque[float]] = defaultdict(deque)
         self._rate_noticed: set[int] = set()
 
@@ -199,7 +206,7 @@ class SupportCore:
         if self._asked_again(text, history) >= esc.repeat_limit - 1:
             return await self.escalate(customer, "repeated", None, knowledge, ())
 
-        matches = tuple(knowledge.search(text, self.settings.retrieval.top_k))
+        matches = tuple(await self.retrieve(knowledge, text, self.settings.retrieval.top_k))
         offer = rule is not None  # rule.action == "offer"
         turns = [Turn(m.role, m.text or "") for m in history if m.text]
         outcome = None
@@ -216,6 +223,12 @@ class SupportCore:
             outcome = await self._answer_from_faq(customer, knowledge, matches, llm_failed, offer)
         outcome.replies[:0] = notices
         return outcome
+
+    async def retrieve(self, knowledge: Knowledge, text: str, top_k: int) -> list[SearchResult]:
+        """The FAQ matches for a message, by words and, when switched on, by meaning."""
+        if self.semantic is not None:
+            return await self.semantic.search(knowledge, text, top_k)
+        return knowledge.search(text, top_k)
 
     async def _answer_with_llm(
         self,
