@@ -20,36 +20,49 @@ _PERSON_EN = (
 )
 _ADJ_EN = r"(?:(?:a|an|some|one|your|the)\s+)?(?:(?:real|actual|live|living|human|true)\s+)?"
 
+# A person word followed by "'s" is an owner ("a person's phone"), not the one to talk to.
+_NOT_OWNER = r"\b(?!')"
+
 _PATTERNS: tuple[str, ...] = (
     # English
-    rf"\b(?:talk|speak|chat|connect|communicate)\s+(?:to|with)\s+{_ADJ_EN}{_PERSON_EN}\b",
-    rf"\b(?:transfer|put|pass|escalate|hand)\s+(?:me|this|it)\s+(?:over\s+|through\s+)?(?:to|with)\s+{_ADJ_EN}{_PERSON_EN}\b",
-    rf"\b(?:connect|get)\s+me\s+(?:to|with)\s+{_ADJ_EN}{_PERSON_EN}\b",
+    rf"\b(?:talk|speak|chat|connect|communicate)\s+(?:to|with)\s+{_ADJ_EN}{_PERSON_EN}{_NOT_OWNER}",
+    # "hand it to someone at reception" is about a parcel: only "me" or the case itself is handed over.
+    rf"\b(?:transfer|put|pass|hand)\s+me\s+(?:over\s+|through\s+|on\s+)?(?:to|with)\s+{_ADJ_EN}{_PERSON_EN}{_NOT_OWNER}",
+    rf"\b(?:transfer|escalate)\s+(?:this|it|my (?:case|request|issue|question|ticket))\s+(?:over\s+|on\s+)?to\s+{_ADJ_EN}{_PERSON_EN}{_NOT_OWNER}",
+    rf"\b(?:pass|hand)\s+(?:this|my)\s+(?:conversation|chat|case|request|issue|question)\s+(?:over\s+|on\s+)?to\s+{_ADJ_EN}{_PERSON_EN}{_NOT_OWNER}",
+    rf"\b(?:connect|get)\s+me\s+(?:to|with)\s+{_ADJ_EN}{_PERSON_EN}{_NOT_OWNER}",
+    rf"\bgive\s+me\s+{_ADJ_EN}(?:human|person|agent|representative|operator)\b\s*(?:please|now)?\s*[.!?]*\s*$",
+    rf"\b(?:can|could|may)\s+i\s+(?:get|have)\s+{_ADJ_EN}(?:human|person|agent|representative|operator)\b\s*(?:please|now)?\s*[.!?]*\s*$",
     rf"\bi\s+(?:want|need|would like|'d like|demand|request)\s+(?:to\s+(?:talk|speak)\s+(?:to|with)\s+)?{_ADJ_EN}(?:human|person|agent|representative|operator|someone real)(?:\s*(?:please|now|asap|immediately))?\s*[.!?]*\s*$",
-    r"\b(?:real|actual|live)\s+(?:human|person|agent)\b(?:\s*(?:please|now))?\s*[.!?]*\s*$",
+    # "written by a real person?" asks about people; only the bare demand hands over.
+    r"^\s*(?:(?:a|an|some)\s+)?(?:real|actual|live)\s+(?:human|person|agent)\b(?:\s*(?:please|pls|now))?\s*[.!?]*\s*$",
     r"^\s*(?:human|agent|operator|representative|person)\s*(?:please|pls|now)?\s*[.!?]*\s*$",
     r"\b(?:are you|is this)\s+a\s+(?:bot|robot)\b.*\b(?:human|person)\b",
     r"\blive\s+(?:chat|support|agent)\b\s*(?:please)?\s*[.!?]*\s*$",
-    # Chinese
-    r"(?:人工客服|真人客服|转人工|找人工|人工服务|要人工|接人工|真人|活人|客服人员|人工坐席)",
-    # Russian
+    # Chinese: 真人 alone also means "real person" in "真人拍摄" (photographed with real people).
+    r"(?:人工客服|真人客服|转人工|找人工|人工服务|要人工|接人工|客服人员|人工坐席)",
+    r"(?:(?:找|要|转|接|换|联系)(?:个|一个)?(?:真人|活人)|(?:和|跟|与)(?:真人|活人)(?:聊|说|对话|沟通|交流)|真人(?:服务|回复|接待))",
+    # Russian: "оператор связи" is a mobile operator; "свяжусь" is the customer contacting someone.
     r"(?:живо(?:й|го|му|м)\s+(?:оператор|человек|сотрудник|специалист)\w*)",
-    r"(?:позов\w*|соедин\w*|переключ\w*|хочу|нужен|нужна|дайте|свяж\w*|поговор\w*)\s+(?:(?:меня|мне|с)\s+)*(?:живым\s+|реальным\s+)?(?:оператор\w*|человек\w*|сотрудник\w*|менеджер\w*|специалист\w*)",
+    r"(?:позовите|позови|соедините|соедини|переключите|переключи|хочу|нужен|нужна|дайте|дай|свяжите|свяжи|поговорить)\s+(?:(?:меня|мне|с|на)\s+)*(?:живым\s+|реальным\s+)?(?:оператор\w*(?!\s+связи)|человек\w*|сотрудник\w*|менеджер\w*|специалист\w*)",
     # Spanish
     r"\b(?:hablar|comunicarme|contactar)\s+con\s+(?:un|una|el|la|alguna|alguien)?\s*(?:persona|humano|agente|operador|operadora|asesor|asesora|representante|ser humano|alguien)\b",
     r"\b(?:quiero|necesito)\s+(?:un|una)\s+(?:persona|humano|agente|operador|asesor)(?:\s+(?:real|humano))?\s*[.!?]*\s*$",
-    # German
+    # German: "Ich möchte wissen, ob eure Mitarbeiter ..." is a question about staff, not a request.
     r"\bmit\s+(?:einem|einer)\s+(?:echten\s+|richtigen\s+|menschlichen\s+)?(?:menschen|mitarbeiter|mitarbeiterin|berater|beraterin|agenten|person)\s+(?:sprechen|reden|verbinden|chatten)\b",
-    r"\b(?:echten|richtigen)\s+menschen\b",
-    r"\b(?:verbinden sie mich|ich mochte|ich will)\b.*\b(?:mitarbeiter|menschen|berater)\b",
-    # French
-    r"\b(?:parler|discuter)\s+(?:a|avec)\s+(?:un|une|quelqu'un|quelqu un)\s*(?:vrai\s+|vraie\s+)?(?:humain|personne|conseiller|conseillere|agent|operateur|operatrice|de reel)?\b",
+    r"\b(?:einen|einem|mit)\s+(?:echten|richtigen)\s+menschen\b",
+    r"\b(?:verbinden sie mich|verbinde mich)\s+(?:bitte\s+)?mit\s+(?:einem|einer|dem|der)?\s*(?:echten\s+|richtigen\s+)?(?:mitarbeiter\w*|menschen|berater\w*|person|agenten)\b",
+    r"\bich\s+(?:mochte|will|brauche|hatte gerne?)\s+(?:bitte\s+)?(?:einen|eine)\s+(?:echten\s+|richtigen\s+)?(?:mitarbeiter|mitarbeiterin|menschen|berater|beraterin)\b\s*(?:bitte)?\s*[.!?]*\s*$",
+    # French: the person word is required, so "en parler avec une amie" stays with the bot.
+    r"\b(?:parler|discuter)\s+(?:a|avec)\s+(?:un|une|le|la|l'|des)\s*(?:vrai\s+|vraie\s+)?(?:humain|personne|conseiller|conseillere|agent|operateur|operatrice|etre humain)\b",
+    r"\b(?:parler|discuter)\s+(?:a|avec)\s+quelqu'?\s?un(?:\s+(?:de reel|du service|de l'equipe|de votre equipe))?\s*[.!?]*\s*$",
     r"\bun\s+(?:vrai|etre)\s+humain\b",
     # Portuguese
     r"\bfalar\s+com\s+(?:um|uma|algum|alguma|alguem)?\s*(?:humano|pessoa|atendente|agente|operador|ser humano|alguem)\b",
     r"\batendente\s+humano\b|\batendimento\s+humano\b",
-    # Japanese
-    r"(?:人間|人|担当者|オペレーター|スタッフ|係の人)(?:と|に)(?:話|つな|繋|代わ|かわ)",
+    # Japanese: a bare 人 must not end another word (友人に話したら: "when I told a friend"),
+    # and the verb must ask (話したい, つないで), not report (話し合って).
+    r"(?:人間|(?<![\u4e00-\u9fff])人|担当者|オペレーター|スタッフ|係の人|係員)(?:と|に)(?:話したい|話させて|話せ|お話し|話をしたい|つないで|繋いで|つなげて|繋げて|代わって|かわって|替わって)",
     r"(?:有人対応|オペレーターを|担当者を呼)",
 )
 _COMPILED = re.compile("|".join(f"(?:{p})" for p in _PATTERNS), re.IGNORECASE)
