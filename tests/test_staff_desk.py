@@ -10,6 +10,8 @@ import asyncio
 import sqlite3
 from pathlib import Path
 
+import pytest
+
 from tests.fakes import TgUser
 
 STAFF = -1009000
@@ -181,11 +183,16 @@ async def test_forum_ticket_lifecycle(fake_telegram, fake_llm, make_settings, st
     assert len(tickets(db)) == 1
 
 
-async def test_staff_see_the_close_confirmed_in_the_closed_topic(
-    fake_telegram, fake_llm, make_settings, start_bot
+@pytest.mark.parametrize("how", ["command", "button"])
+async def test_closing_in_a_forum_closes_the_topic_and_tells_staff(
+    fake_telegram, fake_llm, make_settings, start_bot, how
 ):
     _, db, thread_id = await open_ticket_in_forum(fake_telegram, fake_llm, make_settings, start_bot)
-    fake_telegram.group_text(STAFF, "/close", AGENT, thread_id)
+    if how == "command":
+        fake_telegram.group_text(STAFF, "/close", AGENT, thread_id)
+    else:
+        card = staff_messages(fake_telegram, thread_id)[0]
+        fake_telegram.callback_query(STAFF, AGENT, "staff:close:1", card["message_id"])
     await fake_telegram.wait_for(
         lambda: any(
             "Ticket #1 closed" in m.get("text", "")
@@ -194,6 +201,41 @@ async def test_staff_see_the_close_confirmed_in_the_closed_topic(
     )
     await fake_telegram.wait_for(lambda: fake_telegram.topics(STAFF)[thread_id].closed)
     assert tickets(db)[0]["status"] == "resolved"
+    told = await fake_telegram.wait_for_messages(CUSTOMER.id, 3)
+    assert "resolved" in told[1]
+
+
+async def test_forum_without_topic_rights_falls_back_to_a_card(
+    fake_telegram, fake_llm, make_settings, start_bot
+):
+    fake_telegram.add_forum_group(STAFF)
+    fake_telegram.fail_next(
+        "createForumTopic", 400, "Bad Request: not enough rights to create a topic"
+    )
+    settings = make_settings(fake_telegram, fake_llm, STAFF_CHAT_ID=str(STAFF))
+    await start_bot(settings)
+    fake_telegram.user_text(CUSTOMER.id, "I want to talk to a human", CUSTOMER)
+    await fake_telegram.wait_for_messages(CUSTOMER.id, 1)
+    card = (await fake_telegram.wait_for(lambda: staff_messages(fake_telegram)))[0]
+    assert "Ticket #1" in card["text"]
+    assert fake_telegram.topics(STAFF) == {}
+    fake_telegram.group_text(
+        STAFF, "Replying to the card", AGENT, reply_to_message_id=card["message_id"]
+    )
+    told = await fake_telegram.wait_for_messages(CUSTOMER.id, 2)
+    assert told[1] == "👤 Support: Replying to the card"
+
+
+async def test_staff_talk_outside_ticket_topics_stays_in_the_group(
+    fake_telegram, fake_llm, make_settings, start_bot
+):
+    _, db, thread_id = await open_ticket_in_forum(fake_telegram, fake_llm, make_settings, start_bot)
+    lounge = fake_telegram.add_topic(STAFF, "Lounge", AGENT)
+    fake_telegram.group_text(STAFF, "lunch at noon?", AGENT, lounge)
+    fake_telegram.group_text(STAFF, "anyone free?", AGENT, is_forum=True)
+    await settled(fake_telegram)
+    assert len(fake_telegram.sent_messages(CUSTOMER.id)) == 1
+    assert tickets(db)[0]["status"] == "open"
 
 
 async def open_ticket_in_plain_group(fake_telegram, fake_llm, make_settings, start_bot, **env):
