@@ -469,3 +469,17 @@ async def test_stats_and_reload_only_for_admins(fake_telegram, fake_llm, make_se
             "Escalations by reason" in m.get("text", "") for m in staff_messages(fake_telegram)
         )
     )
+
+
+async def test_customer_buttons_pressed_in_a_group_open_nothing(
+    fake_telegram, fake_llm, make_settings, start_bot
+):
+    _, db, _ = await open_ticket_in_plain_group(fake_telegram, fake_llm, make_settings, start_bot)
+    card = staff_messages(fake_telegram)[0]
+    pressed = fake_telegram.callback_query(STAFF, AGENT, "human", card["message_id"])
+    await fake_telegram.wait_for(lambda: fake_telegram.callback_answer(pressed))
+    rated = fake_telegram.callback_query(STAFF, AGENT, "rate:1:1", card["message_id"])
+    await fake_telegram.wait_for(lambda: fake_telegram.callback_answer(rated))
+    await settled(fake_telegram)
+    assert [(t["id"], t["chat_id"], t["rating"]) for t in tickets(db)] == [(1, CUSTOMER.id, None)]
+    assert len(staff_messages(fake_telegram)) == 1

@@ -144,6 +144,12 @@ async def edited_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
 async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Buttons under bot messages. Data is checked, never trusted: forged data does nothing."""
     query = update.callback_query
+    chat = update.effective_chat
+    if chat is not None and chat.type != "private":
+        # Customer buttons live in private chats; pressed in a group they would
+        # open a ticket (or rate one) in the group's name.
+        await query.answer()
+        return
     services = services_of(context)
     customer = customer_of(update)
     data = query.data or ""
