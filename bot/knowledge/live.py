@@ -23,6 +23,11 @@ from bot.knowledge.search import FaqIndex
 
 log = logging.getLogger(__name__)
 
+# A changed file must look the same for this long before it is read; at most
+# _SETTLE_ROUNDS pauses, so a file rewritten non-stop is still picked up.
+_SETTLE_SECONDS = 0.2
+_SETTLE_ROUNDS = 5
+
 
 @dataclass(frozen=True)
 class Knowledge:
@@ -122,9 +127,32 @@ class KnowledgeBase:
         return _fingerprint(_files(self.config_dir, self.faq_dir)) != self._seen
 
     async def watch(self, interval: float) -> None:
-        """Poll modification times; cheap enough to run every few seconds forever."""
+        """Poll modification times; cheap enough to run every few seconds forever.
+
+        Nothing that goes wrong in one round may end the loop: a watcher that
+        died quietly would leave admins editing files the bot no longer reads.
+        """
         while True:
             await asyncio.sleep(interval)
-            if self.changed():
-                with contextlib.suppress(ConfigError):
-                    await self.reload()
+            try:
+                if self.changed():
+                    await self._settled(min(interval, _SETTLE_SECONDS))
+                    with contextlib.suppress(ConfigError):
+                        await self.reload()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("knowledge watcher: could not check or reload the files")
+
+    async def _settled(self, pause: float) -> None:
+        """Wait until the files stop changing, so a save caught halfway is not reported
+        to admins as a broken file (editors and copy tools may write in several steps)."""
+        files = _files(self.config_dir, self.faq_dir)
+        before = _fingerprint(files)
+        for _ in range(_SETTLE_ROUNDS):
+            await asyncio.sleep(pause)
+            files = _files(self.config_dir, self.faq_dir)
+            now = _fingerprint(files)
+            if now == before:
+                return
+            before = now
