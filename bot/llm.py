@@ -9,6 +9,7 @@ is down customers are not each made to wait through the same failure.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import random
 import time
@@ -206,7 +207,8 @@ class LLMClient:
                 if response.status_code >= 400:
                     await response.aread()
                     raise _http_error(response)
-                async for data in _sse_events(response.aiter_lines()):
+                events = _sse_events(response.aiter_lines())
+                async for data in events:
                     if data == "[DONE]":
                         done = True
                         break
@@ -226,6 +228,8 @@ class LLMClient:
                         if delta.get("content"):
                             parts.append(delta["content"])
                             await on_text(delta["content"])
+                if done:
+                    await _drain(events)
         except httpx.TimeoutException:
             raise _partial(LLMTimeout("the model API timed out"), bool(parts)) from None
         except httpx.TransportError as exc:
@@ -275,6 +279,18 @@ async def _sse_events(lines: AsyncIterator[str]) -> AsyncIterator[str]:
     async for line in lines:
         if line.startswith("data:"):
             yield line[5:].strip()
+
+
+async def _drain(events: AsyncIterator[str], seconds: float = 1.0) -> None:
+    """Read the end of a finished stream so its connection goes back to the pool.
+
+    httpx closes a connection whose response was not read to the end; leaving
+    right after ``[DONE]`` would cost a new TCP (and TLS) connection per answer.
+    """
+    with contextlib.suppress(Exception):
+        async with asyncio.timeout(seconds):
+            async for _ in events:
+                pass
 
 
 def _json_or_bad(data: str) -> dict[str, Any]:
