@@ -76,9 +76,15 @@ class Database:
                 await self.conn.execute("COMMIT")
 
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
-        """Run one write in its own transaction; returns the last row id."""
-        async with self.transaction() as conn:
-            cursor = await conn.execute(sql, params)
+        """Run one write in its own transaction; returns the last row id.
+
+        The connection is in autocommit mode, so a lone statement already is its
+        own transaction: one trip to the database thread instead of three
+        (BEGIN, statement, COMMIT). The lock still keeps it out of anyone
+        else's open transaction.
+        """
+        async with self._write_lock:
+            cursor = await self.conn.execute(sql, params)
             return cursor.lastrowid or 0
 
     async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
@@ -86,9 +92,10 @@ class Database:
             await conn.executemany(sql, rows)
 
     async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[aiosqlite.Row]:
-        async with self.conn.execute(sql, params) as cursor:
-            return list(await cursor.fetchall())
+        """One trip to the database thread (a cursor would take three: run, fetch, close)."""
+        return list(await self.conn.execute_fetchall(sql, params))
 
     async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> aiosqlite.Row | None:
-        async with self.conn.execute(sql, params) as cursor:
-            return await cursor.fetchone()
+        """For queries of one row (by key, or LIMIT 1), in one trip like ``fetchall``."""
+        rows = await self.conn.execute_fetchall(sql, params)
+        return rows[0] if rows else None
