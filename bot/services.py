@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bot.core import StaffDesk, SupportCore
+from bot.knowledge.embeddings import EmbeddingCache, EmbeddingClient, SemanticSearch
 from bot.knowledge.live import KnowledgeBase
 from bot.knowledge.loader import load_settings
 from bot.llm import LLMClient
@@ -28,8 +29,11 @@ class Services:
     inbox: Inbox
     llm: LLMClient | None
     core: SupportCore
+    semantic: SemanticSearch | None = None
 
     async def close(self) -> None:
+        if self.semantic is not None:
+            await self.semantic.aclose()
         if self.llm is not None:
             await self.llm.aclose()
         await self.db.close()
@@ -56,4 +60,18 @@ async def open_services(settings: Settings, desk: StaffDesk | None = None) -> Se
     if env.llm_configured:
         llm = LLMClient(env.effective_llm_base_url, env.llm_api_key, settings.llm)
     core = SupportCore(settings, knowledge, conversations, tickets, llm, desk)
-    return Services(settings, db, knowledge, conversations, tickets, Inbox(db), llm, core)
+    semantic = None
+    if settings.retrieval.semantic and env.llm_configured:
+        client = EmbeddingClient(
+            env.effective_llm_base_url,
+            env.llm_api_key,
+            settings.retrieval.embedding_model,
+            connect_timeout=settings.llm.connect_timeout_seconds,
+        )
+        semantic = SemanticSearch(client, EmbeddingCache(db), settings.retrieval.semantic_weight)
+        core.semantic = semantic
+        # Embed the FAQ now rather than on the first customer's message; on failure
+        # the bot starts anyway and matches by words until the endpoint answers.
+        await semantic.prepare(knowledge.current)
+        knowledge.on_reload(semantic.prepare)
+    return Services(settings, db, knowledge, conversations, tickets, Inbox(db), llm, core, semantic)

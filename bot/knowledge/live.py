@@ -79,6 +79,7 @@ def load_knowledge(config_dir: Path, faq_dir: Path) -> Knowledge:
 
 
 ProblemListener = Callable[[ConfigError], Awaitable[None]]
+ReloadListener = Callable[[Knowledge], Awaitable[object]]
 
 
 class KnowledgeBase:
@@ -90,11 +91,17 @@ class KnowledgeBase:
         self.current = load_knowledge(self.config_dir, self.faq_dir)
         self._seen = _fingerprint(_files(self.config_dir, self.faq_dir))
         self._listeners: list[ProblemListener] = []
+        self._reload_listeners: list[ReloadListener] = []
         self.last_error: ConfigError | None = None
 
     def on_problem(self, listener: ProblemListener) -> None:
         """Called with the errors whenever a changed file fails validation."""
         self._listeners.append(listener)
+
+    def on_reload(self, listener: ReloadListener) -> None:
+        """Called with the new knowledge after a reload changed it, e.g. to embed new entries
+        before the first customer asks about them."""
+        self._reload_listeners.append(listener)
 
     async def reload(self) -> Knowledge:
         """Validate the files and swap them in; on errors keep the current knowledge and raise."""
@@ -114,13 +121,20 @@ class KnowledgeBase:
                     log.exception("could not report the reload problem")
             raise
         self.last_error = None
-        if knowledge.version != self.current.version:
+        changed = knowledge.version != self.current.version
+        if changed:
             log.info(
                 "knowledge reloaded: version %s, %d FAQ entries",
                 knowledge.version,
                 len(knowledge.faq.entries),
             )
         self.current = knowledge
+        if changed:
+            for on_reload in self._reload_listeners:
+                try:
+                    await on_reload(knowledge)
+                except Exception:
+                    log.exception("a reload listener failed")
         return knowledge
 
     def changed(self) -> bool:

@@ -178,3 +178,21 @@ async def m003_inbox(conn: aiosqlite.Connection) -> None:
         CREATE INDEX inbox_pending ON inbox(status, update_id);
         """,
     )
+
+
+@migration
+async def m004_embedding_cache(conn: aiosqlite.Connection) -> None:
+    # FAQ entry vectors for meaning-based matching, keyed by a hash of model and
+    # text, so restarts and reloads only embed entries that are new or changed.
+    await _script(
+        conn,
+        """
+        CREATE TABLE embedding_cache (
+            key TEXT PRIMARY KEY,
+            model TEXT NOT NULL,
+            dimensions INTEGER NOT NULL,
+            vector BLOB NOT NULL,
+            created_at TEXT NOT NULL
+        );
+        """,
+    )
