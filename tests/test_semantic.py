@@ -1,0 +1,237 @@
+"""Meaning-based matching (``retrieval.semantic``) against the LLM double's /embeddings.
+
+The services are opened the way the bot and the CLI open them, on a real SQLite file,
+with the double on loopback; the request log of the double shows what was embedded.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import sqlite3
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+
+from bot.services import open_services
+from tests.fakes import FakeLLM
+
+
+class EmbeddingsDouble(FakeLLM):
+    """The LLM double with two extra switches for its /embeddings endpoint.
+
+    ``concepts`` turns it into a tiny "model" that knows synonyms: each text becomes a
+    vector with one axis per concept it mentions, so a message and an entry that share
+    no word can still be close in meaning. ``failing`` answers every call with HTTP 500.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.failing = False
+        self.concepts: dict[str, set[str]] | None = None
+
+    async def _handle_embeddings(self, request: web.Request) -> web.StreamResponse:
+        if self.failing:
+            body = await request.json()
+            self.embedding_requests.append(body)
+            return web.json_response(
+                {"error": {"message": "embedding backend down", "type": "server_error"}},
+                status=500,
+            )
+        if self.concepts is None:
+            return await super()._handle_embeddings(request)
+        body = await request.json()
+        self.embedding_requests.append(body)
+        inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
+        names = sorted(self.concepts)
+        data = []
+        for index, text in enumerate(inputs):
+            words = set(re.findall(r"\w+", text.lower()))
+            vector = [1.0 if words & self.concepts[name] else 0.0 for name in names] + [0.01]
+            norm = math.sqrt(sum(v * v for v in vector))
+            data.append({"index": index, "embedding": [v / norm for v in vector]})
+        return web.json_response({"object": "list", "data": data, "model": body["model"]})
+
+
+@pytest.fixture
+async def embeddings() -> EmbeddingsDouble:
+    async with EmbeddingsDouble() as fake:
+        yield fake
+
+
+def enable_semantic(config: Path, weight: str = "0.5") -> None:
+    path = config / "bot.yaml"
+    text = path.read_text(encoding="utf-8")
+    text = text.replace("semantic: false", "semantic: true", 1)
+    text = text.replace("embedding_model: text-embedding-3-small", "embedding_model: emb-test", 1)
+    text = text.replace("semantic_weight: 0.5", f"semantic_weight: {weight}", 1)
+    path.write_text(text, encoding="utf-8")
+
+
+def embedded_inputs(fake: FakeLLM) -> list[int]:
+    """Number of texts per /embeddings request, in order."""
+    return [len(r["input"]) if isinstance(r["input"], list) else 1 for r in fake.embedding_requests]
+
+
+def cached_rows(db: str) -> int:
+    conn = sqlite3.connect(db)
+    try:
+        return conn.execute("SELECT COUNT(*) FROM embedding_cache").fetchone()[0]
+    finally:
+        conn.close()
+
+
+async def test_restart_and_reload_reuse_cached_vectors(embeddings, make_settings, knowledge_dirs):
+    config, faq = knowledge_dirs
+    enable_semantic(config)
+    settings = make_settings(llm=embeddings)
+
+    services = await open_services(settings)
+    entries = len(services.knowledge.current.faq.entries)
+    await services.close()
+    assert embedded_inputs(embeddings) == [entries]
+    assert {r["model"] for r in embeddings.embedding_requests} == {"emb-test"}
+    assert cached_rows(settings.storage.database_path) == entries
+
+    embeddings.reset()
+    services = await open_services(settings)
+    try:
+        assert embeddings.embedding_requests == []
+        results = await services.core.retrieve(
+            services.knowledge.current, "how much does shipping cost to austria?", 3
+        )
+        assert results[0].id == "shipping_costs"
+        assert embeddings.embedding_requests[-1]["input"] == [
+            "how much does shipping cost to austria?"
+        ]
+
+        # One changed answer: a reload embeds that entry alone.
+        embeddings.reset()
+        shipping = faq / "shipping.yaml"
+        text = shipping.read_text(encoding="utf-8")
+        shipping.write_text(text.replace("4.95 EUR", "5.45 EUR", 1), encoding="utf-8")
+        await services.knowledge.reload()
+        assert embedded_inputs(embeddings) == [1]
+        assert "5.45 EUR" in embeddings.embedding_requests[0]["input"][0]
+    finally:
+        await services.close()
+    assert cached_rows(settings.storage.database_path) == entries + 1
+
+
+async def test_entries_are_embedded_in_batches(embeddings, make_settings, knowledge_dirs):
+    config, faq = knowledge_dirs
+    enable_semantic(config)
+    for path in faq.glob("*.yaml"):
+        path.unlink()
+    lines = ["faq:"]
+    for n in range(150):
+        lines += [
+            f"  - id: entry_{n}",
+            f'    question: "Question number {n}?"',
+            f'    answer: "Answer number {n}."',
+        ]
+    (faq / "many.yaml").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    services = await open_services(make_settings(llm=embeddings))
+    await services.close()
+    sizes = embedded_inputs(embeddings)
+    assert sum(sizes) == 150 and len(sizes) > 1 and max(sizes) <= 96
+
+
+@pytest.mark.parametrize("when", ["at start", "per message"])
+async def test_embeddings_failure_falls_back_to_lexical(
+    embeddings, make_settings, knowledge_dirs, when
+):
+    config, _faq = knowledge_dirs
+    enable_semantic(config, weight="1.0")  # meaning alone, were it available
+    embeddings.concepts = {"shipping": {"password"}}  # a "model" that would rank wrongly
+    embeddings.failing = when == "at start"
+    services = await open_services(make_settings(llm=embeddings))
+    try:
+        embeddings.failing = True
+        knowledge = services.knowledge.current
+        for query in ["how much does shipping cost to austria?", "i forgot my password"]:
+            got = await services.core.retrieve(knowledge, query, 3)
+            lexical = knowledge.search(query, 3)
+            assert [(r.id, r.score, r.confidence) for r in got] == [
+                (r.id, r.score, r.confidence) for r in lexical
+            ]
+        assert embeddings.embedding_requests  # it was tried
+    finally:
+        await services.close()
+
+
+FUSION_FAQ = """\
+faq:
+  - id: shipping_time
+    question: "When will my parcel arrive?"
+    answer: "Parcels arrive within 2-4 working days."
+    examples: ["when does my order arrive"]
+  - id: refund_time
+    question: "How long does a refund take?"
+    answer: "Refunds are paid out within 5 working days."
+    examples: ["how long until i get my money"]
+  - id: password_reset
+    question: "How do I reset my password?"
+    answer: "Use the Forgot password link on the sign-in page."
+  - id: opening_hours
+    question: "What are your opening hours?"
+    answer: "We are open Monday to Friday."
+"""
+CONCEPTS = {
+    "refund": {"refund", "refunds", "reimbursement", "money"},
+    "shipping": {"parcel", "parcels", "order", "delivery"},
+    "time": {"when", "long", "days"},
+    "account": {"password", "sign"},
+    "hours": {"opening", "hours", "open"},
+}
+QUERY = "when will my reimbursement arrive"
+
+
+@pytest.mark.parametrize(
+    ("semantic", "weight", "best"),
+    [
+        (False, "0.5", "shipping_time"),
+        (True, "0.0", "shipping_time"),
+        (True, "0.7", "refund_time"),
+    ],
+)
+async def test_strong_meaning_signal_changes_the_ranking(
+    embeddings, make_settings, knowledge_dirs, semantic, weight, best
+):
+    config, faq = knowledge_dirs
+    if semantic:
+        enable_semantic(config, weight)
+    for path in faq.glob("*.yaml"):
+        path.unlink()
+    (faq / "fusion.yaml").write_text(FUSION_FAQ, encoding="utf-8")
+    embeddings.concepts = CONCEPTS
+    services = await open_services(make_settings(llm=embeddings))
+    try:
+        knowledge = services.knowledge.current
+        # Words alone favour the parcel entry ("when", "arrive"); meaning says refund.
+        assert knowledge.search(QUERY, 3)[0].id == "shipping_time"
+        results = await services.core.retrieve(knowledge, QUERY, 3)
+        assert results[0].id == best
+        if best == "refund_time":
+            assert [r.id for r in results[:2]] == ["refund_time", "shipping_time"]
+            # The direct-answer confidence is still the lexical one.
+            assert results[0].confidence < services.settings.retrieval.confidence_threshold
+    finally:
+        await services.close()
+
+
+async def test_the_model_sees_the_entries_found_by_meaning(
+    embeddings, fake_telegram, make_settings, start_bot, knowledge_dirs
+):
+    config, faq = knowledge_dirs
+    enable_semantic(config, "0.7")
+    for path in faq.glob("*.yaml"):
+        path.unlink()
+    (faq / "fusion.yaml").write_text(FUSION_FAQ, encoding="utf-8")
+    embeddings.concepts = CONCEPTS
+    await start_bot(make_settings(fake_telegram, embeddings))
+    fake_telegram.user_text(4242, QUERY)
+    await fake_telegram.wait_for_messages(4242, 1)
+    system = embeddings.last_request["messages"][0]["content"]
+    assert system.index('faq id="refund_time"') < system.index('faq id="shipping_time"')
