@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 
 from telegram import Message, Update
 from telegram.ext import ContextTypes
@@ -14,6 +15,10 @@ from bot.telegram.sender import RecipientGone, TypingIndicator, send_text
 from bot.telegram.streaming import LiveReply
 
 log = logging.getLogger(__name__)
+
+# Ids in button data: ASCII digits that fit SQLite's integers. str.isdigit() also
+# accepts "²", which int() rejects, and longer numbers overflow the database driver.
+_ID = re.compile(r"[0-9]{1,18}")
 
 
 def services_of(context: ContextTypes.DEFAULT_TYPE) -> Services:
@@ -160,7 +165,10 @@ async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await query.answer()
         outcome = await services.core.request_human(customer)
     elif (
-        parts[0] == FEEDBACK_PREFIX and len(parts) == 3 and parts[1].isdigit() and parts[2] in "01"
+        parts[0] == FEEDBACK_PREFIX
+        and len(parts) == 3
+        and _ID.fullmatch(parts[1])
+        and parts[2] in ("0", "1")
     ):
         result = await services.core.feedback(customer, int(parts[1]), parts[2] == "1")
         if result.path == "handoff":
@@ -172,12 +180,13 @@ async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
             if query.message is not None and result.path != "ignored":
                 await _drop_buttons(query)
     elif (
-        parts[0] == RATING_PREFIX and len(parts) == 3 and parts[1].isdigit() and parts[2].isdigit()
+        parts[0] == RATING_PREFIX
+        and len(parts) == 3
+        and _ID.fullmatch(parts[1])
+        and parts[2] in ("1", "2", "3", "4", "5")
     ):
         rating = int(parts[2])
-        ok = 1 <= rating <= 5 and await services.tickets.rate(
-            int(parts[1]), customer.chat_id, rating
-        )
+        ok = await services.tickets.rate(int(parts[1]), customer.chat_id, rating)
         persona = services.knowledge.current.persona
         await query.answer(persona.message("rating_thanks") if ok else None)
         if ok:
