@@ -1,0 +1,418 @@
+"""The customer's side of the bot, end to end through python-telegram-bot.
+
+The bot runs against the Bot API double and the LLM double over real HTTP and is
+configured only through environment variables; what it stored is read back from
+its SQLite file, as an operator would.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import time
+from pathlib import Path
+
+import yaml
+
+from tests.fakes import Reply
+
+CUSTOMER = 4001
+OTHER = 4002
+
+
+def rows(path: Path, sql: str, *params) -> list[sqlite3.Row]:
+    conn = sqlite3.connect(path)
+    conn.row_factory = sqlite3.Row
+    try:
+        return conn.execute(sql, params).fetchall()
+    finally:
+        conn.close()
+
+
+def database(settings) -> Path:
+    return Path(settings.storage.database_path)
+
+
+def persona_message(config: Path, key: str, **values: str) -> str:
+    persona = yaml.safe_load((config / "persona.yaml").read_text(encoding="utf-8"))
+    fields = {
+        "name": persona["name"],
+        "company": persona["company"],
+        "office_hours": persona.get("office_hours", ""),
+    }
+    fields.update(values)
+    return persona["messages"][key].format(**fields).strip()
+
+
+def faq_answer(faq: Path, entry_id: str) -> str:
+    for path in sorted(faq.glob("*.yaml")):
+        for entry in yaml.safe_load(path.read_text(encoding="utf-8"))["faq"]:
+            if entry["id"] == entry_id:
+                return entry["answer"].strip()
+    raise KeyError(entry_id)
+
+
+def buttons(message: dict) -> list[tuple[str, str]]:
+    markup = message.get("reply_markup") or {}
+    return [
+        (b["text"], b.get("callback_data", ""))
+        for row in markup.get("inline_keyboard", [])
+        for b in row
+    ]
+
+
+async def handled(fake, settings, update_id: int) -> None:
+    """Wait until the bot finished an update without error (the inbox marks it done).
+
+    An update whose handler raised stays pending in the inbox, so this also proves
+    that nothing went wrong, not merely that the update was fetched.
+    """
+
+    def done() -> bool:
+        found = rows(database(settings), "SELECT status FROM inbox WHERE update_id = ?", update_id)
+        return bool(found) and found[0]["status"] == "done"
+
+    try:
+        await fake.wait_for(done)
+    except TimeoutError as error:
+        raise AssertionError(f"update {update_id} was not handled cleanly") from error
+
+
+def errors_logged(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+# -- commands ---------------------------------------------------------------------------
+
+
+async def test_start_and_help_use_the_persona(
+    fake_telegram, fake_llm, make_settings, start_bot, knowledge_dirs
+):
+    config, _ = knowledge_dirs
+    await start_bot(make_settings(fake_telegram, fake_llm))
+    fake_telegram.user_text(CUSTOMER, "/start")
+    texts = await fake_telegram.wait_for_messages(CUSTOMER, 1)
+    assert texts[0] == persona_message(config, "start", first_name=f"Customer{CUSTOMER}")
+    fake_telegram.user_text(CUSTOMER, "/help")
+    texts = await fake_telegram.wait_for_messages(CUSTOMER, 2)
+    assert texts[1] == persona_message(config, "help")
+    assert fake_llm.requests == [], "commands must not cost a model call"
+
+
+# -- answers with the model ---------------------------------------------------------------
+
+
+async def test_question_answered_by_the_model_with_persona_and_faq(
+    fake_telegram, fake_llm, make_settings, start_bot, knowledge_dirs
+):
+    config, _ = knowledge_dirs
+    instructions = yaml.safe_load((config / "persona.yaml").read_text(encoding="utf-8"))[
+        "instructions"
+    ]
+    fake_llm.script("Refunds take 5 to 10 working days once the return arrives.")
+    await start_bot(make_settings(fake_telegram, fake_llm))
+    question = "How long does a refund take?"
+    fake_telegram.user_text(CUSTOMER, question)
+    texts = await fake_telegram.wait_for_messages(CUSTOMER, 1)
+    assert texts == ["Refunds take 5 to 10 working days once the return arrives."]
+
+    messages = fake_llm.last_request["messages"]
+    system = messages[0]
+    assert system["role"] == "system"
+    assert instructions.strip() in system["content"]
+    assert 'faq id="refund_time"' in system["content"]
+    assert question not in system["content"], "customer text leaked into the instructions"
+    assert messages[1:] == [{"role": "user", "content": question}]
+
+    answer = fake_telegram.bot_messages(CUSTOMER)[0]
+    labels = [label for label, _ in buttons(answer)]
+    assert labels == ["👍", "👎"]
+
+
+async def test_second_turn_sees_the_first_as_history(
+    fake_telegram, fake_llm, make_settings, start_bot
+):
+    fake_llm.script("First answer about refunds.", "Second answer about shipping.")
+    await start_bot(make_settings(fake_telegram, fake_llm))
+    fake_telegram.user_text(CUSTOMER, "How long does a refund take?")
+    await fake_telegram.wait_for_messages(CUSTOMER, 1)
+    fake_telegram.user_text(CUSTOMER, "And how fast do you ship?")
+    texts = await fake_telegram.wait_for_messages(CUSTOMER, 2)
+    assert texts == ["First answer about refunds.", "Second answer about shipping."]
+    assert fake_llm.last_request["messages"][1:] == [
+        {"role": "user", "content": "How long does a refund take?"},
+        {"role": "assistant", "content": "First answer about refunds."},
+        {"role": "user", "content": "And how fast do you ship?"},
+    ]
+
+
+async def test_reset_forgets_earlier_turns(fake_telegram, fake_llm, make_settings, start_bot):
+    await start_bot(make_settings(fake_telegram, fake_llm))
+    fake_telegram.user_text(CUSTOMER, "How long does a refund take?")
+    await fake_telegram.wait_for_messages(CUSTOMER, 1)
+    fake_telegram.user_text(CUSTOMER, "/reset")
+    await fake_telegram.wait_for_messages(CUSTOMER, 2)
+    fake_telegram.user_text(CUSTOMER, "Do you ship to Austria?")
+    texts = await fake_telegram.wait_for_messages(CUSTOMER, 3)
+    assert texts[2] == "Answer to: Do you ship to Austria?"
+    assert len(fake_llm.requests) == 2
+    first, second = fake_llm.requests
+    assert len(first["messages"]) == 2
+    assert second["messages"][1:] == [{"role": "user", "content": "Do you ship to Austria?"}]
+    assert "refund take" not in str(second["messages"])
+
+
+async def test_long_answer_split_on_paragraphs_without_loss(
+    fake_telegram, fake_llm, make_settings, start_bot
+):
+    # Paragraphs of different lengths, about 9,000 characters in all.
+    paragraphs = [
+        f"Paragraph {p}. " + " ".join(f"detail{p}_{w} is explained here." for w in range(12 + p))
+        for p in range(16)
+    ]
+    answer = "\n\n".join(paragraphs)
+    assert 8500 < len(answer) < 10000
+    fake_llm.script(answer)
+    await start_bot(make_settings(fake_telegram, fake_llm))
+    fake_telegram.user_text(CUSTOMER, "Tell me everything about your policies")
+    await fake_telegram.wait_for(
+        lambda: sum(len(t) for t in fake_telegram.sent_messages(CUSTOMER)) >= len(answer) - 100
+    )
+    texts = fake_telegram.sent_messages(CUSTOMER)
+    assert len(texts) >= 3
+    assert all(len(t) <= 4096 for t in texts)
+    for text in texts:
+        # Every message is made of whole paragraphs.
+        assert all(part in paragraphs for part in text.split("\n\n")), text[:80]
+    assert "".join("".join(texts).split()) == "".join(answer.split())
+    assert "\n\n".join(texts) == answer
+    # The feedback buttons sit under the last part only.
+    messages = fake_telegram.bot_messages(CUSTOMER)
+    assert [bool(buttons(m)) for m in messages] == [False] * (len(messages) - 1) + [True]
+
+
+# -- answers without a model -------------------------------------------------------------
+
+
+async def test_faq_only_answers_known_questions_and_admits_unknown_ones(
+    fake_telegram, make_settings, start_bot, knowledge_dirs
+):
+    config, faq = knowledge_dirs
+    settings = make_settings(fake_telegram)
+    assert not settings.env.llm_configured
+    await start_bot(settings)
+    fake_telegram.user_text(CUSTOMER, "How can I return an item?")
+    texts = await fake_telegram.wait_for_messages(CUSTOMER, 1)
+    assert texts[0] == faq_answer(faq, "how_to_return")
+
+    fake_telegram.user_text(CUSTOMER, "Which pottery glaze suits a volcanic teapot best?")
+    texts = await fake_telegram.wait_for_messages(CUSTOMER, 2)
+    assert texts[1].startswith(persona_message(config, "no_answer"))
+    tickets = rows(database(settings), "SELECT * FROM tickets")
+    assert len(tickets) == 1
+    assert tickets[0]["chat_id"] == CUSTOMER
+    assert tickets[0]["reason"] == "low_confidence"
+    assert f"#{tickets[0]['id']}" in texts[1]
+
+
+# -- media, edits, commands for others, groups ---------------------------------------------
+
+
+async def test_photo_and_sticker_get_the_unsupported_media_text(
+    fake_telegram, fake_llm, make_settings, start_bot, knowledge_dirs
+):
+    config, _ = knowledge_dirs
+    await start_bot(make_settings(fake_telegram, fake_llm))
+    expected = persona_message(config, "unsupported_media")
+    fake_telegram.user_photo(CUSTOMER)
+    texts = await fake_telegram.wait_for_messages(CUSTOMER, 1)
+    assert texts == [expected]
+    fake_telegram.user_sticker(CUSTOMER)
+    texts = await fake_telegram.wait_for_messages(CUSTOMER, 2)
+    assert texts == [expected, expected]
+    labels = [label for label, _ in buttons(fake_telegram.bot_messages(CUSTOMER)[-1])]
+    assert labels == [persona_message(config, "talk_to_person_button")]
+    assert fake_llm.requests == []
+
+
+async def test_edited_message_is_not_answered_again(
+    fake_telegram, fake_llm, make_settings, start_bot, knowledge_dirs
+):
+    config, _ = knowledge_dirs
+    settings = make_settings(fake_telegram, fake_llm)
+    await start_bot(settings)
+    fake_telegram.user_text(CUSTOMER, "Where is my parcel?")
+    await fake_telegram.wait_for_messages(CUSTOMER, 1)
+    asked = next(
+        m["message_id"]
+        for (chat, _), m in fake_telegram._messages.items()
+        if chat == CUSTOMER and m.get("text") == "Where is my parcel?"
+    )
+    update = fake_telegram.edited_text(CUSTOMER, asked, "Where is my parcel, order 1234?")
+    texts = await fake_telegram.wait_for_messages(CUSTOMER, 2)
+    await handled(fake_telegram, settings, update)
+    assert texts[1] == persona_message(config, "edited_ignored")
+    assert len(fake_llm.requests) == 1
+
+
+async def test_command_for_another_bot_is_not_start(
+    fake_telegram, fake_llm, make_settings, start_bot, knowledge_dirs
+):
+    config, _ = knowledge_dirs
+    await start_bot(make_settings(fake_telegram, fake_llm))
+    fake_telegram.user_text(CUSTOMER, "/start@otherbot")
+    texts = await fake_telegram.wait_for_messages(CUSTOMER, 1)
+    greeting = persona_message(config, "start", first_name=f"Customer{CUSTOMER}")
+    assert greeting not in texts
+    # Our own name still works.
+    fake_telegram.user_text(CUSTOMER, f"/start@{fake_telegram.bot_user['username']}")
+    texts = await fake_telegram.wait_for_messages(CUSTOMER, 2)
+    assert texts[1] == greeting
+
+
+async def test_message_in_a_random_group_is_ignored(
+    fake_telegram, fake_llm, make_settings, start_bot
+):
+    settings = make_settings(fake_telegram, fake_llm)
+    await start_bot(settings)
+    update = fake_telegram.group_text(-100777, "How long does a refund take?", 4100)
+    await handled(fake_telegram, settings, update)
+    command = fake_telegram.group_text(-100777, "/start", 4100)
+    await handled(fake_telegram, settings, command)
+    assert fake_telegram.sent_messages(-100777) == []
+    assert fake_llm.requests == []
+    assert rows(database(settings), "SELECT * FROM messages WHERE chat_id = -100777") == []
+
+
+# -- concurrency and order ----------------------------------------------------------------
+
+
+async def test_two_chats_are_answered_concurrently(
+    fake_telegram, fake_llm, make_settings, start_bot
+):
+    await start_bot(make_settings(fake_telegram, fake_llm))
+    fake_llm.hold_until(2)
+    fake_telegram.user_text(CUSTOMER, "How long does a refund take?")
+    fake_telegram.user_text(OTHER, "Do you ship to Austria?")
+    assert await fake_telegram.wait_for_messages(CUSTOMER, 1) == [
+        "Answer to: How long does a refund take?"
+    ]
+    assert await fake_telegram.wait_for_messages(OTHER, 1) == ["Answer to: Do you ship to Austria?"]
+    assert fake_llm.max_in_flight == 2
+
+
+async def test_quick_messages_in_one_chat_are_answered_in_order(
+    fake_telegram, fake_llm, make_settings, start_bot
+):
+    # Earlier questions take longer, so answering them side by side would reorder the replies.
+    delays = {f"question {n}": 0.05 * (5 - n) for n in range(1, 6)}
+
+    def responder(request: dict) -> Reply:
+        text = request["messages"][-1]["content"]
+        return Reply.text(f"answer {text}").after(delays[text])
+
+    fake_llm.responder = responder
+    await start_bot(make_settings(fake_telegram, fake_llm))
+    for n in range(1, 6):
+        fake_telegram.user_text(CUSTOMER, f"question {n}")
+    texts = await fake_telegram.wait_for_messages(CUSTOMER, 5, timeout=15)
+    assert texts == [f"answer question {n}" for n in range(1, 6)]
+    assert fake_llm.max_in_flight == 1
+    # Each question was asked knowing the answers before it.
+    last = fake_llm.last_request["messages"]
+    assert [m["content"] for m in last if m["role"] == "assistant"] == [
+        f"answer question {n}" for n in range(1, 5)
+    ]
+
+
+async def test_fifty_chats_with_a_slow_model_are_all_answered(
+    fake_telegram, fake_llm, make_settings, start_bot
+):
+    fake_llm.delay = 1.0
+    await start_bot(make_settings(fake_telegram, fake_llm))
+    chats = [5000 + n for n in range(50)]
+    started = time.monotonic()
+    for chat in chats:
+        fake_telegram.user_text(chat, f"Where is order {chat}?")
+    await fake_telegram.wait_for(
+        lambda: all(fake_telegram.sent_messages(c) for c in chats), timeout=60
+    )
+    elapsed = time.monotonic() - started
+    print(f"\n50 chats, model taking 1 s each: all answered in {elapsed:.2f} s")
+    for chat in chats:
+        assert fake_telegram.sent_messages(chat) == [f"Answer to: Where is order {chat}?"]
+
+
+# -- buttons ------------------------------------------------------------------------------
+
+
+async def test_feedback_buttons_store_votes_and_forged_presses_do_nothing(
+    fake_telegram, fake_llm, make_settings, start_bot, caplog
+):
+    settings = make_settings(fake_telegram, fake_llm)
+    await start_bot(settings)
+    db = database(settings)
+    fake_telegram.user_text(CUSTOMER, "How long does a refund take?")
+    fake_telegram.user_text(OTHER, "Do you ship to Austria?")
+    await fake_telegram.wait_for_messages(CUSTOMER, 1)
+    await fake_telegram.wait_for_messages(OTHER, 1)
+    mine = fake_telegram.bot_messages(CUSTOMER)[0]
+    theirs = fake_telegram.bot_messages(OTHER)[0]
+    up = dict((label, data) for label, data in buttons(mine))["👍"]
+    stored_id = int(up.split(":")[1])
+
+    update = fake_telegram.callback_query(CUSTOMER, CUSTOMER, up, mine["message_id"])
+    await handled(fake_telegram, settings, update)
+    votes = rows(db, "SELECT message_id, chat_id, helpful FROM feedback")
+    assert [tuple(v) for v in votes] == [(stored_id, CUSTOMER, 1)]
+    assert fake_telegram.callback_answer(update) is not None
+    assert buttons(fake_telegram.bot_messages(CUSTOMER)[0]) == [], "buttons stay after a vote"
+
+    # Another chat voting on our answer, and data nobody's button carries.
+    forged = [
+        (OTHER, f"fb:{stored_id}:0", theirs["message_id"]),
+        (CUSTOMER, f"fb:{stored_id}:", mine["message_id"]),
+        (CUSTOMER, f"fb:{stored_id}:01", mine["message_id"]),
+        (CUSTOMER, "fb:99999999999999999999999:0", mine["message_id"]),
+        (CUSTOMER, "fb:²:0", mine["message_id"]),
+        (CUSTOMER, "fb:1", mine["message_id"]),
+        (CUSTOMER, "rate:99999999999999999999999:5", mine["message_id"]),
+        (CUSTOMER, "rate:1:²", mine["message_id"]),
+        (CUSTOMER, "garbage\x00data", mine["message_id"]),
+        (CUSTOMER, "", mine["message_id"]),
+    ]
+    for chat, data, message_id in forged:
+        update = fake_telegram.callback_query(chat, chat, data, message_id)
+        await handled(fake_telegram, settings, update)
+        assert fake_telegram.callback_answer(update) is not None, data
+    votes = rows(db, "SELECT message_id, chat_id, helpful FROM feedback")
+    assert [tuple(v) for v in votes] == [(stored_id, CUSTOMER, 1)]
+    assert rows(db, "SELECT * FROM tickets") == []
+    assert errors_logged(caplog) == []
+    assert fake_telegram.sent_messages(CUSTOMER) == ["Answer to: How long does a refund take?"]
+    assert fake_telegram.sent_messages(OTHER) == ["Answer to: Do you ship to Austria?"]
+
+
+# -- blocked customers ----------------------------------------------------------------------
+
+
+async def test_blocked_customer_is_marked_and_others_still_served(
+    fake_telegram, fake_llm, make_settings, start_bot, caplog
+):
+    settings = make_settings(fake_telegram, fake_llm)
+    await start_bot(settings)
+    db = database(settings)
+    fake_telegram.block(CUSTOMER)
+    update = fake_telegram.user_text(CUSTOMER, "How long does a refund take?")
+    await handled(fake_telegram, settings, update)
+    blocked = rows(db, "SELECT blocked_at FROM customers WHERE chat_id = ?", CUSTOMER)
+    assert blocked and blocked[0]["blocked_at"] is not None
+    failed = [c for c in fake_telegram.calls("sendMessage") if c.status == 403]
+    assert failed, "the bot never tried to answer"
+    assert len(failed) == 1, "a blocked chat was retried"
+
+    fake_telegram.user_text(OTHER, "Do you ship to Austria?")
+    assert await fake_telegram.wait_for_messages(OTHER, 1) == ["Answer to: Do you ship to Austria?"]
+    other = rows(db, "SELECT blocked_at FROM customers WHERE chat_id = ?", OTHER)
+    assert other[0]["blocked_at"] is None
+    assert errors_logged(caplog) == []
