@@ -1,0 +1,130 @@
+"""``python main.py chat``: the terminal door to the same core, run as a separate process.
+
+Messages are piped in one per line, as in ``echo "..." | python main.py chat``; the
+process is configured only through the environment and writes to a scratch database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import sqlite3
+import sys
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def environment(tmp_path: Path, knowledge_dirs, **extra: str) -> dict[str, str]:
+    config, faq = knowledge_dirs
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("TELEGRAM_", "LLM_", "STAFF_", "ADMIN_", "WEBHOOK_", "HTTP_"))
+    }
+    env.update(
+        CONFIG_DIR=str(config),
+        FAQ_DIR=str(faq),
+        DATABASE_PATH=str(tmp_path / "console.sqlite3"),
+        PYTHONIOENCODING="utf-8",
+    )
+    env.update(extra)
+    return env
+
+
+async def chat(env: dict[str, str], *lines: str, args: tuple[str, ...] = ("chat",)):
+    """Run the console with `lines` on stdin; returns (exit code, stdout, stderr).
+
+    Run without blocking the event loop, so the LLM double in this process can answer.
+    """
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "main.py",
+        *args,
+        cwd=REPO,
+        env=env,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    stdin = "".join(f"{line}\n" for line in lines).encode()
+    out, err = await asyncio.wait_for(process.communicate(stdin), 60)
+    return process.returncode, out.decode("utf-8"), err.decode("utf-8")
+
+
+def persona(config: Path) -> dict:
+    return yaml.safe_load((config / "persona.yaml").read_text(encoding="utf-8"))
+
+
+def faq_entry(faq: Path, entry_id: str) -> dict:
+    for path in sorted(faq.glob("*.yaml")):
+        for entry in yaml.safe_load(path.read_text(encoding="utf-8"))["faq"]:
+            if entry["id"] == entry_id:
+                return entry
+    raise KeyError(entry_id)
+
+
+def tickets(db: Path) -> list[sqlite3.Row]:
+    conn = sqlite3.connect(db)
+    conn.row_factory = sqlite3.Row
+    try:
+        return conn.execute("SELECT * FROM tickets ORDER BY id").fetchall()
+    finally:
+        conn.close()
+
+
+async def test_faq_answer_reset_and_human_in_the_terminal(tmp_path, knowledge_dirs):
+    config, faq = knowledge_dirs
+    name = persona(config)["name"]
+    entry = faq_entry(faq, "how_to_return")
+    code, out, err = await chat(
+        environment(tmp_path, knowledge_dirs), entry["question"], "", "/reset", "/human"
+    )
+    assert code == 0, err
+    assert "Traceback" not in err
+    assert f"{name}: {entry['answer'].strip()}\n" in out
+    reset = persona(config)["messages"]["reset"]
+    assert f"{name}: {reset}\n" in out
+    opened = re.search(r"\(ticket #(\d+), user_request\)", out)
+    assert opened, out
+    stored = tickets(tmp_path / "console.sqlite3")
+    assert [(t["id"], t["reason"], t["status"]) for t in stored] == [
+        (int(opened.group(1)), "user_request", "open")
+    ]
+    # No staff chat behind a terminal: the customer is told how else to reach the team.
+    told = persona(config)["messages"]["handoff_unavailable"].format(
+        ticket_id=opened.group(1), office_hours=persona(config)["office_hours"]
+    )
+    assert f"{name}: {told.strip()}\n" in out
+
+
+async def test_unknown_question_in_faq_only_mode_opens_a_ticket(tmp_path, knowledge_dirs):
+    config, _ = knowledge_dirs
+    code, out, err = await chat(
+        environment(tmp_path, knowledge_dirs), "Which glaze suits a volcanic teapot best?"
+    )
+    assert code == 0, err
+    no_answer = persona(config)["messages"]["no_answer"].strip()
+    assert no_answer in out
+    assert re.search(r"\(ticket #\d+, low_confidence\)", out), out
+
+
+async def test_terminal_uses_the_model_and_reset_clears_its_history(
+    tmp_path, knowledge_dirs, fake_llm
+):
+    env = environment(tmp_path, knowledge_dirs, LLM_BASE_URL=fake_llm.base_url)
+    code, out, err = await chat(
+        env, "How long does a refund take?", "And to Austria?", "/reset", "Hello again"
+    )
+    assert code == 0, err
+    assert "Answer to: How long does a refund take?" in out
+    assert "Answer to: Hello again" in out
+    assert len(fake_llm.requests) == 3
+    second = fake_llm.requests[1]["messages"][1:]
+    assert [m["role"] for m in second] == ["user", "assistant", "user"]
+    assert second[0]["content"] == "How long does a refund take?"
+    third = fake_llm.requests[2]["messages"][1:]
+    assert third == [{"role": "user", "content": "Hello again"}]
