@@ -4,12 +4,25 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
+import sqlite3
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
-from bot.errors import ConfigError
+from bot.errors import ConfigError, Problem
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -27,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     search = faq.add_parser("search", help="show the best FAQ entries for a query")
     search.add_argument("query", nargs="?", help="the query; without it, one per line on stdin")
     search.add_argument("--faq", action="append", metavar="PATH", help="FAQ file (repeatable)")
-    search.add_argument("--top-k", type=int, default=None, metavar="K")
+    search.add_argument("--top-k", type=_positive_int, default=None, metavar="K")
     search.add_argument("--json", action="store_true", help="one JSON object per query")
 
     tickets = sub.add_parser("tickets", help="ticket tools").add_subparsers(
@@ -74,6 +87,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
+def _check_database(path: str) -> None:
+    """Open the database file once up front, so a wrong DATABASE_PATH is one clear line.
+
+    Otherwise the mistake surfaces as a traceback from deep inside the first query.
+    """
+    if path == ":memory:":
+        return
+    try:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.closing(sqlite3.connect(path)) as conn:
+            conn.execute("PRAGMA schema_version").fetchone()
+    except (OSError, sqlite3.Error) as error:
+        reason = getattr(error, "strerror", None) or str(error)
+        message = f"{reason}; set DATABASE_PATH to a SQLite file"
+        raise ConfigError([Problem(path, None, message)]) from error
+
+
 async def _dispatch(args: argparse.Namespace) -> int:
     from bot.commands import knowledge_tools, ticket_tools
     from bot.services import settings_from_environment
@@ -84,6 +114,8 @@ async def _dispatch(args: argparse.Namespace) -> int:
     if command == "faq":
         return knowledge_tools.faq_search(args)
     settings = settings_from_environment()
+    if command in (None, "run", "chat", "tickets", "stats"):
+        _check_database(settings.storage.database_path)
     if command is None:
         if settings.env.telegram_bot_token:
             command = "run"
