@@ -59,11 +59,23 @@ class TokenBucket:
                 await asyncio.sleep((1 - self.tokens) / self.rate)
 
 
+# Requests a second across all chats. AIORateLimiter's own overall limit is a
+# leaky bucket holding 30: after a quiet spell it lets 30 requests through at
+# once and 30 more within the same second, and Telegram answers the excess with
+# 429s that pause every chat. A bucket of one that drains this many a second
+# spaces requests evenly instead and never puts more than 30 in any second.
+OVERALL_PER_SECOND = 29
+
+
 class ChatBudgetRateLimiter(AIORateLimiter):
     def __init__(
         self, *, max_retries: int, private_rate: float = 1.0, private_burst: float = 3.0
     ) -> None:
-        super().__init__(max_retries=max_retries)
+        super().__init__(
+            max_retries=max_retries,
+            overall_max_rate=1,
+            overall_time_period=1 / OVERALL_PER_SECOND,
+        )
         self.private_rate = private_rate
         self.private_burst = private_burst
         self._buckets: dict[int, TokenBucket] = {}
