@@ -92,13 +92,16 @@ class TimedLLM(FakeLLM):
             self.timings.append(record)
 
     def _chunks(self, body: dict, reply: Any, include_usage: bool):
+        """Stamps the first text chunk once written: the stream asks for the next one
+        only after the write (and after any chunk delay before it), so the stamp
+        is taken when the generator resumes."""
         record = _RECORD.get()
         for chunk in super()._chunks(body, reply, include_usage):
-            if record is not None and record["first_token"] is None:
-                delta = (chunk.get("choices") or [{}])[0].get("delta") or {}
-                if delta.get("content"):
-                    record["first_token"] = time.time()
+            delta = (chunk.get("choices") or [{}])[0].get("delta") or {}
+            first = record is not None and record["first_token"] is None and delta.get("content")
             yield chunk
+            if first:
+                record["first_token"] = time.time()
 
     async def _handle_control_get(self, request: web.Request) -> web.StreamResponse:
         if request.match_info["what"] == "timings":

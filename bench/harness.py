@@ -113,8 +113,13 @@ def start_fake(kind: str, workdir: Path, *args: str) -> Proc:
     return Proc(f"fake-{kind}", popen, json.loads(line), log)
 
 
-def start_bot(kind: str, telegram: Proc, llm: Proc, workdir: Path) -> Proc:
-    """Our bot (``python main.py run``) or the reference bot, on the given fakes."""
+def start_bot(
+    kind: str, telegram: Proc, llm: Proc, workdir: Path, wrapper: list[str] | None = None
+) -> Proc:
+    """Our bot (``python main.py run``) or the reference bot, on the given fakes.
+
+    ``wrapper`` goes between the interpreter and the script, e.g. a profiler's ``-m`` call.
+    """
     env = dict(os.environ)
     env.update(
         TELEGRAM_BOT_TOKEN=telegram.info["token"],
@@ -129,9 +134,10 @@ def start_bot(kind: str, telegram: Proc, llm: Proc, workdir: Path) -> Proc:
         PYTHONUNBUFFERED="1",
     )
     if kind == "ours":
-        command = [_python(), str(ROOT / "main.py"), "run"]
+        command = [str(ROOT / "main.py"), "run"]
     else:
-        command = [_python(), str(ROOT / "bench" / "reference_bot.py")]
+        command = [str(ROOT / "bench" / "reference_bot.py")]
+    command = [_python(), *(wrapper or []), *command]
     log = workdir / f"bot-{kind}.log"
     popen = subprocess.Popen(
         command, env=env, cwd=ROOT, stdout=log.open("w"), stderr=subprocess.STDOUT
@@ -142,8 +148,15 @@ def start_bot(kind: str, telegram: Proc, llm: Proc, workdir: Path) -> Proc:
 class Rig:
     """One scenario's processes: Telegram fake, LLM fake, one bot, and an HTTP client."""
 
-    def __init__(self, bot: str, llm_delay: float = 0.0, enforce_limits: bool = False):
+    def __init__(
+        self,
+        bot: str,
+        llm_delay: float = 0.0,
+        enforce_limits: bool = False,
+        wrapper: list[str] | None = None,
+    ):
         self.kind = bot
+        self.wrapper = wrapper
         self.llm_delay = llm_delay
         self.enforce_limits = enforce_limits
         self._tmp = tempfile.TemporaryDirectory(prefix="bench-")
@@ -162,7 +175,7 @@ class Rig:
             timeout=httpx.Timeout(120.0),
             limits=httpx.Limits(max_connections=256, max_keepalive_connections=256),
         )
-        self.bot = start_bot(self.kind, self.telegram, self.llm, self.workdir)
+        self.bot = start_bot(self.kind, self.telegram, self.llm, self.workdir, self.wrapper)
         await self._wait_ready()
         return self
 
