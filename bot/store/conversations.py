@@ -222,6 +222,8 @@ class ConversationStore:
         return int(row["n"]) if row else 0
 
     async def mark_blocked(self, chat_id: int) -> None:
+        """Until the customer writes again: the next upsert must reach the database to clear it."""
+        self._known_customers.pop(chat_id, None)
         await self.db.execute(
             "UPDATE customers SET blocked_at = ? WHERE chat_id = ?", (utcnow(), chat_id)
         )
