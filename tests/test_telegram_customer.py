@@ -243,11 +243,8 @@ async def test_edited_message_is_not_answered_again(
     await start_bot(settings)
     fake_telegram.user_text(CUSTOMER, "Where is my parcel?")
     await fake_telegram.wait_for_messages(CUSTOMER, 1)
-    asked = next(
-        m["message_id"]
-        for (chat, _), m in fake_telegram._messages.items()
-        if chat == CUSTOMER and m.get("text") == "Where is my parcel?"
-    )
+    asked = 1  # the first message of a private chat
+    assert fake_telegram.message(CUSTOMER, asked)["text"] == "Where is my parcel?"
     update = fake_telegram.edited_text(CUSTOMER, asked, "Where is my parcel, order 1234?")
     texts = await fake_telegram.wait_for_messages(CUSTOMER, 2)
     await handled(fake_telegram, settings, update)
@@ -415,4 +412,13 @@ async def test_blocked_customer_is_marked_and_others_still_served(
     assert await fake_telegram.wait_for_messages(OTHER, 1) == ["Answer to: Do you ship to Austria?"]
     other = rows(db, "SELECT blocked_at FROM customers WHERE chat_id = ?", OTHER)
     assert other[0]["blocked_at"] is None
+
+    # Writing again means the customer unblocked the bot.
+    fake_telegram.unblock(CUSTOMER)
+    fake_telegram.user_text(CUSTOMER, "Do you ship to Austria?")
+    assert await fake_telegram.wait_for_messages(CUSTOMER, 1) == [
+        "Answer to: Do you ship to Austria?"
+    ]
+    again = rows(db, "SELECT blocked_at FROM customers WHERE chat_id = ?", CUSTOMER)
+    assert again[0]["blocked_at"] is None
     assert errors_logged(caplog) == []
