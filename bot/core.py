@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from bot.errors import LLMError
+from bot.errors import LLMBadResponse, LLMError
 from bot.handoff import asks_for_person, matching_rule, normalise
 from bot.knowledge.faq import SearchResult
 from bot.knowledge.live import Knowledge, KnowledgeBase
@@ -262,8 +262,13 @@ class SupportCore:
             return await self.escalate(
                 customer, "model", handoff or None, knowledge, matches, audit=audit
             )
+        text = completion.text.strip()
+        if not text:
+            # Only a call to a tool we never offered: nothing to tell the customer,
+            # so answer the way we would without the model.
+            raise LLMBadResponse("the model answered with neither text nor a handoff")
         buttons = self._answer_buttons(knowledge, offer)
-        return await self._say(customer, completion.text.strip(), "llm", buttons, audit)
+        return await self._say(customer, text, "llm", buttons, audit)
 
     async def _answer_from_faq(
         self,
