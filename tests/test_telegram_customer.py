@@ -422,3 +422,48 @@ async def test_blocked_customer_is_marked_and_others_still_served(
     again = rows(db, "SELECT blocked_at FROM customers WHERE chat_id = ?", CUSTOMER)
     assert again[0]["blocked_at"] is None
     assert errors_logged(caplog) == []
+
+
+async def test_long_answer_without_paragraphs_is_split_on_sentences(
+    fake_telegram, fake_llm, make_settings, start_bot
+):
+    answer = " ".join(f"Sentence number {n} says something useful." for n in range(240))
+    assert len(answer) > 9000 and "\n" not in answer
+    fake_llm.script(answer)
+    await start_bot(make_settings(fake_telegram, fake_llm))
+    fake_telegram.user_text(CUSTOMER, "Tell me everything")
+    await fake_telegram.wait_for(
+        lambda: sum(len(t) for t in fake_telegram.sent_messages(CUSTOMER)) >= len(answer) - 10
+    )
+    texts = fake_telegram.sent_messages(CUSTOMER)
+    assert len(texts) == 3
+    assert all(len(t) <= 4096 and t.endswith("useful.") for t in texts)
+    assert " ".join(texts) == answer
+
+
+async def test_very_long_question_is_cut_and_the_customer_told(
+    fake_telegram, fake_llm, make_settings, start_bot, knowledge_dirs
+):
+    config, _ = knowledge_dirs
+    settings = make_settings(fake_telegram, fake_llm)
+    limit = settings.conversation.max_input_chars
+    await start_bot(settings)
+    fake_telegram.user_text(CUSTOMER, "refund " * (limit // 7 + 50))
+    texts = await fake_telegram.wait_for_messages(CUSTOMER, 2)
+    assert texts[0] == persona_message(config, "message_truncated")
+    assert len(fake_llm.last_request["messages"][-1]["content"]) == limit
+
+
+async def test_model_calling_a_tool_it_does_not_have_still_gets_the_customer_an_answer(
+    fake_telegram, fake_llm, make_settings, start_bot, knowledge_dirs, caplog
+):
+    _, faq = knowledge_dirs
+    fake_llm.script(Reply.tool_call("lookup_order", {"order": "1234"}))
+    settings = make_settings(fake_telegram, fake_llm)
+    await start_bot(settings)
+    update = fake_telegram.user_text(CUSTOMER, "How long does a refund take?")
+    texts = await fake_telegram.wait_for_messages(CUSTOMER, 1)
+    await handled(fake_telegram, settings, update)
+    # The same answer the bot gives without a model: the confident FAQ match.
+    assert texts == [faq_answer(faq, "refund_time")]
+    assert errors_logged(caplog) == []
