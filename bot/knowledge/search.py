@@ -25,7 +25,7 @@ from itertools import chain, islice
 from operator import itemgetter
 
 from bot.knowledge.faq import FaqEntry, SearchResult
-from bot.knowledge.text import Analyzer, is_cjk
+from bot.knowledge.text import STOPWORDS, Analyzer, is_cjk, surface_words
 
 
 @dataclass(frozen=True)
@@ -42,10 +42,19 @@ class SearchParams:
     # Postings are kept best first; a query reads at most this many per term. Terms this
     # common carry little weight, and reading them whole would cost time on large FAQs.
     max_postings: int = 400
-    ngram_weight: float = 1.0  # blend weight of character n-gram matching
-    ngram_min: int = 4
+    # Character n-grams (padded at word edges) in TF-IDF vectors compared by cosine: they
+    # match word forms, compounds and typos that whole words miss, and they err on other
+    # messages than BM25 does, so the blend beats either alone.
+    ngram_weight: float = 1.0  # blend weight of the character n-gram cosine
+    ngram_min: int = 3
     ngram_max: int = 4
-    ngram_candidates: int = 30  # entries re-scored by n-grams, best by words first
+    ngram_candidates: int = 60  # entries scored by n-grams, best by words first
+    # Field weights of the n-gram vectors: the answer speaks the shop's language more than
+    # the customer's, so it counts for less there.
+    ngram_question_weight: float = 1.0
+    ngram_tags_weight: float = 1.0
+    ngram_examples_weight: float = 1.0
+    ngram_answer_weight: float = 0.3
     # confidence = sigmoid(conf_top * top + conf_margin * (top - second) + conf_bias): a
     # logistic fit of "the top entry is right", so the number reads as a probability.
     conf_top: float = 1.04
@@ -117,6 +126,14 @@ def _idf(n_docs: int, df: int) -> float:
     return math.log(1.0 + (n_docs - df + 0.5) / (df + 0.5))
 
 
+def _smooth_idf(n_docs: int, df: int) -> float:
+    return math.log((1.0 + n_docs) / (1.0 + df)) + 1.0
+
+
+def _sublinear(tf: float) -> float:
+    return 1.0 + math.log(tf) if tf > 1.0 else tf
+
+
 def _field_lengths(per_doc: Iterable[Counter[str]]) -> list[int]:
     return [sum(c.values()) for c in per_doc]
 
@@ -147,15 +164,29 @@ class FaqIndex:
         self._analyzer = Analyzer(language)
         p = params
         analyzer = self._analyzer
-        # Words of each entry with their counts, for the character n-gram scoring.
-        self._entry_words: list[Counter[str]] = []
+        # Surface words of each entry, function words included, weighted by field, for
+        # the character n-gram vectors: "top up" or "not working" read better whole.
+        self._entry_words: list[dict[str, float]] = []
+        gram_fields = (
+            p.ngram_question_weight,
+            p.ngram_tags_weight,
+            p.ngram_examples_weight,
+            p.ngram_answer_weight,
+        )
         questions, tags, answers, examples, example_lists = [], [], [], [], []
         for e in self._entries:
             q_words = analyzer.words(e.question)
             t_words = analyzer.words(" ".join(e.tags))
             a_words = analyzer.words(e.answer)
             x_words = [analyzer.words(x) for x in e.examples]
-            self._entry_words.append(Counter(chain(q_words, t_words, a_words, *x_words)))
+            surface: dict[str, float] = {}
+            for texts, weight in zip(
+                ((e.question,), e.tags, e.examples, (e.answer,)), gram_fields, strict=True
+            ):
+                if weight > 0:
+                    for word in surface_words(" ".join(texts)):
+                        surface[word] = surface.get(word, 0.0) + weight
+            self._entry_words.append(surface)
             questions.append(Counter(analyzer.terms_of(q_words)))
             tags.append(Counter(analyzer.terms_of(t_words)))
             answers.append(Counter(analyzer.terms_of(a_words)))
@@ -199,11 +230,7 @@ class FaqIndex:
 
         self._gram_cache: dict[str, tuple[str, ...]] = {}
         self._gram_df: Counter[str] = Counter()
-        # Length in words: proportional to the n-gram count and far cheaper to get.
-        self._word_lengths = [sum(c.values()) for c in self._entry_words]
-        self._word_avg = (
-            (sum(self._word_lengths) / len(self._word_lengths) or 1.0) if self._entries else 1.0
-        )
+        self._gram_norms: list[float] = []
         if p.ngram_weight > 0:
             for word in set().union(*self._entry_words):
                 self._grams(word, store=True)
@@ -212,6 +239,18 @@ class FaqIndex:
                 self._gram_df.update(
                     set(chain.from_iterable(filter(None, map(lookup, entry_words))))
                 )
+            # An entry's vector is the sum of its words' n-gram vectors, each word counted
+            # sublinearly; its length leaves out the overlap between different words,
+            # which keeps the build linear in the vocabulary rather than in the text.
+            idf = self._gram_idf
+            word_sq = {
+                w: sum((n * idf(g)) ** 2 for g, n in Counter(grams).items())
+                for w, grams in self._gram_cache.items()
+            }
+            self._gram_norms = [
+                math.sqrt(sum(_sublinear(c) ** 2 * word_sq.get(w, 0.0) for w, c in ew.items()))
+                for ew in self._entry_words
+            ]
 
     def _grams(self, word: str, store: bool = False) -> tuple[str, ...]:
         """Character n-grams of a word: they match word forms, compounds and typos.
@@ -233,30 +272,38 @@ class FaqIndex:
                 self._gram_cache[word] = cached
         return cached
 
+    def _gram_idf(self, gram: str) -> float:
+        return _smooth_idf(len(self._entries), self._gram_df.get(gram, 0))
+
     def _ngram_scores(self, tokens: list[str], candidates: list[int]) -> dict[int, float]:
-        """BM25 over character n-grams for a few candidates, as a share of the query's best."""
+        """Cosine of TF-IDF character n-gram vectors for a few candidates.
+
+        The query's unknown n-grams count in its length, so a message that shares little
+        with the FAQ scores low everywhere rather than high on the little it shares.
+        """
         q = Counter(chain.from_iterable(map(self._grams, tokens)))
         if not q:
             return {}
-        n_docs = len(self._entries)
+        idf = self._gram_idf
+        weights = {g: _sublinear(tf) * idf(g) for g, tf in q.items()}
+        q_norm = math.sqrt(sum(w * w for w in weights.values()))
         df = self._gram_df
-        idf = {g: _idf(n_docs, df.get(g, 0)) for g in q}
-        best = sum(qtf * idf[g] for g, qtf in q.items())
-        known = [(g, qtf * idf[g]) for g, qtf in q.items() if g in df]
-        p = self._params
-        k1, b = p.k1, p.b
+        q_get = {g: w * idf(g) for g, w in weights.items() if g in df}.get
+        grams = self._gram_cache
+        per_word: dict[str, float] = {}  # the query's dot product with each FAQ word
         out: dict[int, float] = {}
         for doc_id in candidates:
-            doc = Counter(
-                chain.from_iterable(map(self._grams, self._entry_words[doc_id].elements()))
-            )
-            k = k1 * (1.0 - b + b * self._word_lengths[doc_id] / self._word_avg)
+            norm = self._gram_norms[doc_id]
+            if not norm:
+                continue
             score = 0.0
-            for g, w in known:
-                tf = doc.get(g)
-                if tf:
-                    score += w * tf / (tf + k)
-            out[doc_id] = score / best
+            for word, count in self._entry_words[doc_id].items():
+                s = per_word.get(word)
+                if s is None:
+                    s = per_word[word] = sum(filter(None, map(q_get, grams.get(word, ()))))
+                if s:
+                    score += _sublinear(count) * s
+            out[doc_id] = score / (norm * q_norm)
         return out
 
     def __len__(self) -> int:
@@ -265,11 +312,12 @@ class FaqIndex:
     def search(self, query: str, top_k: int = 3) -> list[SearchResult]:
         if top_k <= 0 or not self._entries:
             return []
-        tokens = self._analyzer.words(query)
+        surface = surface_words(query)
+        tokens = [w for w in surface if w not in STOPWORDS]
         q = Counter(self._analyzer.terms_of(tokens))
         if not q:
             return []
-        scores = self._scores(q, tokens)
+        scores = self._scores(q, surface)
         if not scores:
             return []
         ranked = heapq.nlargest(max(top_k, 2), scores.items(), key=_by_score)

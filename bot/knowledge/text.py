@@ -48,6 +48,11 @@ def words(text: str) -> list[str]:
     return _TOKEN.findall(text)
 
 
+def surface_words(text: str) -> list[str]:
+    """Normalised words with function words kept, for matching by character n-grams."""
+    return words(normalize(text))
+
+
 def is_cjk(token: str) -> bool:
     return bool(_CJK_RUN.match(token))
 
