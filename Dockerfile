@@ -24,4 +24,7 @@ USER bot
 # config/ and faq/ may be mounted read-only over the shipped ones; data/ keeps the database.
 VOLUME ["/app/data"]
 EXPOSE 8080
+# Liveness on the bot's own HTTP server; slim has no curl, so Python asks.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
+    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('HTTP_PORT', '8080'), timeout=4)"]
 CMD ["python", "main.py", "run"]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import logging
 import os
 import sqlite3
 import sys
@@ -60,18 +59,10 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = sub.add_parser("eval", help="run FAQ/answer regression cases")
     evaluate.add_argument("cases", help="a cases YAML file")
     evaluate.add_argument("--llm", action="store_true", help="use the configured LLM")
+
+    backup = sub.add_parser("backup", help="copy the database safely while the bot runs")
+    backup.add_argument("path", help="file (or directory) to write the copy to")
     return parser
-
-
-def _setup_logging() -> None:
-    level = os.environ.get("LOG_LEVEL", "INFO").upper()
-    logging.basicConfig(
-        level=getattr(logging, level, logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    # httpx logs every request URL at INFO, and the Bot API URL contains the token.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-    logging.getLogger("httpcore").setLevel(logging.WARNING)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -130,9 +121,10 @@ async def _dispatch(args: argparse.Namespace) -> int:
         if not settings.env.telegram_bot_token:
             print("TELEGRAM_BOT_TOKEN: not set; get a token from @BotFather", file=sys.stderr)
             return 1
-        _setup_logging()
+        from bot.logging_setup import setup_logging
         from bot.telegram.app import run_forever
 
+        setup_logging(settings)
         await run_forever(settings)
         return 0
     if command == "chat":
@@ -143,6 +135,10 @@ async def _dispatch(args: argparse.Namespace) -> int:
         return await ticket_tools.run(args, settings)
     if command == "stats":
         return await ticket_tools.stats(args, settings)
+    if command == "backup":
+        from bot.commands import backup
+
+        return backup.run(args.path, settings)
     if command == "eval":
         from bot.commands import evaluate
 

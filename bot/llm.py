@@ -108,6 +108,7 @@ class LLMClient:
         )
         self._slots = asyncio.Semaphore(settings.max_concurrent_requests)
         self.breaker = CircuitBreaker(settings.circuit_failures, settings.circuit_cooldown_seconds)
+        self.observer: Any = None  # bot.metrics.BotMetrics when the bot serves /metrics
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -140,10 +141,13 @@ class LLMClient:
         Raises ``LLMUnavailable`` without calling the API while the breaker is open.
         """
         if not self.breaker.allow():
-            raise LLMUnavailable("the model API failed repeatedly; waiting before trying again")
+            error = LLMUnavailable("the model API failed repeatedly; waiting before trying again")
+            self._observe(0.0, error)
+            raise error
         deadline = time.monotonic() + self.settings.retry_budget_seconds
         attempt = 0
         while True:
+            started = time.monotonic()
             try:
                 async with self._slots:
                     if on_text is not None:
@@ -151,8 +155,10 @@ class LLMClient:
                     else:
                         result = await self._complete_once(messages, tools)
                 self.breaker.record_success()
+                self._observe(time.monotonic() - started, None)
                 return result
             except LLMError as error:
+                self._observe(time.monotonic() - started, error)
                 attempt += 1
                 delay = _backoff(attempt, error.retry_after)
                 streamed_text = error.partial
@@ -160,6 +166,10 @@ class LLMClient:
                     self.breaker.record_failure()
                     raise
                 await asyncio.sleep(delay)
+
+    def _observe(self, seconds: float, error: LLMError | None) -> None:
+        if self.observer is not None:
+            self.observer.llm_attempt(seconds, error)
 
     async def _complete_once(
         self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None

@@ -19,10 +19,14 @@ from telegram.ext import (
     CommandHandler,
     ContextTypes,
     MessageHandler,
+    TypeHandler,
     filters,
 )
 
 from bot.errors import ConfigError
+from bot.http_server import ProbedRequest, Runtime, TelegramProbe
+from bot.metrics import BotMetrics, note_incoming
+from bot.privacy import retention_loop
 from bot.services import Services, open_services
 from bot.settings import Settings
 from bot.telegram import admin, customer, staff
@@ -36,20 +40,25 @@ log = logging.getLogger(__name__)
 ALLOWED_UPDATES = ["message", "edited_message", "callback_query"]
 
 
-def build_application(settings: Settings, processor: OrderedChatProcessor) -> Application:
+def build_application(
+    settings: Settings, processor: OrderedChatProcessor, probe: TelegramProbe | None = None
+) -> Application:
     env = settings.env
     base = env.telegram_api_base_url
-    return (
+    probe = probe or TelegramProbe(None)
+    builder = (
         Application.builder()
         .token(env.telegram_bot_token or "")
         .base_url(base)
         .base_file_url(base.replace("/bot", "/file/bot", 1) if "/bot" in base else base)
         .rate_limiter(ChatBudgetRateLimiter(max_retries=settings.telegram.max_retries))
         .concurrent_updates(processor)
-        .connection_pool_size(64)
-        .get_updates_read_timeout(35)
-        .build()
+        .request(ProbedRequest(probe, connection_pool_size=64))
+        .get_updates_request(ProbedRequest(probe, connection_pool_size=1, read_timeout=35))
     )
+    if env.webhook_url:
+        builder = builder.updater(None)  # updates come in through bot.http_server
+    return builder.build()
 
 
 def register_handlers(app: Application, settings: Settings) -> None:
@@ -75,10 +84,12 @@ def register_handlers(app: Application, settings: Settings) -> None:
             )
         )
         app.add_handler(CallbackQueryHandler(staff.staff_button, pattern=rf"^{STAFF_PREFIX}:"))
+    app.add_handler(TypeHandler(Update, note_incoming), group=-1)
     app.add_handler(CommandHandler("start", customer.start, private))
     app.add_handler(CommandHandler("help", customer.help_command, private))
     app.add_handler(CommandHandler("reset", customer.reset, private))
     app.add_handler(CommandHandler("human", customer.human, private))
+    app.add_handler(CommandHandler("forget", customer.forget, private))
     app.add_handler(CommandHandler("reload", admin.reload, private))
     app.add_handler(CommandHandler("stats", admin.stats, private))
     app.add_handler(
@@ -89,6 +100,9 @@ def register_handlers(app: Application, settings: Settings) -> None:
         MessageHandler(
             private & filters.UpdateType.MESSAGE & ~filters.StatusUpdate.ALL, customer.message
         )
+    )
+    app.add_handler(
+        CallbackQueryHandler(customer.forget_button, pattern=rf"^{customer.FORGET_PREFIX}:")
     )
     app.add_handler(CallbackQueryHandler(customer.button))
     app.add_error_handler(on_error)
@@ -106,11 +120,18 @@ class TelegramBot:
     def __init__(self, settings: Settings):
         self.settings = settings
         self.processor = OrderedChatProcessor()
-        self.app = build_application(settings, self.processor)
+        self.metrics = BotMetrics()
+        self.probe = TelegramProbe(self.metrics)
+        self.app = build_application(settings, self.processor, self.probe)
+        self.runtime = Runtime(settings.env, self.app, self.metrics, self.probe)
         self.services: Services | None = None
         self._tasks: list[asyncio.Task[None]] = []
 
-    async def start(self, polling: bool = True) -> None:
+    async def start(self, polling: bool = True, serve_http: bool = False) -> None:
+        """Polling, or webhook mode when WEBHOOK_URL is set (which always serves HTTP).
+
+        ``serve_http`` starts /healthz, /readyz and /metrics in polling mode too.
+        """
         settings = self.settings
         desk = None
         self.services = await open_services(settings)
@@ -122,7 +143,9 @@ class TelegramBot:
                 self.services.conversations,
             )
             self.services.core.desk = desk
-        self.app.bot_data.update(services=self.services, desk=desk, processor=self.processor)
+        self.app.bot_data.update(
+            services=self.services, desk=desk, processor=self.processor, metrics=self.metrics
+        )
         self.processor.inbox = self.services.inbox
         self.services.knowledge.on_problem(self._tell_admins)
         register_handlers(self.app, settings)
@@ -140,9 +163,16 @@ class TelegramBot:
             )
         await self.app.start()
         await self._replay_pending()
-        if polling:
+        if polling and self.app.updater is not None:
             await self.app.updater.start_polling(
                 allowed_updates=ALLOWED_UPDATES, drop_pending_updates=False, poll_interval=0
+            )
+        await self.runtime.start(self.services, serve_http, ALLOWED_UPDATES)
+        if settings.storage.retention_days > 0:
+            self._tasks.append(
+                asyncio.create_task(
+                    retention_loop(self.services.db, settings.storage.retention_days)
+                )
             )
         interval = settings.telegram.reload_poll_seconds
         if interval > 0:
@@ -173,6 +203,7 @@ class TelegramBot:
         """Stop taking updates, give replies in flight a grace period, keep the rest pending."""
         for task in self._tasks:
             task.cancel()
+        await self.runtime.stop()
         if self.app.updater is not None and self.app.updater.running:
             await self.app.updater.stop()
         grace = self.settings.telegram.shutdown_grace_seconds
@@ -196,7 +227,7 @@ async def run_forever(settings: Settings) -> None:
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
     bot = TelegramBot(settings)
-    await bot.start()
+    await bot.start(serve_http=True)
     log.info("bot is running; press Ctrl+C to stop")
     try:
         await stop.wait()

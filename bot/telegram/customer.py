@@ -8,7 +8,9 @@ import re
 from telegram import Message, Update
 from telegram.ext import ContextTypes
 
-from bot.core import FEEDBACK_PREFIX, HUMAN_BUTTON, RATING_PREFIX, Incoming, Outcome
+from bot.core import FEEDBACK_PREFIX, HUMAN_BUTTON, RATING_PREFIX, Button, Incoming, Outcome
+from bot.metrics import note_reply
+from bot.privacy import forget_chat
 from bot.services import Services
 from bot.store.conversations import Customer
 from bot.telegram.sender import RecipientGone, TypingIndicator, send_text
@@ -74,6 +76,7 @@ async def deliver(
     """
     services = services_of(context)
     chat_id = update.effective_chat.id
+    note_reply(context, chat_id, outcome.path)
     try:
         for number, reply in enumerate(outcome.replies):
             if number == 0 and live is not None and live.started:
@@ -195,6 +198,60 @@ async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await query.answer()
     if outcome is not None:
         await deliver(update, context, outcome)
+
+
+FORGET_PREFIX = "forget"
+
+
+async def forget(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/forget: ask first. The buttons carry no ids, so a press only ever acts on its own chat."""
+    services = services_of(context)
+    persona = services.knowledge.current.persona
+    buttons = (Button("✅", f"{FORGET_PREFIX}:yes"), Button("✖️", f"{FORGET_PREFIX}:no"))
+    chat_id = update.effective_chat.id
+    note_reply(context, chat_id, "notice")
+    try:
+        await send_text(context.bot, chat_id, persona.message("forget_confirm"), buttons=buttons)
+    except RecipientGone:
+        await services.conversations.mark_blocked(chat_id)
+
+
+async def forget_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """The answer to /forget: close an open ticket (telling staff), then delete the chat's text."""
+    query = update.callback_query
+    chat = update.effective_chat
+    await query.answer()
+    if chat is None or chat.type != "private":
+        return
+    services = services_of(context)
+    persona = services.knowledge.current.persona
+    if query.message is not None:
+        await _drop_buttons(query)
+    if query.data != f"{FORGET_PREFIX}:yes":
+        await send_text(context.bot, chat.id, persona.message("forget_cancelled"))
+        return
+    ticket = await services.tickets.open_for_chat(chat.id)
+    if ticket is not None and await services.tickets.resolve(ticket.id, f"customer:{chat.id}"):
+        desk = context.application.bot_data.get("desk")
+        if desk is not None:
+            await desk.post(
+                ticket,
+                f"🗑 Ticket #{ticket.id} closed: the customer asked for their messages "
+                "to be deleted (/forget). Its transcript is gone from the bot's records.",
+            )
+            if ticket.staff_thread_id:
+                try:
+                    await context.bot.close_forum_topic(
+                        ticket.staff_chat_id, ticket.staff_thread_id
+                    )
+                except Exception as error:  # the ticket is closed either way
+                    log.info("could not close topic of ticket #%s: %s", ticket.id, error)
+    await services.conversations.end_conversation(chat.id, "forget")
+    await forget_chat(services.db, chat.id, keep_update_id=update.update_id)
+    try:
+        await send_text(context.bot, chat.id, persona.message("forget_done"))
+    except RecipientGone:
+        await services.conversations.mark_blocked(chat.id)
 
 
 async def _drop_buttons(query) -> None:
