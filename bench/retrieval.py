@@ -182,12 +182,10 @@ def tune() -> None:
     rich = load_faq(DATA / "faq_with_examples.yaml")
     tuning_rich = without_examples(tuning, rich)
     grid = {
-        "question_weight": [2.0, 3.0, 4.0],
-        "tags_weight": [1.0, 2.0, 3.0],
-        "examples_weight": [1.0, 2.0],
-        "answer_weight": [0.5, 1.0],
-        "passage_weight": [0.5, 1.0, 2.0],
-        "b": [0.5, 0.75],
+        "passage_weight": [0.0, 0.3, 0.6],
+        "ngram_weight": [0.5, 1.0, 1.5],
+        "ngram_answer_weight": [0.3, 0.5, 1.0],
+        "ngram_candidates": [40, 60],
     }
     sample_plain = tuning[::2]
     sample_rich = tuning_rich[::2]

@@ -29,7 +29,7 @@ class LlmSettings:
 @dataclass(frozen=True)
 class RetrievalSettings:
     top_k: int = 3  # FAQ snippets put in the prompt
-    confidence_threshold: float = 0.81  # FAQ-only mode answers directly at or above this
+    confidence_threshold: float = 0.85  # FAQ-only mode answers directly at or above this
     semantic: bool = False  # fuse embeddings from the provider's /embeddings endpoint
     embedding_model: str = "text-embedding-3-small"
     semantic_weight: float = 0.5

@@ -224,3 +224,11 @@ def test_large_index_searches_quickly() -> None:
     ]
     index = FaqIndex(entries)
     assert top_id(index, entries[1234].question) == "1234"
+
+
+def test_typo_in_the_deciding_word_still_matches() -> None:
+    entries = [
+        FaqEntry(id="new", question="How do I order a new card?", answer="Order one in the app."),
+        FaqEntry(id="block", question="How do I block my card?", answer="Tap Block in the app."),
+    ]
+    assert top_id(FaqIndex(entries), "blok my card") == "block"
