@@ -52,7 +52,7 @@ SENDING_METHODS = frozenset(
     }
 )
 # Failed Bot API calls in a row after which Telegram counts as unreachable.
-UNREACHABLE_AFTER = 3
+UNREACHABLE_AFTER = 2
 
 
 def resolve_webhook_secret(env: Environment) -> str:
