@@ -223,6 +223,9 @@ async def forget_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
     await query.answer()
     if chat is None or chat.type != "private":
         return
+    if not (query.data or "").startswith(f"{FORGET_PREFIX}:"):
+        # python-telegram-bot hands a press with empty data to every pattern handler.
+        return
     services = services_of(context)
     persona = services.knowledge.current.persona
     if query.message is not None:
