@@ -22,6 +22,7 @@ from bot.llm import Completion, LLMClient
 from bot.prompt import ESCALATE_TOOL, Turn, build_messages
 from bot.settings import Settings
 from bot.store.conversations import AnswerAudit, ConversationStore, Customer
+from bot.store.inbox import current_journal
 from bot.store.tickets import Ticket, TicketStore
 
 log = logging.getLogger(__name__)
@@ -195,7 +196,13 @@ class SupportCore:
         history = await self.conversations.history(
             customer.chat_id, self.settings.conversation.history_messages
         )
-        await self._store_customer(incoming)
+        earlier = await self._stored_before(incoming)
+        if earlier is None:
+            await self._store_customer(incoming)
+        else:
+            # Handled again after a crash: the message is already in the transcript,
+            # and must not count as the customer asking the same thing twice.
+            history = [m for m in history if m.id != earlier]
         esc = self.settings.escalation
 
         if asks_for_person(text, esc.handoff_phrases):
@@ -385,6 +392,18 @@ class SupportCore:
         if offer:
             buttons.append(Button(knowledge.persona.message("talk_to_person_button"), HUMAN_BUTTON))
         return tuple(buttons)
+
+    async def _stored_before(self, incoming: Incoming) -> int | None:
+        """The stored copy of a message handled again after a crash, else None."""
+        journal = current_journal.get()
+        if journal is None or not journal.replay or incoming.message_id is None:
+            return None
+        row = await self.conversations.db.fetchone(
+            "SELECT id FROM messages WHERE chat_id = ? AND role = 'customer' "
+            "AND telegram_message_id = ? ORDER BY id DESC LIMIT 1",
+            (incoming.customer.chat_id, incoming.message_id),
+        )
+        return int(row["id"]) if row else None
 
     async def _store_customer(self, incoming: Incoming) -> None:
         await self.conversations.add_message(

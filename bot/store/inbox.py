@@ -4,30 +4,48 @@ python-telegram-bot confirms fetched updates to Telegram on its next
 ``getUpdates`` call, long before a slow answer is sent. Without this table a
 crash would lose every message in flight; with it, start-up handles whatever
 was left pending, and an update seen before is recognised and not answered twice.
+
+``ReplyJournal`` closes most of the remaining gap: each reply chunk is recorded
+as soon as Telegram accepted it, so an update replayed after a crash does not
+send again what the customer already has. What stays open is the one request
+in flight at the moment of the crash: Telegram may have taken it without the
+answer reaching us. That chunk is sent again (a possible duplicate rather than
+a possible silence) and counted in ``inbox.uncertain_resends``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import hashlib
 import json
+import logging
 from typing import Any
 
 from bot.store.db import Database, utcnow
+
+log = logging.getLogger(__name__)
+
+NEW, RETRY, DONE = "new", "retry", "done"
 
 
 class Inbox:
     def __init__(self, db: Database):
         self.db = db
-        self._batch: list[tuple[tuple[Any, ...], asyncio.Future[bool]]] = []
+        self._batch: list[tuple[tuple[Any, ...], asyncio.Future[str]]] = []
         self._flushing: asyncio.Task[None] | None = None
 
     async def add(self, update_id: int, chat_key: str, payload: dict[str, Any]) -> bool:
-        """Store an update; False when it was already completely handled before.
+        """Store an update; False when it was already completely handled before."""
+        return await self.admit(update_id, chat_key, payload) != DONE
+
+    async def admit(self, update_id: int, chat_key: str, payload: dict[str, Any]) -> str:
+        """Store an update: NEW the first time, RETRY when seen but unfinished, else DONE.
 
         Inserts that arrive together are written in one transaction (group
         commit): a burst of updates costs one fsync, not one each.
         """
-        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         row = (update_id, chat_key, json.dumps(payload, ensure_ascii=False), utcnow())
         self._batch.append((row, future))
         if self._flushing is None or self._flushing.done():
@@ -38,30 +56,43 @@ class Inbox:
         while self._batch:
             batch, self._batch = self._batch, []
             try:
-                fresh: list[bool] = []
+                states: list[str] = []
                 async with self.db.transaction() as conn:
                     for row, _ in batch:
                         cursor = await conn.execute(
                             "INSERT INTO inbox (update_id, chat_key, payload, received_at) "
                             "VALUES (?, ?, ?, ?) ON CONFLICT(update_id) DO UPDATE SET "
-                            "attempts = attempts + 1 RETURNING status",
+                            "attempts = attempts + 1 RETURNING status, attempts",
                             row,
                         )
-                        status = await cursor.fetchone()
-                        fresh.append(status is None or status[0] != "done")
-                for (_, future), is_fresh in zip(batch, fresh, strict=True):
+                        found = await cursor.fetchone()
+                        if found is None or (found[0] != "done" and found[1] == 0):
+                            states.append(NEW)
+                        else:
+                            states.append(DONE if found[0] == "done" else RETRY)
+                for (_, future), state in zip(batch, states, strict=True):
                     if not future.done():
-                        future.set_result(is_fresh)
+                        future.set_result(state)
             except Exception as error:
                 for _, future in batch:
                     if not future.done():
                         future.set_exception(error)
 
-    async def mark_done(self, update_id: int) -> None:
-        await self.db.execute(
-            "UPDATE inbox SET status = 'done', done_at = ? WHERE update_id = ?",
-            (utcnow(), update_id),
-        )
+    async def mark_done(self, update_id: int, journal: ReplyJournal | None = None) -> None:
+        """Done, and the update's reply journal dropped in the same transaction."""
+        if journal is None or not (journal.wrote or journal.replay):
+            await self.db.execute(
+                "UPDATE inbox SET status = 'done', done_at = ? WHERE update_id = ?",
+                (utcnow(), update_id),
+            )
+            return
+        async with self.db.transaction() as conn:
+            await conn.execute(
+                "UPDATE inbox SET status = 'done', done_at = ?, "
+                "uncertain_resends = uncertain_resends + ? WHERE update_id = ?",
+                (utcnow(), journal.uncertain, update_id),
+            )
+            await conn.execute("DELETE FROM sent_replies WHERE update_id = ?", (update_id,))
 
     async def mark_failed(self, update_id: int) -> None:
         await self.db.execute(
@@ -73,3 +104,96 @@ class Inbox:
             "SELECT payload FROM inbox WHERE status = 'pending' ORDER BY update_id"
         )
         return [json.loads(r["payload"]) for r in rows]
+
+
+class ReplyJournal:
+    """What has been sent for one update, so that handling it again sends only the rest.
+
+    A chunk is known by its chat, a digest of its text and how many times the
+    same text came before it in this update: when the answer is worked out
+    again after a crash, whatever was already delivered word for word is
+    skipped, wherever it comes in the new run.
+    """
+
+    def __init__(self, db: Database, update_id: int, replay: bool):
+        self.db = db
+        self.update_id = update_id
+        self.replay = replay
+        self.closed = False
+        self.wrote = False
+        self.uncertain = 0
+        self._earlier: dict[tuple[int, str, int], tuple[str, int | None]] | None = None
+        self._seen: dict[tuple[int, str], int] = {}
+
+    def key(self, chat_id: int, text: str) -> tuple[int, str, int]:
+        digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+        occurrence = self._seen.get((chat_id, digest), 0)
+        self._seen[(chat_id, digest)] = occurrence + 1
+        return chat_id, digest, occurrence
+
+    async def before_send(self, key: tuple[int, str, int]) -> int | None:
+        """The Telegram message id when this chunk was already delivered, else None.
+
+        Records the chunk as being sent first, so that a crash during the request
+        shows up on the next start as a chunk whose fate is unknown.
+        """
+        if self.closed:
+            return None
+        if self.replay:
+            if self._earlier is None:
+                rows = await self.db.fetchall(
+                    "SELECT chat_id, digest, occurrence, status, telegram_message_id "
+                    "FROM sent_replies WHERE update_id = ?",
+                    (self.update_id,),
+                )
+                self._earlier = {
+                    (r["chat_id"], r["digest"], r["occurrence"]): (
+                        r["status"],
+                        r["telegram_message_id"],
+                    )
+                    for r in rows
+                }
+            earlier = self._earlier.get(key)
+            if earlier is not None and earlier[0] == "sent":
+                return int(earlier[1] or 0)
+            if earlier is not None:
+                self.uncertain += 1
+                log.warning(
+                    "update %s: a reply may have reached chat %s before the last stop; "
+                    "sending it again rather than risk silence",
+                    self.update_id,
+                    key[0],
+                )
+        self.wrote = True
+        await self.db.execute(
+            "INSERT INTO sent_replies (update_id, chat_id, digest, occurrence, status, "
+            "created_at) VALUES (?, ?, ?, ?, 'sending', ?) ON CONFLICT DO UPDATE SET "
+            "status = 'sending'",
+            (self.update_id, *key, utcnow()),
+        )
+        return None
+
+    async def after_send(self, key: tuple[int, str, int], telegram_message_id: int) -> None:
+        if self.closed:
+            return
+        await self.db.execute(
+            "UPDATE sent_replies SET status = 'sent', telegram_message_id = ? "
+            "WHERE update_id = ? AND chat_id = ? AND digest = ? AND occurrence = ?",
+            (telegram_message_id, self.update_id, *key),
+        )
+
+    async def not_sent(self, key: tuple[int, str, int]) -> None:
+        """Telegram refused the chunk: nothing reached the customer, nothing is uncertain."""
+        if self.closed:
+            return
+        await self.db.execute(
+            "DELETE FROM sent_replies "
+            "WHERE update_id = ? AND chat_id = ? AND digest = ? AND occurrence = ?",
+            (self.update_id, *key),
+        )
+
+
+# The journal of the update being handled; None outside the update processor.
+current_journal: contextvars.ContextVar[ReplyJournal | None] = contextvars.ContextVar(
+    "current_journal", default=None
+)

@@ -196,3 +196,27 @@ async def m004_embedding_cache(conn: aiosqlite.Connection) -> None:
         );
         """,
     )
+
+
+@migration
+async def m005_sent_replies(conn: aiosqlite.Connection) -> None:
+    # Reply chunks sent for an update that is not finished yet, recorded the moment
+    # Telegram accepted each one: a replayed update skips what the customer already
+    # has. The rows of an update go when it is marked done, so the table stays small.
+    await _script(
+        conn,
+        """
+        CREATE TABLE sent_replies (
+            update_id INTEGER NOT NULL,
+            chat_id INTEGER NOT NULL,
+            digest TEXT NOT NULL,
+            occurrence INTEGER NOT NULL,
+            status TEXT NOT NULL CHECK (status IN ('sending', 'sent')),
+            telegram_message_id INTEGER,
+            created_at TEXT NOT NULL,
+            PRIMARY KEY (update_id, chat_id, digest, occurrence)
+        );
+        -- Replies sent again after a crash left it unknown whether Telegram had them.
+        ALTER TABLE inbox ADD COLUMN uncertain_resends INTEGER NOT NULL DEFAULT 0;
+        """,
+    )

@@ -4,12 +4,17 @@ python-telegram-bot processes updates one at a time by default; its concurrent
 mode breaks the order within a chat. Here every update takes its place in its
 chat's queue the moment it arrives (before any await, so arrival order is
 kept), is written to the durable inbox, then waits only for earlier updates of
-the same chat.
+the same chat. While it is handled, the update's reply journal is the current
+one (see ``bot.store.inbox``), and it is marked done only after its replies
+went out. On shutdown, updates that arrive are still stored, and handlers still
+running when the grace period ends are cancelled: both stay pending for the
+next start instead of being lost or holding the shutdown up.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable
 from typing import Any
@@ -17,7 +22,7 @@ from typing import Any
 from telegram import Update
 from telegram.ext import BaseUpdateProcessor
 
-from bot.store.inbox import Inbox
+from bot.store.inbox import DONE, NEW, Inbox, ReplyJournal, current_journal
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +51,7 @@ class OrderedChatProcessor(BaseUpdateProcessor):
         self._active = 0
         self._idle = asyncio.Event()
         self._idle.set()
+        self._tasks: set[asyncio.Task[Any]] = set()
 
     async def initialize(self) -> None:
         pass
@@ -54,18 +60,37 @@ class OrderedChatProcessor(BaseUpdateProcessor):
         pass
 
     async def wait_idle(self, grace_seconds: float) -> bool:
-        """Wait for the updates being handled to finish; False when the grace period ran out."""
+        """Shutting down: stop taking updates and give those in hand ``grace_seconds``.
+
+        Handlers still running then are cancelled, so a hanging model call cannot
+        hold the shutdown up; their updates stay pending for the next start.
+        False when the grace period ran out.
+        """
+        self.accepting = False
         try:
             await asyncio.wait_for(self._idle.wait(), grace_seconds)
             return True
         except TimeoutError:
-            return False
+            pass
+        running = [t for t in self._tasks if not t.done()]
+        for task in running:
+            task.cancel()
+        log.warning("cancelled %d unfinished update(s); they stay pending", len(running))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._idle.wait(), 5.0)
+        return False
 
     async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
         update_id = update.update_id if isinstance(update, Update) else None
-        if not self.accepting or (update_id is not None and update_id in self._in_flight):
-            # Shutting down (it stays pending for the next start) or already being handled.
+        if update_id is not None and update_id in self._in_flight:
+            _discard(coroutine)  # already being handled
+            return
+        if not self.accepting:
+            # Shutting down: Telegram already counts it as delivered, so store it
+            # for the next start instead of dropping it.
             _discard(coroutine)
+            if update_id is not None and self.inbox is not None:
+                await self.inbox.add(update_id, chat_key(update), update.to_dict())
             return
         key = chat_key(update)
         previous = self._tails.get(key)
@@ -75,24 +100,38 @@ class OrderedChatProcessor(BaseUpdateProcessor):
         self._idle.clear()
         if update_id is not None:
             self._in_flight.add(update_id)
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.add(task)
+        journal_token = None
         try:
-            fresh = True
+            state = NEW
             if update_id is not None and self.inbox is not None:
-                fresh = await self.inbox.add(update_id, key, update.to_dict())
+                state = await self.inbox.admit(update_id, key, update.to_dict())
             if previous is not None:
-                await previous
-            if not fresh:
+                await _wait_for_turn(previous)
+            if state == DONE:
                 log.info("update %s was handled before; not answering it twice", update_id)
                 _discard(coroutine)
                 return
+            journal = None
+            if update_id is not None and self.inbox is not None:
+                journal = ReplyJournal(self.inbox.db, update_id, replay=state != NEW)
+                journal_token = current_journal.set(journal)
             await coroutine
             if update_id is not None and self.inbox is not None:
                 if update_id in self.failed_updates:
                     # Left pending: the next start tries it again.
                     self.failed_updates.discard(update_id)
                 else:
-                    await self.inbox.mark_done(update_id)
+                    await self.inbox.mark_done(update_id, journal)
+                if journal is not None:
+                    journal.closed = True
         finally:
+            if journal_token is not None:
+                current_journal.reset(journal_token)
+            if task is not None:
+                self._tasks.discard(task)
             if update_id is not None:
                 self._in_flight.discard(update_id)
             mine.set_result(None)
@@ -101,6 +140,11 @@ class OrderedChatProcessor(BaseUpdateProcessor):
             self._active -= 1
             if self._active == 0:
                 self._idle.set()
+
+
+async def _wait_for_turn(previous: asyncio.Future[None]) -> None:
+    """Wait for the chat's earlier update; being cancelled here must not cancel it."""
+    await asyncio.shield(previous)
 
 
 def _discard(coroutine: Awaitable[Any]) -> None:

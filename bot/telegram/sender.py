@@ -3,7 +3,9 @@
 Texts go out as plain text (no parse mode), so no reply can fail to parse;
 anything longer than Telegram's 4096 characters is split at a paragraph or
 sentence boundary; network errors are retried; a blocked bot stops trying.
-``AIORateLimiter`` below us handles 429 ``retry_after``.
+``AIORateLimiter`` below us handles 429 ``retry_after``. Inside an update,
+every chunk goes through the update's reply journal, so that handling the
+update again after a crash does not repeat what was already delivered.
 """
 
 from __future__ import annotations
@@ -12,12 +14,14 @@ import asyncio
 import logging
 import re
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
-from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Message
+from telegram import Bot, Chat, InlineKeyboardButton, InlineKeyboardMarkup, Message
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TimedOut
 
 from bot.core import Button
+from bot.store.inbox import current_journal
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +95,17 @@ async def send_text(
     """Send ``text`` in as many messages as it needs; the buttons go on the last one."""
     chunks = split_text(text)
     sent: list[Message] = []
+    journal = current_journal.get()
     for number, chunk in enumerate(chunks, start=1):
+        key = journal.key(chat_id, chunk) if journal is not None else None
+        if journal is not None and key is not None:
+            earlier = await journal.before_send(key)
+            if earlier is not None:
+                # Delivered before a crash; the customer already has it.
+                sent.append(
+                    Message(earlier, datetime.now(UTC), Chat(chat_id, Chat.PRIVATE), text=chunk)
+                )
+                continue
         markup = keyboard(buttons) if number == len(chunks) else None
         kwargs: dict[str, Any] = {}
         if thread_id:
@@ -99,11 +113,19 @@ async def send_text(
         if reply_to and number == 1:
             kwargs["reply_to_message_id"] = reply_to
             kwargs["allow_sending_without_reply"] = True
-        message = await with_retries(
-            lambda chunk=chunk, markup=markup, kwargs=kwargs: bot.send_message(
-                chat_id, chunk, reply_markup=markup, **kwargs
+        try:
+            message = await with_retries(
+                lambda chunk=chunk, markup=markup, kwargs=kwargs: bot.send_message(
+                    chat_id, chunk, reply_markup=markup, **kwargs
+                )
             )
-        )
+        except (RecipientGone, BadRequest, RetryAfter):
+            # Refused by Telegram: not delivered, so nothing to be unsure about.
+            if journal is not None and key is not None:
+                await journal.not_sent(key)
+            raise
+        if journal is not None and key is not None:
+            await journal.after_send(key, message.message_id)
         sent.append(message)
     return sent
 
