@@ -115,9 +115,10 @@ async def test_readyz_fails_when_telegram_keeps_failing(
     fake_telegram.user_text(1001, "Hello?")  # ends the long poll in progress
 
     def failed_calls() -> int:
-        return sum(c.status == 502 for c in fake_telegram.calls())
+        return sum(c.status == 502 for c in fake_telegram.calls("getUpdates"))
 
-    await fake_telegram.wait_for(lambda: failed_calls() >= 2, timeout=20)
+    # Polling is sequential: a third failed call means the bot has seen the first two fail.
+    await fake_telegram.wait_for(lambda: failed_calls() >= 3, timeout=30)
     status, body = await get(bot, "/readyz")
     assert status == 503 and '"telegram": false' in body
     assert '"database": true' in body
