@@ -57,6 +57,11 @@ class CircuitBreaker:
     opened_at: float | None = None
     clock: Callable[[], float] = field(default=time.monotonic)
 
+    @property
+    def is_open(self) -> bool:
+        """Open now, without the half-open side effect of ``allow``."""
+        return self.opened_at is not None and self.clock() - self.opened_at < self.cooldown
+
     def allow(self) -> bool:
         if self.opened_at is None:
             return True
@@ -166,6 +171,10 @@ class LLMClient:
                     self.breaker.record_failure()
                     raise
                 await asyncio.sleep(delay)
+                if self.breaker.is_open:
+                    # Other answers found the API down meanwhile: more retries would
+                    # only keep this customer waiting for the same failure.
+                    raise LLMUnavailable(f"the model API is failing: {error}") from error
 
     def _observe(self, seconds: float, error: LLMError | None) -> None:
         if self.observer is not None:

@@ -1,0 +1,249 @@
+"""Faults injected into the model API and the Bot API: the customer always gets an answer.
+
+The bot runs in-process against the doubles over HTTP; retry budgets, timeouts and
+the circuit breaker are shrunk in the copied bot.yaml so failures play out quickly.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from tests.fakes import Reply
+from tests.test_kill import tune
+
+FAILED_PREFIX = "Sorry, I ran into a technical problem"
+
+
+def rows(db: Path | str, sql: str, *params) -> list[tuple]:
+    conn = sqlite3.connect(db)
+    try:
+        return conn.execute(sql, params).fetchall()
+    finally:
+        conn.close()
+
+
+async def all_done(fake, db) -> None:
+    """Every update pushed so far is finished (so nothing more can be sent for it)."""
+    pushed = {u["update_id"] for u in fake._history}
+    await fake.wait_for(
+        lambda: rows(db, "SELECT COUNT(*) FROM inbox WHERE status = 'done'")[0][0] == len(pushed)
+    )
+
+
+def no_errors_logged(caplog) -> None:
+    bad = [r for r in caplog.records if r.levelname in ("ERROR", "CRITICAL")]
+    assert not bad, [r.getMessage() for r in bad]
+
+
+# ---------------------------------------------------------------- model API faults
+
+
+async def test_rate_limited_three_times_then_answered(
+    fake_telegram, fake_llm, make_settings, start_bot, caplog
+):
+    fake_llm.script(
+        Reply.rate_limited(retry_after=0.2),
+        Reply.rate_limited(retry_after=None, retry_after_ms=150),
+        Reply.rate_limited(retry_after=0.1),
+    )
+    settings = make_settings(fake_telegram, fake_llm)
+    await start_bot(settings)
+    fake_telegram.user_text(1101, "Can I change my delivery address?")
+    texts = await fake_telegram.wait_for_messages(1101, 1, timeout=10)
+    await all_done(fake_telegram, settings.storage.database_path)
+    assert texts == ["Answer to: Can I change my delivery address?"]
+    assert len(fake_llm.requests) == 4
+    no_errors_logged(caplog)
+
+
+async def test_malformed_and_empty_completions_count_as_failures(
+    fake_telegram, fake_llm, make_settings, start_bot, knowledge_dirs
+):
+    tune(knowledge_dirs[0], streaming="false")
+    fake_llm.script(Reply.malformed_json(), Reply.no_choices(), Reply.text("   "))
+    settings = make_settings(fake_telegram, fake_llm)
+    await start_bot(settings)
+    fake_telegram.user_text(1102, "Do you ship to Norway?")
+    texts = await fake_telegram.wait_for_messages(1102, 1, timeout=15)
+    assert texts == ["Answer to: Do you ship to Norway?"]
+    assert len(fake_llm.requests) == 4, "each broken answer was retried"
+
+
+async def test_model_down_faq_or_apology_with_ticket_and_breaker_stops_waiting(
+    fake_telegram, fake_llm, make_settings, start_bot, knowledge_dirs
+):
+    tune(
+        knowledge_dirs[0],
+        retry_budget_seconds="1.0",
+        circuit_failures="2",
+        circuit_cooldown_seconds="600",
+    )
+    fake_llm.responder = lambda request: Reply.http_error(500)
+    settings = make_settings(fake_telegram, fake_llm)
+    db = settings.storage.database_path
+    await start_bot(settings)
+
+    # An FAQ question gets its confident FAQ answer; others an apology and a ticket.
+    fake_telegram.user_text(1201, "How long does it take to get my refund?")
+    faq = await fake_telegram.wait_for_messages(1201, 1, timeout=10)
+    assert faq[0].startswith("Return parcels usually reach our warehouse")
+    fake_telegram.user_text(1202, "My cat likes the blue sofa, is that a problem?")
+    told = await fake_telegram.wait_for_messages(1202, 1, timeout=10)
+    assert told[0].startswith(FAILED_PREFIX) and "#1" in told[0]
+    assert rows(db, "SELECT chat_id, reason FROM tickets") == [(1202, "llm_error")]
+    assert len(fake_llm.requests) >= 4, "the failures were retried"
+
+    # Two failed answers opened the breaker: later customers are answered without a call.
+    calls = len(fake_llm.requests)
+    for chat in range(1210, 1216):
+        fake_telegram.user_text(chat, f"Question number {chat} about a wobbly table leg")
+    for chat in range(1210, 1216):
+        told = await fake_telegram.wait_for_messages(chat, 1, timeout=10)
+        assert told[0].startswith(FAILED_PREFIX), told
+    assert len(fake_llm.requests) == calls
+    assert len(rows(db, "SELECT id FROM tickets WHERE reason = 'llm_error'")) == 7
+    await all_done(fake_telegram, db)
+
+
+async def test_customers_mid_retry_stop_waiting_once_the_breaker_opens(
+    fake_telegram, fake_llm, make_settings, start_bot, knowledge_dirs
+):
+    tune(
+        knowledge_dirs[0],
+        retry_budget_seconds="30",
+        circuit_failures="1",
+        circuit_cooldown_seconds="600",
+    )
+    fake_llm.script(
+        Reply.http_error(503, retry_after=1.5),  # the first customer waits to retry...
+        Reply.http_error(400, "bad request"),  # ...while the second one's failure opens the breaker
+    )
+    settings = make_settings(fake_telegram, fake_llm)
+    await start_bot(settings)
+    fake_telegram.user_text(1301, "First question about a wobbly table leg")
+    await fake_llm.wait_for_requests(1)
+    fake_telegram.user_text(1302, "Second question about a wobbly chair")
+    for chat in (1301, 1302):
+        told = await fake_telegram.wait_for_messages(chat, 1, timeout=10)
+        assert told[0].startswith(FAILED_PREFIX)
+    assert len(fake_llm.requests) == 2, "the first customer did not retry into an open breaker"
+
+
+async def test_a_hanging_model_times_out_into_an_apology(
+    fake_telegram, fake_llm, make_settings, start_bot, knowledge_dirs
+):
+    tune(knowledge_dirs[0], read_timeout_seconds="0.3", retry_budget_seconds="1.0")
+    fake_llm.responder = lambda request: Reply.hang()
+    settings = make_settings(fake_telegram, fake_llm)
+    await start_bot(settings)
+    fake_telegram.user_text(1401, "My cat likes the blue sofa, is that a problem?")
+    told = await fake_telegram.wait_for_messages(1401, 1, timeout=10)
+    assert told[0].startswith(FAILED_PREFIX)
+    assert len(fake_llm.requests) >= 2, "a timeout is retried within the budget"
+    assert rows(settings.storage.database_path, "SELECT reason FROM tickets") == [("llm_error",)]
+
+
+async def test_a_stream_cut_midway_is_replaced_by_the_apology(
+    fake_telegram, fake_llm, make_settings, start_bot
+):
+    fake_llm.script(Reply.cut(after_chunks=4, content="Half of an answer that never ends well"))
+    settings = make_settings(fake_telegram, fake_llm)
+    await start_bot(settings)
+    fake_telegram.user_text(1501, "My cat likes the blue sofa, is that a problem?")
+    told = await fake_telegram.wait_for_messages(1501, 1, timeout=10)
+    await all_done(fake_telegram, settings.storage.database_path)
+    # The partial text was only ever a draft; the one message is the truthful apology.
+    assert len(told) == 1 and told[0].startswith(FAILED_PREFIX)
+    assert any("Half of" in d.get("text", "") for d in fake_telegram.drafts(1501))
+    assert len(fake_llm.requests) == 1, "text already shown is never streamed twice"
+
+
+# ---------------------------------------------------------------- Bot API faults
+
+
+async def test_telegram_429_on_send_is_waited_out(
+    fake_telegram, fake_llm, make_settings, start_bot, caplog
+):
+    fake_telegram.fail_next("sendMessage", 429, retry_after=1)
+    settings = make_settings(fake_telegram, fake_llm)
+    await start_bot(settings)
+    fake_telegram.user_text(1601, "Where is my parcel?")
+    told = await fake_telegram.wait_for_messages(1601, 1, timeout=10)
+    await all_done(fake_telegram, settings.storage.database_path)
+    assert told == ["Answer to: Where is my parcel?"]
+    assert [c.status for c in fake_telegram.calls("sendMessage")] == [429, 200]
+    no_errors_logged(caplog)
+
+
+async def test_network_errors_on_send_are_retried(
+    fake_telegram, fake_llm, make_settings, start_bot
+):
+    fake_telegram.fail_next("sendMessage", 0, count=2)  # connection dropped twice
+    settings = make_settings(fake_telegram, fake_llm)
+    await start_bot(settings)
+    fake_telegram.user_text(1602, "Where is my parcel?")
+    told = await fake_telegram.wait_for_messages(1602, 1, timeout=10)
+    await all_done(fake_telegram, settings.storage.database_path)
+    assert told == ["Answer to: Where is my parcel?"]
+
+
+async def test_polling_survives_server_errors(fake_telegram, fake_llm, make_settings, start_bot):
+    settings = make_settings(fake_telegram, fake_llm)
+    await start_bot(settings)
+    fake_telegram.fail_next("getUpdates", 500, count=3)
+    fake_telegram.user_text(1603, "Where is my parcel?")
+    told = await fake_telegram.wait_for_messages(1603, 1, timeout=20)
+    assert told == ["Answer to: Where is my parcel?"]
+    assert [c.status for c in fake_telegram.calls("getUpdates")].count(500) == 3
+
+
+async def test_a_blocked_customer_is_marked_and_not_retried(
+    fake_telegram, fake_llm, make_settings, start_bot
+):
+    settings = make_settings(fake_telegram, fake_llm)
+    db = settings.storage.database_path
+    await start_bot(settings)
+    fake_telegram.block(1604)
+    fake_telegram.user_text(1604, "Where is my parcel?")
+    await all_done(fake_telegram, db)
+    assert [c.status for c in fake_telegram.calls("sendMessage")] == [403]
+    assert rows(db, "SELECT blocked_at IS NOT NULL FROM customers WHERE chat_id = 1604") == [(1,)]
+
+
+async def test_a_long_answer_is_split_and_arrives_whole(
+    fake_telegram, fake_llm, make_settings, start_bot
+):
+    paragraphs = [f"Paragraph {n}: " + "all about shipping times. " * 60 for n in range(6)]
+    answer = "\n\n".join(p.strip() for p in paragraphs)
+    assert len(answer) > 2 * 4096
+    fake_llm.responder = lambda request: answer
+    settings = make_settings(fake_telegram, fake_llm)
+    await start_bot(settings)
+    fake_telegram.user_text(1605, "Tell me about shipping")
+    told = await fake_telegram.wait_for_messages(1605, 3, timeout=10)
+    await all_done(fake_telegram, settings.storage.database_path)
+    told = fake_telegram.sent_messages(1605)
+    assert all(len(t) <= 4096 for t in told)
+    assert "\n\n".join(told) == answer
+
+
+async def test_a_redelivered_update_is_not_answered_twice(
+    fake_telegram, fake_llm, make_settings, start_bot
+):
+    settings = make_settings(fake_telegram, fake_llm)
+    db = settings.storage.database_path
+    await start_bot(settings)
+    update_id = fake_telegram.user_text(1606, "Where is my parcel?")
+    await fake_telegram.wait_for_messages(1606, 1)
+    await all_done(fake_telegram, db)
+    original = next(u for u in fake_telegram._history if u["update_id"] == update_id)
+    fake_telegram.push_update(original)  # Telegram hands the same update over again
+    fake_telegram.user_text(1606, "And when will it arrive?")
+    await fake_telegram.wait_for_messages(1606, 2)
+    await all_done(fake_telegram, db)
+    assert fake_telegram.sent_messages(1606) == [
+        "Answer to: Where is my parcel?",
+        "Answer to: And when will it arrive?",
+    ]
+    assert rows(db, "SELECT attempts FROM inbox WHERE update_id = ?", update_id) == [(1,)]
