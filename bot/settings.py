@@ -17,7 +17,7 @@ class LlmSettings:
     max_tokens: int = 600
     connect_timeout_seconds: float = 5.0
     read_timeout_seconds: float = 60.0
-    max_concurrent_requests: int = 32  # calls in flight at once across all chats
+    max_concurrent_requests: int = 64  # calls in flight at once across all chats
     retry_budget_seconds: float = 20.0  # total time spent retrying one answer
     circuit_failures: int = 5  # consecutive failures that open the circuit breaker
     circuit_cooldown_seconds: float = 30.0
