@@ -282,7 +282,7 @@ async def test_low_confidence_without_a_model(fake_telegram, start):
     db = await start()
     fake_telegram.user_text(CUSTOMER.id, "What is the airspeed of an unladen swallow?", CUSTOMER)
     await handed_over(fake_telegram, db, "low_confidence")
-    assert "not sure I have the right answer" in fake_telegram.sent_messages(CUSTOMER.id)[0]
+    assert "reliable answer to that" in fake_telegram.sent_messages(CUSTOMER.id)[0]
 
 
 async def test_confident_faq_answer_without_a_model_opens_nothing(fake_telegram, start):
