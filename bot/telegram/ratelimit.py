@@ -59,12 +59,15 @@ class TokenBucket:
                 await asyncio.sleep((1 - self.tokens) / self.rate)
 
 
-# Requests a second across all chats. AIORateLimiter's own overall limit is a
-# leaky bucket holding 30: after a quiet spell it lets 30 requests through at
-# once and 30 more within the same second, and Telegram answers the excess with
-# 429s that pause every chat. A bucket of one that drains this many a second
-# spaces requests evenly instead and never puts more than 30 in any second.
-OVERALL_PER_SECOND = 29
+# The limit across all chats. Telegram counts requests in any one second, at
+# most 30; AIORateLimiter's default is a leaky bucket holding 30 that, after a
+# quiet spell, lets 30 requests through at once and 30 more within the same
+# second, and Telegram answers the excess with 429s that pause every chat.
+# Holding only OVERALL_BURST (an answer's draft and its message go out without
+# waiting) and draining OVERALL_RATE a second keeps any second under 30, with
+# room for requests that arrive closer together than they were sent.
+OVERALL_BURST = 2
+OVERALL_RATE = 27
 
 
 class ChatBudgetRateLimiter(AIORateLimiter):
@@ -73,8 +76,8 @@ class ChatBudgetRateLimiter(AIORateLimiter):
     ) -> None:
         super().__init__(
             max_retries=max_retries,
-            overall_max_rate=1,
-            overall_time_period=1 / OVERALL_PER_SECOND,
+            overall_max_rate=OVERALL_BURST,
+            overall_time_period=OVERALL_BURST / OVERALL_RATE,
         )
         self.private_rate = private_rate
         self.private_burst = private_burst
