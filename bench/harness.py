@@ -11,6 +11,7 @@ import asyncio
 import json
 import os
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -92,6 +93,12 @@ class Proc:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
 
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 def _python() -> str:
     return sys.executable
 
@@ -129,6 +136,8 @@ def start_bot(
         DATABASE_PATH=str(workdir / f"{kind}.sqlite3"),
         CONFIG_DIR=str(ROOT / "config"),
         FAQ_DIR=str(ROOT / "faq"),
+        HTTP_HOST="127.0.0.1",
+        HTTP_PORT=str(free_port()),  # health and metrics; never collide with anything else
         PTB_TIMEDELTA="1",
         LOG_LEVEL="WARNING",
         PYTHONUNBUFFERED="1",

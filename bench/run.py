@@ -96,9 +96,14 @@ def main() -> None:
     args = parser.parse_args()
     selected = args.only.replace(",", "").lower()
     started = time.monotonic()
+    load_before = os.getloadavg()[0]
     rows = asyncio.run(run(selected))
     print(table(rows))
-    print(f"\ntotal {time.monotonic() - started:.0f} s on {os.cpu_count()} cores")
+    # Tail latencies move with whatever else the machine runs; the load says how busy it was.
+    print(
+        f"\ntotal {time.monotonic() - started:.0f} s on {os.cpu_count()} cores; "
+        f"load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after"
+    )
 
 
 if __name__ == "__main__":
