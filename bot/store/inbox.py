@@ -10,7 +10,9 @@ as soon as Telegram accepted it, so an update replayed after a crash does not
 send again what the customer already has. What stays open is the one request
 in flight at the moment of the crash: Telegram may have taken it without the
 answer reaching us. That chunk is sent again (a possible duplicate rather than
-a possible silence) and counted in ``inbox.uncertain_resends``.
+a possible silence) and counted in ``inbox.uncertain_resends``; the count also
+takes in chunks that were still queued behind the rate limiter, which were
+surely not delivered, so it is an upper bound on duplicates.
 """
 
 from __future__ import annotations
