@@ -4,7 +4,7 @@ Three views of the FAQ are scored and blended:
 
 * the whole entry (question, tags, examples and answer) as one document with per-field
   weights (BM25F), which rewards entries whose vocabulary covers the customer's words;
-* each single phrasing (the question or one example) on its own, keeping only the best
+* each single phrasing (the question, one example or the tags) on its own, keeping the best
   one per entry, because a customer message usually paraphrases exactly one of them and a
   close match there is stronger evidence than words scattered across a long answer;
 * character n-grams of the entry's words in a TF-IDF vector compared by cosine, for the
@@ -137,6 +137,10 @@ def _sublinear(tf: float) -> float:
     return 1.0 + math.log(tf) if tf > 1.0 else tf
 
 
+def _content(words: list[str]) -> list[str]:
+    return [w for w in words if w not in STOPWORDS]
+
+
 def _field_lengths(per_doc: Iterable[Counter[str]]) -> list[int]:
     return [sum(c.values()) for c in per_doc]
 
@@ -177,25 +181,33 @@ class FaqIndex:
             p.ngram_answer_weight,
         )
         questions, tags, answers, examples, example_lists = [], [], [], [], []
+        terms_of = analyzer.terms_of
         for e in self._entries:
-            q_words = analyzer.words(e.question)
-            t_words = analyzer.words(" ".join(e.tags))
-            a_words = analyzer.words(e.answer)
-            x_words = [analyzer.words(x) for x in e.examples]
+            # Each text is split once: the n-gram view keeps function words, the word
+            # views drop them.
+            q_surface = surface_words(e.question)
+            t_surface = surface_words(" ".join(e.tags))
+            a_surface = surface_words(e.answer)
+            x_surface = [surface_words(x) for x in e.examples]
             surface: dict[str, float] = {}
-            for texts, weight in zip(
-                ((e.question,), e.tags, e.examples, (e.answer,)), gram_fields, strict=True
+            for field_words, weight in zip(
+                (q_surface, t_surface, chain.from_iterable(x_surface), a_surface),
+                gram_fields,
+                strict=True,
             ):
                 if weight > 0:
-                    for word in surface_words(" ".join(texts)):
+                    for word in field_words:
                         surface[word] = surface.get(word, 0.0) + weight
             self._entry_words.append(surface)
-            questions.append(Counter(analyzer.terms_of(q_words)))
-            tags.append(Counter(analyzer.terms_of(t_words)))
-            answers.append(Counter(analyzer.terms_of(a_words)))
-            per_example = [Counter(analyzer.terms_of(w)) for w in x_words]
+            questions.append(Counter(terms_of(_content(q_surface))))
+            tags.append(Counter(terms_of(_content(t_surface))))
+            answers.append(Counter(terms_of(_content(a_surface))))
+            per_example = [Counter(terms_of(_content(w))) for w in x_surface]
             example_lists.append(per_example)
-            examples.append(Counter(chain.from_iterable(c.elements() for c in per_example)))
+            all_examples: Counter[str] = Counter()
+            for counts in per_example:
+                all_examples.update(counts)
+            examples.append(all_examples)
 
         fields = [
             (questions, p.question_weight),
@@ -215,13 +227,15 @@ class FaqIndex:
                     docs[doc_id].append((counts, weight, n / avg))
         self._entry_index = _Postings.build(docs, p.k1, p.b, p.max_postings)
 
-        # One passage per phrasing: the question and each example.
+        # One passage per phrasing: the question, each example, and the tags together,
+        # which name the topic in a customer's short words ("refund", "track order") and
+        # would otherwise drown in the long answer of the whole-entry view.
         passages: list[list[tuple[Counter[str], float, float]]] = []
         self._passage_owner: list[int] = []
         phrasings = [
             (doc_id, counts)
             for doc_id in range(len(self._entries))
-            for counts in (questions[doc_id], *example_lists[doc_id])
+            for counts in (questions[doc_id], *example_lists[doc_id], tags[doc_id])
             if counts
         ]
         lengths = _field_lengths(c for _, c in phrasings)
