@@ -247,3 +247,20 @@ async def test_a_redelivered_update_is_not_answered_twice(
         "Answer to: And when will it arrive?",
     ]
     assert rows(db, "SELECT attempts FROM inbox WHERE update_id = ?", update_id) == [(1,)]
+
+
+async def test_an_update_that_keeps_failing_is_given_up_after_five_starts(tmp_path):
+    """A poisoned update must not be retried forever on every start."""
+    from bot.store.db import Database
+    from bot.store.inbox import MAX_ATTEMPTS, Inbox
+
+    async with Database(tmp_path / "inbox.sqlite3") as db:
+        inbox = Inbox(db)
+        payload = {"update_id": 7, "message": {"text": "boom"}}
+        assert await inbox.add(7, "1", payload)
+        assert await inbox.pending() == [payload]
+        for _ in range(MAX_ATTEMPTS):  # each start stores it again
+            await inbox.add(7, "1", payload)
+        assert await inbox.pending() == []
+        row = await db.fetchone("SELECT status FROM inbox WHERE update_id = 7")
+        assert row["status"] == "failed"

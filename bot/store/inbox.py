@@ -28,6 +28,9 @@ from bot.store.db import Database, utcnow
 
 log = logging.getLogger(__name__)
 
+# Starts after which an update that keeps failing is given up (and logged).
+MAX_ATTEMPTS = 5
+
 NEW, RETRY, DONE = "new", "retry", "done"
 
 
@@ -101,7 +104,19 @@ class Inbox:
             "UPDATE inbox SET status = 'failed' WHERE update_id = ?", (update_id,)
         )
 
-    async def pending(self) -> list[dict[str, Any]]:
+    async def pending(self, max_attempts: int = MAX_ATTEMPTS) -> list[dict[str, Any]]:
+        """Updates to handle again, oldest first.
+
+        One that already failed ``max_attempts`` times is marked failed instead:
+        an update that crashes its handler must not block every future start.
+        """
+        given_up = await self.db.fetchall(
+            "SELECT update_id FROM inbox WHERE status = 'pending' AND attempts >= ?",
+            (max_attempts,),
+        )
+        for row in given_up:
+            log.error("update %s failed %d times; giving up on it", row["update_id"], max_attempts)
+            await self.mark_failed(int(row["update_id"]))
         rows = await self.db.fetchall(
             "SELECT payload FROM inbox WHERE status = 'pending' ORDER BY update_id"
         )
