@@ -29,7 +29,7 @@ class LlmSettings:
 @dataclass(frozen=True)
 class RetrievalSettings:
     top_k: int = 3  # FAQ snippets put in the prompt
-    confidence_threshold: float = 0.85  # FAQ-only mode answers directly at or above this
+    confidence_threshold: float = 0.83  # FAQ-only mode answers directly at or above this
     semantic: bool = False  # fuse embeddings from the provider's /embeddings endpoint
     embedding_model: str = "text-embedding-3-small"
     semantic_weight: float = 0.5
@@ -67,6 +67,10 @@ class TelegramSettings:
     shutdown_grace_seconds: float = 10.0
     reload_poll_seconds: float = 3.0
     max_retries: int = 5
+    # "adaptive": keep the bot-wide rate under overall_messages_per_second only after
+    # Telegram answers a 429; "always": from the start; "off": never.
+    overall_limit: str = "adaptive"
+    overall_messages_per_second: int = 29
 
 
 @dataclass(frozen=True)

@@ -211,6 +211,8 @@ _SETTING_CHECKS: dict[tuple[type, str], Any] = {
     (TelegramSettings, "admin_user_ids"): _user_ids,
     (TelegramSettings, "staff_chat_id"): lambda value: None,  # supergroup ids are negative
     (TelegramSettings, "shutdown_grace_seconds"): _not_negative,
+    (TelegramSettings, "overall_limit"): _one_of("adaptive", "always", "off"),
+    (TelegramSettings, "overall_messages_per_second"): _positive,
     (StorageSettings, "database_path"): _not_empty,
     (LoggingSettings, "level"): _log_level,
     (LoggingSettings, "format"): _one_of("text", "json"),

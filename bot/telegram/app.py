@@ -51,7 +51,13 @@ def build_application(
         .token(env.telegram_bot_token or "")
         .base_url(base)
         .base_file_url(base.replace("/bot", "/file/bot", 1) if "/bot" in base else base)
-        .rate_limiter(ChatBudgetRateLimiter(max_retries=settings.telegram.max_retries))
+        .rate_limiter(
+            ChatBudgetRateLimiter(
+                max_retries=settings.telegram.max_retries,
+                overall_mode=settings.telegram.overall_limit,
+                overall_per_second=settings.telegram.overall_messages_per_second,
+            )
+        )
         .concurrent_updates(processor)
         .request(ProbedRequest(probe, connection_pool_size=64))
         .get_updates_request(ProbedRequest(probe, connection_pool_size=1, read_timeout=35))

@@ -13,9 +13,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections import deque
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+from telegram.error import RetryAfter
 from telegram.ext import AIORateLimiter
 
 BUDGETED_METHODS = frozenset(
@@ -59,30 +61,87 @@ class TokenBucket:
                 await asyncio.sleep((1 - self.tokens) / self.rate)
 
 
-# The limit across all chats. Telegram counts requests in any one second, at
-# most 30; AIORateLimiter's default is a leaky bucket holding 30 that, after a
-# quiet spell, lets 30 requests through at once and 30 more within the same
-# second, and Telegram answers the excess with 429s that pause every chat.
-# Holding only OVERALL_BURST (an answer's draft and its message go out without
-# waiting) and draining OVERALL_RATE a second keeps any second under 30, with
-# room for requests that arrive closer together than they were sent.
-OVERALL_BURST = 2
-OVERALL_RATE = 27
+class SlidingWindow:
+    """At most ``limit`` requests in any ``period`` seconds, as the server counts them.
+
+    Telegram counts requests per second as they arrive; a leaky bucket
+    (AIORateLimiter's default) can let twice the limit through in one second
+    after a quiet spell. A request holds its place while in flight and is dated
+    when its answer comes back, which is never before Telegram saw it: so no
+    delay on the way can squeeze more than ``limit`` into one of Telegram's seconds.
+    """
+
+    def __init__(
+        self, limit: int, period: float = 1.0, clock: Callable[[], float] = time.monotonic
+    ):
+        self.limit = limit
+        self.period = period
+        self.clock = clock
+        self.done: deque[float] = deque()
+        self.in_flight = 0
+        self.lock = asyncio.Lock()
+        self.changed = asyncio.Event()
+
+    async def take(self) -> None:
+        async with self.lock:  # granted in arrival order
+            while True:
+                now = self.clock()
+                while self.done and now - self.done[0] >= self.period:
+                    self.done.popleft()
+                if self.in_flight + len(self.done) < self.limit:
+                    self.in_flight += 1
+                    return
+                self.changed.clear()
+                wait = self.done[0] + self.period - now if self.done else None
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.changed.wait(), wait)
+
+    def release(self) -> None:
+        self.in_flight -= 1
+        self.done.append(self.clock())
+        self.changed.set()
+
+
+# Drafts and "typing…" are ephemeral and post nothing to the chat: they spend no
+# message budget, and a failed one costs nothing but a moment of preview.
+UNBUDGETED_METHODS = frozenset({"sendMessageDraft", "sendChatAction"})
 
 
 class ChatBudgetRateLimiter(AIORateLimiter):
+    """Per-chat budgets always; the bot-wide limit when Telegram asks for it.
+
+    Telegram documents about 30 messages a second for a bot as a whole, but
+    answers to customers who just wrote are usually let through faster. So by
+    default (``overall_mode="adaptive"``) the bot sends as fast as customers
+    need until Telegram answers a 429; from then on, for ``cooldown`` seconds,
+    it keeps every second under ``overall_per_second``. "always" applies that
+    limit from the start; "off" never does (PTB still honours retry_after).
+    """
+
     def __init__(
-        self, *, max_retries: int, private_rate: float = 1.0, private_burst: float = 3.0
+        self,
+        *,
+        max_retries: int,
+        private_rate: float = 1.0,
+        private_burst: float = 2.0,
+        overall_mode: str = "adaptive",
+        overall_per_second: int = 29,
+        cooldown: float = 600.0,
     ) -> None:
-        super().__init__(
-            max_retries=max_retries,
-            overall_max_rate=OVERALL_BURST,
-            overall_time_period=OVERALL_BURST / OVERALL_RATE,
-        )
+        # 0 turns AIORateLimiter's own overall limiter off; ours replaces it.
+        super().__init__(max_retries=max_retries, overall_max_rate=0)
         self.private_rate = private_rate
         self.private_burst = private_burst
+        self.overall_mode = overall_mode
+        self.cooldown = cooldown
+        self._overall = SlidingWindow(overall_per_second)
+        self._limit_overall_until = float("inf") if overall_mode == "always" else 0.0
         self._buckets: dict[int, TokenBucket] = {}
         self.retry_after_hits = 0
+
+    @property
+    def limiting_overall(self) -> bool:
+        return time.monotonic() < self._limit_overall_until
 
     async def process_request(
         self,
@@ -93,6 +152,8 @@ class ChatBudgetRateLimiter(AIORateLimiter):
         data: dict[str, Any],
         rate_limit_args: int | None,
     ) -> Any:
+        if endpoint in UNBUDGETED_METHODS:
+            return await callback(*args, **kwargs)
         chat_id = data.get("chat_id")
         with contextlib.suppress(TypeError, ValueError):
             chat_id = int(chat_id)  # type: ignore[arg-type]
@@ -103,9 +164,25 @@ class ChatBudgetRateLimiter(AIORateLimiter):
             await bucket.take()
             if len(self._buckets) > 10_000:
                 self._forget_idle()
-        return await super().process_request(
-            callback, args, kwargs, endpoint, data, rate_limit_args
-        )
+        bot_wide = chat_id is not None
+
+        async def watched(*call_args: Any, **call_kwargs: Any) -> Any:
+            # Checked on every attempt: retries after a 429 must fit the window too.
+            windowed = bot_wide and self.limiting_overall
+            if windowed:
+                await self._overall.take()
+            try:
+                return await callback(*call_args, **call_kwargs)
+            except RetryAfter:
+                self.retry_after_hits += 1
+                if self.overall_mode == "adaptive":
+                    self._limit_overall_until = time.monotonic() + self.cooldown
+                raise
+            finally:
+                if windowed:
+                    self._overall.release()
+
+        return await super().process_request(watched, args, kwargs, endpoint, data, rate_limit_args)
 
     def _forget_idle(self) -> None:
         """Buckets refilled to full carry no state; drop them so memory stays flat."""
