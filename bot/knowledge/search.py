@@ -60,9 +60,9 @@ class SearchParams:
     ngram_answer_weight: float = 0.3
     # confidence = sigmoid(conf_top * top + conf_margin * (top - second) + conf_bias): a
     # logistic fit of "the top entry is right", so the number reads as a probability.
-    conf_top: float = 2.531
-    conf_margin: float = 19.575
-    conf_bias: float = -1.499
+    conf_top: float = 2.835
+    conf_margin: float = 19.082
+    conf_bias: float = -1.530
 
 
 DEFAULT_PARAMS = SearchParams()
