@@ -8,11 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.fakes import FakeLLM, FakeTelegram  # noqa: I001  (sets PTB_TIMEDELTA before telegram)
-
 from bot.knowledge.loader import load_settings
 from bot.settings import Settings
 from bot.telegram.app import TelegramBot
+from tests.fakes import FakeLLM, FakeTelegram
 
 REPO = Path(__file__).resolve().parent.parent
 BOT_TOKEN = "123456:TEST-token"
