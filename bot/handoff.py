@@ -7,6 +7,7 @@ so "talk to a human" hands over while "do you need a human signature?" or
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections.abc import Iterable, Sequence
@@ -101,9 +102,15 @@ def matching_rule(text: str, rules: Sequence[EscalationRule]) -> EscalationRule 
     """The first YAML rule one of whose phrases appears in the text as whole words."""
     norm = normalise(text)
     for rule in rules:
-        if any(_contains_phrase(norm, normalise(p)) for p in rule.phrases if p.strip()):
+        if any(_contains_phrase(norm, _normalised_phrase(p)) for p in rule.phrases):
             return rule
     return None
+
+
+@functools.lru_cache(maxsize=4096)
+def _normalised_phrase(phrase: str) -> str:
+    """Rule phrases are the same for every message: normalise each once, not per message."""
+    return normalise(phrase) if phrase.strip() else ""
 
 
 def _contains_phrase(text: str, phrase: str) -> bool:

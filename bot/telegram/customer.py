@@ -125,7 +125,9 @@ async def message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     live = None
     if core.settings.llm.streaming and core.llm is not None:
         live = LiveReply(context.bot, incoming.customer.chat_id)
-    async with TypingIndicator(context.bot, incoming.customer.chat_id):
+    async with TypingIndicator(context.bot, incoming.customer.chat_id) as typing:
+        if live is not None:
+            live.on_first_text = typing.stop  # the streamed text shows progress from here
         outcome = await core.handle(incoming, on_text=live.on_text if live else None)
     await deliver(update, context, outcome, live)
 

@@ -137,7 +137,7 @@ class TypingIndicator:
     most FAQ answers are sent before a customer would ever see the indicator.
     """
 
-    def __init__(self, bot: Bot, chat_id: int, delay: float = 1.0, every: float = 4.5):
+    def __init__(self, bot: Bot, chat_id: int, delay: float = 2.0, every: float = 4.5):
         self.bot = bot
         self.chat_id = chat_id
         self.delay = delay
@@ -149,6 +149,9 @@ class TypingIndicator:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
+        self.stop()
+
+    def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
 

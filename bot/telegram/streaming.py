@@ -14,7 +14,7 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from telegram import Bot
 from telegram.error import BadRequest, RetryAfter, TelegramError
@@ -37,12 +37,15 @@ class LiveReply:
         use_drafts: bool = True,
         draft_interval: float = 0.4,
         edit_interval: float = 1.0,
+        first_delay: float = 0.06,
     ):
         self.bot = bot
         self.chat_id = chat_id
         self.mode = "draft" if use_drafts else "edit"
         self.draft_interval = draft_interval
         self.edit_interval = edit_interval
+        self.first_delay = first_delay
+        self.on_first_text: Callable[[], None] | None = None
         self.draft_id = random.randint(1, 2**31 - 1)
         self.text = ""
         self.consumed = 0  # characters already fixed in finished messages (edit mode)
@@ -57,11 +60,17 @@ class LiveReply:
 
     async def on_text(self, delta: str) -> None:
         """Called by the model client for every piece of text; never waits for Telegram."""
+        if not self.text and self.on_first_text is not None:
+            self.on_first_text()
         self.text += delta
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._pump())
 
     async def _pump(self) -> None:
+        if not self._last_at:
+            # An answer that is complete within a moment needs no preview: the
+            # final message follows at once, and the draft would only cost a call.
+            await asyncio.sleep(self.first_delay)
         while True:
             interval = self.draft_interval if self.mode == "draft" else self.edit_interval
             wait = self._last_at + interval - time.monotonic()
