@@ -91,6 +91,7 @@ class StaffDesk(Protocol):
 
 
 StreamCallback = Callable[[str], Awaitable[None]]
+DoneCallback = Callable[[], None]
 
 
 class SupportCore:
@@ -152,7 +153,16 @@ class SupportCore:
 
     # -- messages ---------------------------------------------------------------------
 
-    async def handle(self, incoming: Incoming, on_text: StreamCallback | None = None) -> Outcome:
+    async def handle(
+        self,
+        incoming: Incoming,
+        on_text: StreamCallback | None = None,
+        on_done: DoneCallback | None = None,
+    ) -> Outcome:
+        """Answer one message. ``on_text`` gets the model's text as it is written;
+        ``on_done`` is called as soon as the model's answer is complete, before it is
+        stored, so that a preview does not start for an answer about to be sent whole.
+        """
         customer = incoming.customer
         knowledge = self.knowledge.current  # one version for the whole message
         persona = knowledge.persona
@@ -221,7 +231,7 @@ class SupportCore:
         if self.llm is not None:
             try:
                 outcome = await self._answer_with_llm(
-                    customer, knowledge, matches, turns, text, on_text, offer
+                    customer, knowledge, matches, turns, text, on_text, offer, on_done
                 )
             except LLMError as error:
                 log.warning("model answer failed for chat %s: %s", customer.chat_id, error)
@@ -246,6 +256,7 @@ class SupportCore:
         text: str,
         on_text: StreamCallback | None,
         offer: bool,
+        on_done: DoneCallback | None = None,
     ) -> Outcome:
         assert self.llm is not None
         llm_settings = self.settings.llm
@@ -262,7 +273,11 @@ class SupportCore:
         )
         tools = [ESCALATE_TOOL] if llm_settings.use_tools else None
         stream = on_text if (llm_settings.streaming and llm_settings.use_tools) else None
-        completion = await self.llm.complete(messages, tools, on_text=stream)
+        try:
+            completion = await self.llm.complete(messages, tools, on_text=stream)
+        finally:
+            if on_done is not None:
+                on_done()
         audit = _audit("llm", completion, messages, matches, knowledge.version)
         handoff = _handoff_request(completion, llm_settings.escalation_marker)
         if handoff is not None:

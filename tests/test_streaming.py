@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 
+from bot.telegram.streaming import LiveReply
 from tests.fakes import Reply
 
 
@@ -114,3 +116,25 @@ async def test_a_burst_of_replies_to_one_chat_stays_under_the_flood_limit(
         fake_telegram.user_text(2006, "How long does a refund take?")
     await fake_telegram.wait_for(lambda: len(fake_telegram.sent_messages(2006)) >= 8, timeout=20)
     assert fake_telegram.too_many_requests == 0
+
+
+async def test_no_preview_once_the_model_has_finished():
+    """A busy bot can be slower than ``first_delay`` between the model's last chunk and
+    the final message; the preview would then be replaced at once, a wasted call."""
+
+    class Bot:
+        drafts = 0
+
+        async def send_message_draft(self, *args, **kwargs):
+            Bot.drafts += 1
+
+    live = LiveReply(Bot(), 1, first_delay=0.01)
+    await live.on_text("The whole answer")
+    live.model_done()
+    await asyncio.sleep(0.05)
+    assert Bot.drafts == 0
+
+    slow = LiveReply(Bot(), 1, first_delay=0.01)
+    await slow.on_text("Still being written")
+    await asyncio.sleep(0.05)
+    assert Bot.drafts == 1

@@ -53,6 +53,7 @@ class LiveReply:
         self._shown = ""
         self._last_at = 0.0
         self._task: asyncio.Task[None] | None = None
+        self._model_done = False
 
     @property
     def started(self) -> bool:
@@ -66,6 +67,15 @@ class LiveReply:
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._pump())
 
+    def model_done(self) -> None:
+        """The model finished: the final message follows at once, so no more previews.
+
+        Without this, a busy event loop can let ``first_delay`` run out between the
+        model's last chunk and the final message, and nearly every answer would
+        cost a draft call that is replaced a moment later.
+        """
+        self._model_done = True
+
     async def _pump(self) -> None:
         if not self._last_at:
             # An answer that is complete within a moment needs no preview: the
@@ -76,6 +86,8 @@ class LiveReply:
             wait = self._last_at + interval - time.monotonic()
             if self._last_at and wait > 0:
                 await asyncio.sleep(wait)
+            if self._model_done:
+                return
             visible = self._visible()
             if not visible.strip() or visible == self._shown:
                 return
