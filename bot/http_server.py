@@ -30,27 +30,12 @@ from telegram.request import HTTPXRequest
 from bot.metrics import BotMetrics
 from bot.settings import Environment
 from bot.store.db import utcnow
+from bot.telegram.ratelimit import SENDING_METHODS
 
 log = logging.getLogger(__name__)
 
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 RESERVED_PATHS = ("/healthz", "/readyz", "/metrics")
-# Bot API methods that put a message into a chat (edits and drafts are not new messages).
-SENDING_METHODS = frozenset(
-    {
-        "sendMessage",
-        "copyMessage",
-        "forwardMessage",
-        "sendPhoto",
-        "sendDocument",
-        "sendVoice",
-        "sendAudio",
-        "sendVideo",
-        "sendAnimation",
-        "sendSticker",
-        "sendLocation",
-    }
-)
 # Failed Bot API calls in a row after which Telegram counts as unreachable.
 UNREACHABLE_AFTER = 2
 

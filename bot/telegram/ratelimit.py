@@ -20,12 +20,10 @@ from typing import Any
 from telegram.error import RetryAfter
 from telegram.ext import AIORateLimiter
 
-BUDGETED_METHODS = frozenset(
+# Bot API methods that put a message into a chat (edits and drafts are not new messages).
+SENDING_METHODS = frozenset(
     {
         "sendMessage",
-        "editMessageText",
-        "editMessageCaption",
-        "editMessageReplyMarkup",
         "copyMessage",
         "forwardMessage",
         "sendPhoto",
@@ -38,6 +36,12 @@ BUDGETED_METHODS = frozenset(
         "sendLocation",
     }
 )
+# Calls that count against a private chat's budget of about one a second.
+BUDGETED_METHODS = SENDING_METHODS | {
+    "editMessageText",
+    "editMessageCaption",
+    "editMessageReplyMarkup",
+}
 
 
 class TokenBucket:
