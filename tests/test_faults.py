@@ -266,3 +266,37 @@ async def test_an_update_that_keeps_failing_is_given_up_after_five_starts(tmp_pa
         assert await inbox.pending() == []
         row = await db.fetchone("SELECT status FROM inbox WHERE update_id = 7")
         assert row["status"] == "failed"
+
+
+async def test_telegram_ids_of_answers_are_written_with_the_done_mark(tmp_path):
+    """Put off until the update is done (one transaction fewer), or written when it fails."""
+    from bot.store.conversations import ConversationStore, Customer
+    from bot.store.db import Database
+    from bot.store.inbox import Inbox, ReplyJournal, current_journal
+
+    async with Database(tmp_path / "ids.sqlite3") as db:
+        inbox = Inbox(db)
+        store = ConversationStore(db)
+        await store.upsert_customer(Customer(5))
+        for update_id, fails in ((1, False), (2, True)):
+            await inbox.add(update_id, "5", {"update_id": update_id})
+            stored = await store.add_message(5, "bot", f"answer {update_id}")
+            journal = ReplyJournal(db, update_id, replay=False)
+            token = current_journal.set(journal)
+            try:
+                await store.set_telegram_message_id(stored, 100 + update_id)
+            finally:
+                current_journal.reset(token)
+            row = await db.fetchone(
+                "SELECT telegram_message_id FROM messages WHERE id = ?", (stored,)
+            )
+            assert row["telegram_message_id"] is None
+            if fails:
+                await journal.flush()
+            else:
+                await inbox.mark_done(update_id, journal)
+            row = await db.fetchone(
+                "SELECT telegram_message_id FROM messages WHERE id = ?", (stored,)
+            )
+            assert row["telegram_message_id"] == 100 + update_id
+        assert await inbox.pending() == [{"update_id": 2}]

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
 from bot.store.db import Database, utcnow
+from bot.store.inbox import current_journal
 
 
 @dataclass(frozen=True)
@@ -89,17 +91,8 @@ class ConversationStore:
         """The open conversation of a chat, started if there is none."""
         if chat_id in self._conversation_ids:
             return self._conversation_ids[chat_id]
-        row = await self.db.fetchone(
-            "SELECT id FROM conversations WHERE chat_id = ? AND ended_at IS NULL "
-            "ORDER BY id DESC LIMIT 1",
-            (chat_id,),
-        )
-        if row:
-            conversation_id = int(row["id"])
-        else:
-            conversation_id = await self.db.execute(
-                "INSERT INTO conversations (chat_id, started_at) VALUES (?, ?)", (chat_id, utcnow())
-            )
+        now = utcnow()
+        conversation_id = await self.db.write(lambda conn: _open_conversation(conn, chat_id, now))
         self._conversation_ids[chat_id] = conversation_id
         return conversation_id
 
@@ -122,48 +115,61 @@ class ConversationStore:
         ticket_id: int | None = None,
         audit: AnswerAudit | None = None,
     ) -> int:
-        conversation_id = await self.current_conversation(chat_id)
-        async with self.db.transaction() as conn:
-            cursor = await conn.execute(
-                "INSERT INTO messages (conversation_id, chat_id, role, kind, text, "
-                "telegram_message_id, ticket_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    conversation_id,
-                    chat_id,
-                    role,
-                    kind,
-                    text,
-                    telegram_message_id,
-                    ticket_id,
-                    utcnow(),
-                ),
+        """Store a message (and what produced it) in one transaction and one trip."""
+        known = self._conversation_ids.get(chat_id)
+        now = utcnow()
+        row = (chat_id, role, kind, text, telegram_message_id, ticket_id, now)
+        answer = None
+        if audit is not None:
+            answer = (
+                audit.path,
+                audit.model,
+                json.dumps(audit.request, ensure_ascii=False) if audit.request else None,
+                audit.latency_ms,
+                audit.prompt_tokens,
+                audit.completion_tokens,
+                ",".join(audit.faq_ids),
+                audit.faq_confidence,
+                audit.knowledge_version,
+            )
+
+        def work(conn: sqlite3.Connection) -> tuple[int, int]:
+            conversation_id = known
+            if conversation_id is None:
+                conversation_id = _open_conversation(conn, chat_id, now)
+            cursor = conn.execute(
+                "INSERT INTO messages (chat_id, role, kind, text, telegram_message_id, "
+                "ticket_id, created_at, conversation_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (*row, conversation_id),
             )
             message_id = cursor.lastrowid or 0
-            if audit is not None:
-                await conn.execute(
+            if answer is not None:
+                conn.execute(
                     "INSERT INTO answers (message_id, path, model, request_json, latency_ms, "
-                    "prompt_tokens, completion_tokens, faq_ids, faq_confidence, knowledge_version) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        message_id,
-                        audit.path,
-                        audit.model,
-                        json.dumps(audit.request, ensure_ascii=False) if audit.request else None,
-                        audit.latency_ms,
-                        audit.prompt_tokens,
-                        audit.completion_tokens,
-                        ",".join(audit.faq_ids),
-                        audit.faq_confidence,
-                        audit.knowledge_version,
-                    ),
+                    "prompt_tokens, completion_tokens, faq_ids, faq_confidence, "
+                    "knowledge_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (message_id, *answer),
                 )
+            return conversation_id, message_id
+
+        conversation_id, message_id = await self.db.write(work)
+        if known is None:
+            self._conversation_ids[chat_id] = conversation_id
         return message_id
 
     async def set_telegram_message_id(self, message_id: int, telegram_message_id: int) -> None:
-        await self.db.execute(
-            "UPDATE messages SET telegram_message_id = ? WHERE id = ?",
-            (telegram_message_id, message_id),
-        )
+        """Inside an update, written with its "done" mark: one transaction fewer per answer.
+
+        Nothing reads the id before then, and if the bot stops first, the update is
+        handled again and its journal gives the same id back.
+        """
+        sql = "UPDATE messages SET telegram_message_id = ? WHERE id = ?"
+        params = (telegram_message_id, message_id)
+        journal = current_journal.get()
+        if journal is not None and not journal.closed:
+            journal.later.append((sql, params))
+        else:
+            await self.db.execute(sql, params)
 
     async def history(self, chat_id: int, limit: int) -> list[StoredMessage]:
         """The latest customer and bot messages of the current conversation, oldest first."""
@@ -227,3 +233,18 @@ class ConversationStore:
         await self.db.execute(
             "UPDATE customers SET blocked_at = ? WHERE chat_id = ?", (utcnow(), chat_id)
         )
+
+
+def _open_conversation(conn: sqlite3.Connection, chat_id: int, now: str) -> int:
+    """The id of the chat's open conversation, started if there is none."""
+    row = conn.execute(
+        "SELECT id FROM conversations WHERE chat_id = ? AND ended_at IS NULL "
+        "ORDER BY id DESC LIMIT 1",
+        (chat_id,),
+    ).fetchone()
+    if row:
+        return int(row[0])
+    cursor = conn.execute(
+        "INSERT INTO conversations (chat_id, started_at) VALUES (?, ?)", (chat_id, now)
+    )
+    return int(cursor.lastrowid or 0)

@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Iterable, Sequence
+import sqlite3
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiosqlite
 
 from bot.store.migrations import apply_migrations
+
+T = TypeVar("T")
 
 
 def utcnow() -> str:
@@ -87,6 +90,19 @@ class Database:
             cursor = await self.conn.execute(sql, params)
             return cursor.lastrowid or 0
 
+    async def write(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``work`` in one transaction, in one trip to the database thread.
+
+        Every ``await`` on aiosqlite wakes its thread and then the event loop
+        again, which costs far more CPU than the statements themselves; a
+        transaction of several statements through ``transaction()`` pays that
+        once per statement plus BEGIN and COMMIT. ``work`` gets the plain
+        sqlite3 connection and runs on the database thread, so it must not
+        touch the event loop.
+        """
+        async with self._write_lock:
+            return await self.conn._execute(_in_transaction, self.conn._conn, work)
+
     async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         async with self.transaction() as conn:
             await conn.executemany(sql, rows)
@@ -99,3 +115,14 @@ class Database:
         """For queries of one row (by key, or LIMIT 1), in one trip like ``fetchall``."""
         rows = await self.conn.execute_fetchall(sql, params)
         return rows[0] if rows else None
+
+
+def _in_transaction(conn: sqlite3.Connection, work: Callable[[sqlite3.Connection], T]) -> T:
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        result = work(conn)
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+    return result

@@ -22,6 +22,7 @@ import contextvars
 import hashlib
 import json
 import logging
+import sqlite3
 from typing import Any
 
 from bot.store.db import Database, utcnow
@@ -60,44 +61,43 @@ class Inbox:
     async def _flush(self) -> None:
         while self._batch:
             batch, self._batch = self._batch, []
+            rows = [row for row, _ in batch]
             try:
-                states: list[str] = []
-                async with self.db.transaction() as conn:
-                    for row, _ in batch:
-                        cursor = await conn.execute(
-                            "INSERT INTO inbox (update_id, chat_key, payload, received_at) "
-                            "VALUES (?, ?, ?, ?) ON CONFLICT(update_id) DO UPDATE SET "
-                            "attempts = attempts + 1 RETURNING status, attempts",
-                            row,
-                        )
-                        found = await cursor.fetchone()
-                        if found is None or (found[0] != "done" and found[1] == 0):
-                            states.append(NEW)
-                        else:
-                            states.append(DONE if found[0] == "done" else RETRY)
-                for (_, future), state in zip(batch, states, strict=True):
-                    if not future.done():
-                        future.set_result(state)
+                states = await self.db.write(lambda conn, rows=rows: _insert_updates(conn, rows))
             except Exception as error:
                 for _, future in batch:
                     if not future.done():
                         future.set_exception(error)
+                continue
+            for (_, future), state in zip(batch, states, strict=True):
+                if not future.done():
+                    future.set_result(state)
 
     async def mark_done(self, update_id: int, journal: ReplyJournal | None = None) -> None:
-        """Done, and the update's reply journal dropped in the same transaction."""
-        if journal is None or not (journal.wrote or journal.replay):
-            await self.db.execute(
-                "UPDATE inbox SET status = 'done', done_at = ? WHERE update_id = ?",
-                (utcnow(), update_id),
-            )
-            return
-        async with self.db.transaction() as conn:
-            await conn.execute(
+        """Done, and the update's reply journal dropped, in one transaction.
+
+        Writes the journal put off until now (such as Telegram's ids for the
+        stored answers) go in the same transaction.
+        """
+        later = journal.later if journal is not None else []
+        drop = journal is not None and (journal.wrote or journal.replay)
+        uncertain = journal.uncertain if journal is not None else 0
+        done_at = utcnow()
+
+        def work(conn: sqlite3.Connection) -> None:
+            for sql, params in later:
+                conn.execute(sql, params)
+            conn.execute(
                 "UPDATE inbox SET status = 'done', done_at = ?, "
                 "uncertain_resends = uncertain_resends + ? WHERE update_id = ?",
-                (utcnow(), journal.uncertain, update_id),
+                (done_at, uncertain, update_id),
             )
-            await conn.execute("DELETE FROM sent_replies WHERE update_id = ?", (update_id,))
+            if drop:
+                conn.execute("DELETE FROM sent_replies WHERE update_id = ?", (update_id,))
+
+        await self.db.write(work)
+        if journal is not None:
+            journal.later = []
 
     async def mark_failed(self, update_id: int) -> None:
         await self.db.execute(
@@ -141,6 +141,20 @@ class ReplyJournal:
         self.uncertain = 0
         self._earlier: dict[tuple[int, str, int], tuple[str, int | None]] | None = None
         self._seen: dict[tuple[int, str], int] = {}
+        # Statements that only have to be durable once the update is done: written
+        # with the update's "done" mark, in the same transaction.
+        self.later: list[tuple[str, tuple[Any, ...]]] = []
+
+    async def flush(self) -> None:
+        """Write what was put off now: the update stays pending (it failed or was cancelled)."""
+        later, self.later = self.later, []
+        if later:
+
+            def work(conn: sqlite3.Connection) -> None:
+                for sql, params in later:
+                    conn.execute(sql, params)
+
+            await self.db.write(work)
 
     def key(self, chat_id: int, text: str) -> tuple[int, str, int]:
         digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
@@ -208,6 +222,22 @@ class ReplyJournal:
             "WHERE update_id = ? AND chat_id = ? AND digest = ? AND occurrence = ?",
             (self.update_id, *key),
         )
+
+
+def _insert_updates(conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> list[str]:
+    states: list[str] = []
+    for row in rows:
+        found = conn.execute(
+            "INSERT INTO inbox (update_id, chat_key, payload, received_at) "
+            "VALUES (?, ?, ?, ?) ON CONFLICT(update_id) DO UPDATE SET "
+            "attempts = attempts + 1 RETURNING status, attempts",
+            row,
+        ).fetchone()
+        if found is None or (found[0] != "done" and found[1] == 0):
+            states.append(NEW)
+        else:
+            states.append(DONE if found[0] == "done" else RETRY)
+    return states
 
 
 # The journal of the update being handled; None outside the update processor.

@@ -118,11 +118,19 @@ class OrderedChatProcessor(BaseUpdateProcessor):
             if update_id is not None and self.inbox is not None:
                 journal = ReplyJournal(self.inbox.db, update_id, replay=state != NEW)
                 journal_token = current_journal.set(journal)
-            await coroutine
+            try:
+                await coroutine
+            except asyncio.CancelledError:
+                if journal is not None:
+                    with contextlib.suppress(Exception):
+                        await journal.flush()
+                raise
             if update_id is not None and self.inbox is not None:
                 if update_id in self.failed_updates:
                     # Left pending: the next start tries it again.
                     self.failed_updates.discard(update_id)
+                    if journal is not None:
+                        await journal.flush()
                 else:
                     await self.inbox.mark_done(update_id, journal)
                 if journal is not None:
