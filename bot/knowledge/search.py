@@ -248,6 +248,7 @@ class FaqIndex:
         self._gram_cache: dict[str, tuple[str, ...]] = {}
         self._gram_df: Counter[str] = Counter()
         self._gram_norms: list[float] = []
+        self._entry_weights: list[tuple[tuple[str, float], ...]] = []
         if p.ngram_weight > 0:
             for word in set().union(*self._entry_words):
                 self._grams(word, store=True)
@@ -264,9 +265,14 @@ class FaqIndex:
                 w: sum((n * idf(g)) ** 2 for g, n in Counter(grams).items())
                 for w, grams in self._gram_cache.items()
             }
+            # Each entry's words with their sublinear weights, worked out once here
+            # rather than for every candidate of every query.
+            self._entry_weights = [
+                tuple((w, _sublinear(c)) for w, c in ew.items()) for ew in self._entry_words
+            ]
             self._gram_norms = [
-                math.sqrt(sum(_sublinear(c) ** 2 * word_sq.get(w, 0.0) for w, c in ew.items()))
-                for ew in self._entry_words
+                math.sqrt(sum(c**2 * word_sq.get(w, 0.0) for w, c in pairs))
+                for pairs in self._entry_weights
             ]
 
     def _grams(self, word: str, store: bool = False) -> tuple[str, ...]:
@@ -308,18 +314,21 @@ class FaqIndex:
         q_get = {g: w * idf(g) for g, w in weights.items() if g in df}.get
         grams = self._gram_cache
         per_word: dict[str, float] = {}  # the query's dot product with each FAQ word
+        known = per_word.get
+        norms = self._gram_norms
+        entry_weights = self._entry_weights
         out: dict[int, float] = {}
         for doc_id in candidates:
-            norm = self._gram_norms[doc_id]
+            norm = norms[doc_id]
             if not norm:
                 continue
             score = 0.0
-            for word, count in self._entry_words[doc_id].items():
-                s = per_word.get(word)
+            for word, weight in entry_weights[doc_id]:
+                s = known(word)
                 if s is None:
                     s = per_word[word] = sum(filter(None, map(q_get, grams.get(word, ()))))
                 if s:
-                    score += _sublinear(count) * s
+                    score += weight * s
             out[doc_id] = score / (norm * q_norm)
         return out
 
