@@ -45,24 +45,43 @@ BUDGETED_METHODS = SENDING_METHODS | {
 
 
 class TokenBucket:
+    """About ``rate`` sends a second with bursts of ``burst``, one send at a time.
+
+    Telegram refills its bucket by the time between arrivals, which we cannot
+    see; the time between the previous answer coming back and this send is
+    never longer, so refilling by that keeps us inside Telegram's budget
+    whatever the delays on the way. Holding the lock until the answer comes
+    back also keeps one chat's messages in the order they were sent.
+    """
+
     def __init__(self, rate: float, burst: float, clock: Callable[[], float] = time.monotonic):
         self.rate = rate
         self.burst = burst
         self.clock = clock
         self.tokens = burst
-        self.stamp = clock()
+        self.stamp = clock()  # when the previous send came back
         self.lock = asyncio.Lock()
 
     async def take(self) -> None:
-        async with self.lock:  # FIFO: messages of one chat leave in the order they were sent
+        await self.lock.acquire()
+        try:
             while True:
                 now = self.clock()
-                self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
-                self.stamp = now
-                if self.tokens >= 1:
-                    self.tokens -= 1
+                tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+                if tokens >= 1:
+                    self.tokens = tokens - 1
+                    self.stamp = now
                     return
-                await asyncio.sleep((1 - self.tokens) / self.rate)
+                await asyncio.sleep((1 - tokens) / self.rate)
+        except BaseException:
+            self.lock.release()
+            raise
+
+    def release(self) -> None:
+        now = self.clock()
+        self.tokens = min(self.burst, self.tokens)
+        self.stamp = now
+        self.lock.release()
 
 
 class SlidingWindow:
@@ -127,7 +146,7 @@ class ChatBudgetRateLimiter(AIORateLimiter):
         *,
         max_retries: int,
         private_rate: float = 1.0,
-        private_burst: float = 2.0,
+        private_burst: float = 3.0,
         overall_mode: str = "adaptive",
         overall_per_second: int = 29,
         cooldown: float = 600.0,
@@ -165,9 +184,25 @@ class ChatBudgetRateLimiter(AIORateLimiter):
             bucket = self._buckets.get(chat_id)
             if bucket is None:
                 bucket = self._buckets[chat_id] = TokenBucket(self.private_rate, self.private_burst)
-            await bucket.take()
             if len(self._buckets) > 10_000:
                 self._forget_idle()
+            await bucket.take()
+            try:
+                return await self._send(callback, args, kwargs, endpoint, data, rate_limit_args)
+            finally:
+                bucket.release()
+        return await self._send(callback, args, kwargs, endpoint, data, rate_limit_args)
+
+    async def _send(
+        self,
+        callback: Callable[..., Coroutine[Any, Any, Any]],
+        args: Any,
+        kwargs: dict[str, Any],
+        endpoint: str,
+        data: dict[str, Any],
+        rate_limit_args: int | None,
+    ) -> Any:
+        chat_id = data.get("chat_id")
         bot_wide = chat_id is not None
 
         async def watched(*call_args: Any, **call_kwargs: Any) -> Any:
