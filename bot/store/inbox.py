@@ -165,8 +165,10 @@ class ReplyJournal:
     async def before_send(self, key: tuple[int, str, int]) -> int | None:
         """The Telegram message id when this chunk was already delivered, else None.
 
-        Records the chunk as being sent first, so that a crash during the request
-        shows up on the next start as a chunk whose fate is unknown.
+        Nothing is written before the request: a chunk with no "sent" record is
+        sent again on the next start either way, so a "sending" mark would only
+        cost a database trip per reply. On a replay, every chunk sent again is
+        counted as uncertain (an upper bound on possible duplicates).
         """
         if self.closed:
             return None
@@ -187,41 +189,29 @@ class ReplyJournal:
             earlier = self._earlier.get(key)
             if earlier is not None and earlier[0] == "sent":
                 return int(earlier[1] or 0)
-            if earlier is not None:
-                self.uncertain += 1
-                log.warning(
-                    "update %s: a reply may have reached chat %s before the last stop; "
-                    "sending it again rather than risk silence",
-                    self.update_id,
-                    key[0],
-                )
-        self.wrote = True
-        await self.db.execute(
-            "INSERT INTO sent_replies (update_id, chat_id, digest, occurrence, status, "
-            "created_at) VALUES (?, ?, ?, ?, 'sending', ?) ON CONFLICT DO UPDATE SET "
-            "status = 'sending'",
-            (self.update_id, *key, utcnow()),
-        )
+            self.uncertain += 1
+            log.warning(
+                "update %s: a reply may have reached chat %s before the last stop; "
+                "sending it again rather than risk silence",
+                self.update_id,
+                key[0],
+            )
         return None
 
     async def after_send(self, key: tuple[int, str, int], telegram_message_id: int) -> None:
         if self.closed:
             return
+        self.wrote = True
         await self.db.execute(
-            "UPDATE sent_replies SET status = 'sent', telegram_message_id = ? "
-            "WHERE update_id = ? AND chat_id = ? AND digest = ? AND occurrence = ?",
-            (telegram_message_id, self.update_id, *key),
+            "INSERT INTO sent_replies (update_id, chat_id, digest, occurrence, status, "
+            "telegram_message_id, created_at) VALUES (?, ?, ?, ?, 'sent', ?, ?) "
+            "ON CONFLICT DO UPDATE SET status = 'sent', "
+            "telegram_message_id = excluded.telegram_message_id",
+            (self.update_id, *key, telegram_message_id, utcnow()),
         )
 
     async def not_sent(self, key: tuple[int, str, int]) -> None:
-        """Telegram refused the chunk: nothing reached the customer, nothing is uncertain."""
-        if self.closed:
-            return
-        await self.db.execute(
-            "DELETE FROM sent_replies "
-            "WHERE update_id = ? AND chat_id = ? AND digest = ? AND occurrence = ?",
-            (self.update_id, *key),
-        )
+        """Telegram refused the chunk: nothing reached the customer and nothing was recorded."""
 
 
 def _insert_updates(conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> list[str]:
