@@ -41,6 +41,10 @@ class Ticket:
 class TicketStore:
     def __init__(self, db: Database):
         self.db = db
+        # Chats known to have no open ticket: most messages come from them, and this
+        # saves a read per message. Only open_or_join and reopen can open a ticket,
+        # and both forget what they touch; nothing outside this process opens one.
+        self._without_open_ticket: set[int] = set()
 
     async def open_or_join(
         self, chat_id: int, user_id: int | None, reason: str, summary: str | None, actor: str
@@ -50,8 +54,10 @@ class TicketStore:
         The partial unique index makes a second open ticket impossible even if two
         triggers race; the loser of the race simply joins the winner's ticket.
         """
+        self._without_open_ticket.discard(chat_id)
         existing = await self.open_for_chat(chat_id)
         if existing is None:
+            self._without_open_ticket.discard(chat_id)
             now = utcnow()
             try:
                 async with self.db.transaction() as conn:
@@ -66,6 +72,7 @@ class TicketStore:
                         "created_at) VALUES (?, 'escalated', ?, ?, ?, ?)",
                         (ticket_id, reason, actor, summary, now),
                     )
+                self._without_open_ticket.discard(chat_id)
                 ticket = await self.get(int(ticket_id or 0))
                 assert ticket is not None
                 return ticket, True
@@ -81,10 +88,15 @@ class TicketStore:
         return Ticket.from_row(row) if row else None
 
     async def open_for_chat(self, chat_id: int) -> Ticket | None:
+        if chat_id in self._without_open_ticket:
+            return None
         row = await self.db.fetchone(
             "SELECT * FROM tickets WHERE chat_id = ? AND status != 'resolved'", (chat_id,)
         )
-        return Ticket.from_row(row) if row else None
+        if row is None:
+            self._without_open_ticket.add(chat_id)
+            return None
+        return Ticket.from_row(row)
 
     async def latest_for_chat(self, chat_id: int) -> Ticket | None:
         row = await self.db.fetchone(
@@ -177,6 +189,7 @@ class TicketStore:
 
     async def reopen(self, ticket_id: int, actor: str) -> bool:
         """Reopen a resolved ticket, unless the customer already has another one open."""
+        self._without_open_ticket.clear()  # the ticket's chat is not known here
         now = utcnow()
         try:
             async with self.db.transaction() as conn:
@@ -190,6 +203,9 @@ class TicketStore:
                 await self._event(conn, ticket_id, "reopened", None, actor, None)
         except sqlite3.IntegrityError:
             return False
+        finally:
+            # Again after the write: a read that raced with it may have put the chat back.
+            self._without_open_ticket.clear()
         return True
 
     async def rate(self, ticket_id: int, chat_id: int, rating: int) -> bool:
