@@ -40,9 +40,7 @@ async def fake_llm() -> AsyncIterator[FakeLLM]:
 
 
 @pytest.fixture
-def make_settings(
-    tmp_path: Path, knowledge_dirs: tuple[Path, Path]
-) -> Callable[..., Settings]:
+def make_settings(tmp_path: Path, knowledge_dirs: tuple[Path, Path]) -> Callable[..., Settings]:
     """Settings built only from environment variables, as an operator would configure the bot."""
     config, faq = knowledge_dirs
 
