@@ -249,6 +249,8 @@ class FaqIndex:
         self._gram_df: Counter[str] = Counter()
         self._gram_norms: list[float] = []
         self._entry_weights: list[tuple[tuple[str, float], ...]] = []
+        self._gram_idfs: dict[str, float] = {}
+        self._gram_idf_unknown = _smooth_idf(len(self._entries), 0)
         if p.ngram_weight > 0:
             for word in set().union(*self._entry_words):
                 self._grams(word, store=True)
@@ -260,6 +262,10 @@ class FaqIndex:
             # An entry's vector is the sum of its words' n-gram vectors, each word counted
             # sublinearly; its length leaves out the overlap between different words,
             # which keeps the build linear in the vocabulary rather than in the text.
+            # The idf of every FAQ n-gram, worked out once rather than twice per query
+            # n-gram; n-grams the FAQ lacks all share the idf of a document frequency of 0.
+            n_entries = len(self._entries)
+            self._gram_idfs = {g: _smooth_idf(n_entries, df) for g, df in self._gram_df.items()}
             idf = self._gram_idf
             word_sq = {
                 w: sum((n * idf(g)) ** 2 for g, n in Counter(grams).items())
@@ -307,11 +313,12 @@ class FaqIndex:
         q = Counter(chain.from_iterable(map(self._grams, tokens)))
         if not q:
             return {}
-        idf = self._gram_idf
-        weights = {g: _sublinear(tf) * idf(g) for g, tf in q.items()}
+        idfs = self._gram_idfs
+        idf_get = idfs.get
+        unknown = self._gram_idf_unknown
+        weights = {g: _sublinear(tf) * idf_get(g, unknown) for g, tf in q.items()}
         q_norm = math.sqrt(sum(w * w for w in weights.values()))
-        df = self._gram_df
-        q_get = {g: w * idf(g) for g, w in weights.items() if g in df}.get
+        q_get = {g: w * idfs[g] for g, w in weights.items() if g in idfs}.get
         grams = self._gram_cache
         per_word: dict[str, float] = {}  # the query's dot product with each FAQ word
         known = per_word.get
