@@ -166,10 +166,10 @@ class SupportCore:
         customer = incoming.customer
         knowledge = self.knowledge.current  # one version for the whole message
         persona = knowledge.persona
-        await self.conversations.upsert_customer(customer)
 
         ticket = await self.tickets.open_for_chat(customer.chat_id)
         if ticket is not None and self.desk is not None:
+            await self.conversations.upsert_customer(customer)
             await self.conversations.add_message(
                 customer.chat_id,
                 "customer",
@@ -182,6 +182,7 @@ class SupportCore:
             return Outcome(path="relay", ticket=ticket)
 
         if self._over_rate_limit(customer.chat_id):
+            await self.conversations.upsert_customer(customer)
             await self._store_customer(incoming)
             if customer.chat_id in self._rate_noticed:
                 return Outcome(path="dropped")
@@ -189,6 +190,7 @@ class SupportCore:
             return Outcome([Reply(persona.message("rate_limited"))], path="notice")
 
         if incoming.kind != "text" or not (incoming.text or "").strip():
+            await self.conversations.upsert_customer(customer)
             await self._store_customer(incoming)
             return await self._say(
                 customer,
@@ -203,16 +205,27 @@ class SupportCore:
         if len(text) > limit:
             text = text[:limit]
             notices.append(Reply(persona.message("message_truncated")))
-        history = await self.conversations.history(
-            customer.chat_id, self.settings.conversation.history_messages
-        )
-        earlier = await self._stored_before(incoming)
-        if earlier is None:
-            await self._store_customer(incoming)
+        history_limit = self.settings.conversation.history_messages
+        journal = current_journal.get()
+        if journal is None or not journal.replay or incoming.message_id is None:
+            # The usual case, in one trip to the database: customer, history, message.
+            history = await self.conversations.take_customer_message(
+                customer,
+                incoming.text,
+                kind=incoming.kind,
+                telegram_message_id=incoming.message_id,
+                history_limit=history_limit,
+            )
         else:
-            # Handled again after a crash: the message is already in the transcript,
-            # and must not count as the customer asking the same thing twice.
-            history = [m for m in history if m.id != earlier]
+            await self.conversations.upsert_customer(customer)
+            history = await self.conversations.history(customer.chat_id, history_limit)
+            earlier = await self._stored_before(incoming)
+            if earlier is None:
+                await self._store_customer(incoming)
+            else:
+                # Handled again after a crash: the message is already in the transcript,
+                # and must not count as the customer asking the same thing twice.
+                history = [m for m in history if m.id != earlier]
         esc = self.settings.escalation
 
         if asks_for_person(text, esc.handoff_phrases):

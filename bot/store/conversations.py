@@ -62,29 +62,7 @@ class ConversationStore:
     async def upsert_customer(self, customer: Customer) -> None:
         if self._known_customers.get(customer.chat_id) == customer:
             return
-        now = utcnow()
-        await self.db.execute(
-            """
-            INSERT INTO customers (chat_id, user_id, first_name, last_name, username, language,
-                                   created_at, updated_at)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-            ON CONFLICT(chat_id) DO UPDATE SET
-                user_id = excluded.user_id, first_name = excluded.first_name,
-                last_name = excluded.last_name, username = excluded.username,
-                language = excluded.language, updated_at = excluded.updated_at,
-                blocked_at = NULL
-            """,
-            (
-                customer.chat_id,
-                customer.user_id,
-                customer.first_name,
-                customer.last_name,
-                customer.username,
-                customer.language,
-                now,
-                now,
-            ),
-        )
+        await self.db.execute(_UPSERT_CUSTOMER, _customer_row(customer, utcnow()))
         self._known_customers[customer.chat_id] = customer
 
     async def current_conversation(self, chat_id: int) -> int:
@@ -137,11 +115,7 @@ class ConversationStore:
             conversation_id = known
             if conversation_id is None:
                 conversation_id = _open_conversation(conn, chat_id, now)
-            cursor = conn.execute(
-                "INSERT INTO messages (chat_id, role, kind, text, telegram_message_id, "
-                "ticket_id, created_at, conversation_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (*row, conversation_id),
-            )
+            cursor = conn.execute(_INSERT_MESSAGE, (*row, conversation_id))
             message_id = cursor.lastrowid or 0
             if answer is not None:
                 conn.execute(
@@ -173,19 +147,49 @@ class ConversationStore:
 
     async def history(self, chat_id: int, limit: int) -> list[StoredMessage]:
         """The latest customer and bot messages of the current conversation, oldest first."""
-        rows = await self.db.fetchall(
-            """
-            SELECT m.id, m.role, m.kind, m.text, m.created_at FROM messages m
-            JOIN conversations c ON c.id = m.conversation_id
-            WHERE c.chat_id = ? AND c.ended_at IS NULL AND m.role IN ('customer', 'bot')
-            ORDER BY m.id DESC LIMIT ?
-            """,
-            (chat_id, limit),
-        )
+        rows = await self.db.fetchall(_HISTORY, (chat_id, limit))
         return [
             StoredMessage(r["id"], r["role"], r["kind"], r["text"], r["created_at"])
             for r in reversed(rows)
         ]
+
+    async def take_customer_message(
+        self,
+        customer: Customer,
+        text: str | None,
+        *,
+        kind: str,
+        telegram_message_id: int | None,
+        history_limit: int,
+    ) -> list[StoredMessage]:
+        """Store a customer's message and return the history before it, in one trip.
+
+        The same as ``upsert_customer``, ``history`` and ``add_message`` in turn,
+        but each of those is a round trip to the database thread, and those trips
+        cost more CPU than the statements: this is on every message the bot answers.
+        """
+        chat_id = customer.chat_id
+        upsert = self._known_customers.get(chat_id) != customer
+        known = self._conversation_ids.get(chat_id)
+        now = utcnow()
+        row = (chat_id, "customer", kind, text, telegram_message_id, None, now)
+
+        def work(conn: sqlite3.Connection) -> tuple[int, list[tuple[Any, ...]]]:
+            if upsert:
+                conn.execute(_UPSERT_CUSTOMER, _customer_row(customer, now))
+            rows = conn.execute(_HISTORY, (chat_id, history_limit)).fetchall()
+            conversation_id = known
+            if conversation_id is None:
+                conversation_id = _open_conversation(conn, chat_id, now)
+            conn.execute(_INSERT_MESSAGE, (*row, conversation_id))
+            return conversation_id, rows
+
+        conversation_id, rows = await self.db.write(work)
+        if upsert:
+            self._known_customers[chat_id] = customer
+        if known is None:
+            self._conversation_ids[chat_id] = conversation_id
+        return [StoredMessage(r[0], r[1], r[2], r[3], r[4]) for r in reversed(rows)]
 
     async def answer_audit(self, message_id: int) -> dict[str, Any] | None:
         row = await self.db.fetchone("SELECT * FROM answers WHERE message_id = ?", (message_id,))
@@ -233,6 +237,43 @@ class ConversationStore:
         await self.db.execute(
             "UPDATE customers SET blocked_at = ? WHERE chat_id = ?", (utcnow(), chat_id)
         )
+
+
+_UPSERT_CUSTOMER = """
+    INSERT INTO customers (chat_id, user_id, first_name, last_name, username, language,
+                           created_at, updated_at)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+    ON CONFLICT(chat_id) DO UPDATE SET
+        user_id = excluded.user_id, first_name = excluded.first_name,
+        last_name = excluded.last_name, username = excluded.username,
+        language = excluded.language, updated_at = excluded.updated_at,
+        blocked_at = NULL
+"""
+
+_HISTORY = """
+    SELECT m.id, m.role, m.kind, m.text, m.created_at FROM messages m
+    JOIN conversations c ON c.id = m.conversation_id
+    WHERE c.chat_id = ? AND c.ended_at IS NULL AND m.role IN ('customer', 'bot')
+    ORDER BY m.id DESC LIMIT ?
+"""
+
+_INSERT_MESSAGE = (
+    "INSERT INTO messages (chat_id, role, kind, text, telegram_message_id, "
+    "ticket_id, created_at, conversation_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+def _customer_row(customer: Customer, now: str) -> tuple[Any, ...]:
+    return (
+        customer.chat_id,
+        customer.user_id,
+        customer.first_name,
+        customer.last_name,
+        customer.username,
+        customer.language,
+        now,
+        now,
+    )
 
 
 def _open_conversation(conn: sqlite3.Connection, chat_id: int, now: str) -> int:
