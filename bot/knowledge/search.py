@@ -250,10 +250,18 @@ class FaqIndex:
         self._gram_norms: list[float] = []
         self._entry_weights: list[tuple[tuple[str, float], ...]] = []
         self._gram_idfs: dict[str, float] = {}
+        self._gram_words: dict[str, tuple[str, ...]] = {}
         self._gram_idf_unknown = _smooth_idf(len(self._entries), 0)
         if p.ngram_weight > 0:
             for word in set().union(*self._entry_words):
                 self._grams(word, store=True)
+            # Which FAQ words hold each n-gram, so that a query can tell the words it
+            # shares nothing with, whose dot product is zero, without working it out.
+            gram_words: dict[str, list[str]] = defaultdict(list)
+            for word, word_grams in self._gram_cache.items():
+                for gram in dict.fromkeys(word_grams):
+                    gram_words[gram].append(word)
+            self._gram_words = {g: tuple(ws) for g, ws in gram_words.items()}
             lookup = self._gram_cache.get
             for entry_words in self._entry_words:
                 self._gram_df.update(
@@ -318,12 +326,25 @@ class FaqIndex:
         unknown = self._gram_idf_unknown
         weights = {g: _sublinear(tf) * idf_get(g, unknown) for g, tf in q.items()}
         q_norm = math.sqrt(sum(w * w for w in weights.values()))
-        q_get = {g: w * idfs[g] for g, w in weights.items() if g in idfs}.get
+        shared = {g: w * idfs[g] for g, w in weights.items() if g in idfs}
+        q_get = shared.get
         grams = self._gram_cache
-        per_word: dict[str, float] = {}  # the query's dot product with each FAQ word
-        known = per_word.get
         norms = self._gram_norms
         entry_weights = self._entry_weights
+        # The query's dot product with each FAQ word. Most words of a candidate share no
+        # n-gram with the query; when the words that do are fewer than the candidates'
+        # words, work out just those up front and skip the rest, whose product is zero.
+        gram_words = self._gram_words
+        reach = sum(len(gram_words[g]) for g in shared)
+        complete = reach <= sum(len(entry_weights[d]) for d in candidates)
+        if complete:
+            per_word = {
+                w: sum(filter(None, map(q_get, grams[w])))
+                for w in set().union(*map(gram_words.__getitem__, shared))
+            }
+        else:
+            per_word = {}
+        known = per_word.get
         out: dict[int, float] = {}
         for doc_id in candidates:
             norm = norms[doc_id]
@@ -333,6 +354,8 @@ class FaqIndex:
             for word, weight in entry_weights[doc_id]:
                 s = known(word)
                 if s is None:
+                    if complete:
+                        continue
                     s = per_word[word] = sum(filter(None, map(q_get, grams.get(word, ()))))
                 if s:
                     score += weight * s
