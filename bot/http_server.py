@@ -108,9 +108,22 @@ class ProbedRequest(HTTPXRequest):
     after a 429, so nothing is counted twice or missed.
     """
 
-    def __init__(self, probe: TelegramProbe, **kwargs: Any):
+    def __init__(
+        self,
+        probe: TelegramProbe,
+        on_updates: Callable[[Any], None] | None = None,
+        **kwargs: Any,
+    ):
         super().__init__(**kwargs)
         self.probe = probe
+        self.on_updates = on_updates
+
+    def parse_json_payload(self, payload: bytes) -> dict[str, Any]:
+        """Also hands ``getUpdates``' raw results to ``on_updates`` (see ``keep_payloads``)."""
+        data = HTTPXRequest.parse_json_payload(payload)
+        if self.on_updates is not None and isinstance(data, dict) and data.get("ok"):
+            self.on_updates(data.get("result"))
+        return data
 
     async def do_request(self, url: str, method: str, request_data: Any = None, **kwargs: Any):
         try:
@@ -230,6 +243,9 @@ class HttpServer:
             return web.Response(status=400, text="bad update")
         if update is None:
             return web.Response(status=400, text="bad update")
+        keep = getattr(self._telegram.update_processor, "keep_payloads", None)
+        if keep is not None:
+            keep([data])
         await self._telegram.update_queue.put(update)
         return web.Response(text="ok")
 

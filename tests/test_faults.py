@@ -300,3 +300,42 @@ async def test_telegram_ids_of_answers_are_written_with_the_done_mark(tmp_path):
             )
             assert row["telegram_message_id"] == 100 + update_id
         assert await inbox.pending() == [{"update_id": 2}]
+
+
+async def test_the_inbox_keeps_updates_as_telegram_sent_them(tmp_path):
+    """Stored from the raw JSON when it was kept, else rebuilt from the parsed update."""
+    from telegram import Bot, Update
+
+    from bot.store.db import Database
+    from bot.store.inbox import Inbox
+    from bot.telegram.processor import OrderedChatProcessor
+
+    def raw(update_id: int) -> dict:
+        return {
+            "update_id": update_id,
+            "message": {
+                "message_id": update_id,
+                "date": 1700000000,
+                "chat": {"id": 42, "type": "private", "first_name": "Ann"},
+                "from": {"id": 42, "is_bot": False, "first_name": "Ann"},
+                "text": "hello",
+                "some_future_field": {"kept": True},
+            },
+        }
+
+    async def handled() -> None:
+        pass
+
+    bot = Bot("123:abc")
+    async with Database(tmp_path / "inbox.sqlite3") as db:
+        processor = OrderedChatProcessor()
+        processor.inbox = Inbox(db)
+        processor.keep_payloads([raw(1)])
+        await processor.do_process_update(Update.de_json(raw(1), bot), handled())
+        await processor.do_process_update(Update.de_json(raw(2), bot), handled())
+        assert [tuple(r) for r in await db.fetchall("SELECT status FROM inbox")] == [("done",)] * 2
+        assert processor._payloads == {}
+        await db.execute("UPDATE inbox SET status = 'pending'")
+        stored = await processor.inbox.pending()
+    assert stored[0] == raw(1)
+    assert Update.de_json(stored[1], bot).to_dict() == Update.de_json(raw(2), bot).to_dict()

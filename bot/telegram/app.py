@@ -61,7 +61,14 @@ def build_application(
         )
         .concurrent_updates(processor)
         .request(ProbedRequest(probe, connection_pool_size=64))
-        .get_updates_request(ProbedRequest(probe, connection_pool_size=1, read_timeout=35))
+        .get_updates_request(
+            ProbedRequest(
+                probe,
+                on_updates=processor.keep_payloads,
+                connection_pool_size=1,
+                read_timeout=35,
+            )
+        )
     )
     if env.webhook_url:
         builder = builder.updater(None)  # updates come in through bot.http_server

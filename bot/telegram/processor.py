@@ -26,6 +26,9 @@ from bot.store.inbox import DONE, NEW, Inbox, ReplyJournal, current_journal
 
 log = logging.getLogger(__name__)
 
+# Raw updates kept for the inbox at most; more would only mean some never arrived here.
+MAX_KEPT_PAYLOADS = 10_000
+
 
 def chat_key(update: object) -> str:
     """Forum topics are separate conversations, so the topic is part of the key."""
@@ -52,6 +55,25 @@ class OrderedChatProcessor(BaseUpdateProcessor):
         self._idle = asyncio.Event()
         self._idle.set()
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._payloads: dict[int, dict[str, Any]] = {}
+
+    def keep_payloads(self, updates: Any) -> None:
+        """The updates as Telegram sent them, stored in the inbox as they are.
+
+        Serialising the parsed ``Update`` back (``to_dict``) walks every object
+        in it and cost ten times more than dumping the original JSON.
+        """
+        if not isinstance(updates, list):
+            return
+        payloads = self._payloads
+        for item in updates:
+            if isinstance(item, dict) and isinstance(item.get("update_id"), int):
+                payloads[item["update_id"]] = item
+        while len(payloads) > MAX_KEPT_PAYLOADS:
+            del payloads[next(iter(payloads))]
+
+    def _payload(self, update: Update, raw: dict[str, Any] | None) -> dict[str, Any]:
+        return raw if raw is not None else update.to_dict()
 
     async def initialize(self) -> None:
         pass
@@ -82,6 +104,7 @@ class OrderedChatProcessor(BaseUpdateProcessor):
 
     async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
         update_id = update.update_id if isinstance(update, Update) else None
+        raw = self._payloads.pop(update_id, None) if update_id is not None else None
         if update_id is not None and update_id in self._in_flight:
             _discard(coroutine)  # already being handled
             return
@@ -90,7 +113,7 @@ class OrderedChatProcessor(BaseUpdateProcessor):
             # for the next start instead of dropping it.
             _discard(coroutine)
             if update_id is not None and self.inbox is not None:
-                await self.inbox.add(update_id, chat_key(update), update.to_dict())
+                await self.inbox.add(update_id, chat_key(update), self._payload(update, raw))
             return
         key = chat_key(update)
         previous = self._tails.get(key)
@@ -107,7 +130,7 @@ class OrderedChatProcessor(BaseUpdateProcessor):
         try:
             state = NEW
             if update_id is not None and self.inbox is not None:
-                state = await self.inbox.admit(update_id, key, update.to_dict())
+                state = await self.inbox.admit(update_id, key, self._payload(update, raw))
             if previous is not None:
                 await _wait_for_turn(previous)
             if state == DONE:
