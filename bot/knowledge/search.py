@@ -24,7 +24,7 @@ import math
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from itertools import chain, islice
+from itertools import chain
 from operator import itemgetter
 
 from bot.knowledge.faq import FaqEntry, SearchResult
@@ -73,12 +73,13 @@ class _Postings:
 
     def __init__(self, n_docs: int) -> None:
         self.n_docs = n_docs
-        self.lists: dict[str, tuple[list[int], list[float]]] = {}
+        # Per term: documents best first, their BM25 contributions, and the term's idf.
+        self.lists: dict[str, tuple[list[int], list[float], float]] = {}
         self.idf_unknown = _idf(n_docs, 0)
 
     def idf(self, term: str) -> float:
         found = self.lists.get(term)
-        return _idf(self.n_docs, len(found[0])) if found else self.idf_unknown
+        return found[2] if found else self.idf_unknown
 
     @classmethod
     def build(
@@ -102,22 +103,32 @@ class _Postings:
             if len(per_doc) > max_postings:  # only long lists are ever cut short
                 ranked = sorted(per_doc.items(), key=itemgetter(1), reverse=True)
                 per_doc = dict(ranked)
-            index.lists[term] = (list(per_doc), [idf * t / (k1 + t) for t in per_doc.values()])
+            weights = [idf * t / (k1 + t) for t in per_doc.values()]
+            index.lists[term] = (list(per_doc), weights, idf)
         return index
 
     def score(self, query: Counter[str], limit: int) -> tuple[dict[int, float], float]:
         """Scores per document, and the most any document could score for this query."""
-        acc: dict[int, float] = defaultdict(float)
+        acc: dict[int, float] = {}
+        get = acc.get
+        lookup = self.lists.get
         best = 0.0
         for term, qtf in query.items():
-            found = self.lists.get(term)
+            found = lookup(term)
             if found is None:
                 best += qtf * self.idf_unknown
                 continue
-            ids, weights = found
-            best += qtf * _idf(self.n_docs, len(ids))
-            for doc_id, w in islice(zip(ids, weights, strict=True), limit):
-                acc[doc_id] += qtf * w
+            ids, weights, idf = found
+            best += qtf * idf
+            if len(ids) > limit:
+                ids, weights = ids[:limit], weights[:limit]
+            if qtf != 1:  # most query words occur once, and 1 * w is w
+                weights = [qtf * w for w in weights]
+            if acc:
+                for doc_id, w in zip(ids, weights, strict=True):
+                    acc[doc_id] = get(doc_id, 0.0) + w
+            else:  # the first term: 0.0 + w is w, so its postings are the scores
+                acc.update(zip(ids, weights, strict=True))
         return acc, best
 
 
