@@ -143,20 +143,30 @@ class TypingIndicator:
         self.delay = delay
         self.every = every
         self._task: asyncio.Task[None] | None = None
+        self._timer: asyncio.TimerHandle | None = None
 
     async def __aenter__(self) -> TypingIndicator:
-        self._task = asyncio.create_task(self._run())
+        # A timer rather than a task sleeping through ``delay``: nearly every
+        # answer cancels it, and a task costs several event-loop turns to
+        # start and cancel, on every message.
+        self._timer = asyncio.get_running_loop().call_later(self.delay, self._start)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         self.stop()
 
+    def _start(self) -> None:
+        self._timer = None
+        self._task = asyncio.create_task(self._run())
+
     def stop(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         if self._task is not None:
             self._task.cancel()
 
     async def _run(self) -> None:
-        await asyncio.sleep(self.delay)
         while True:
             try:
                 await self.bot.send_chat_action(self.chat_id, "typing")

@@ -53,6 +53,7 @@ class LiveReply:
         self._shown = ""
         self._last_at = 0.0
         self._task: asyncio.Task[None] | None = None
+        self._timer: asyncio.TimerHandle | None = None
         self._model_done = False
 
     @property
@@ -64,7 +65,21 @@ class LiveReply:
         if not self.text and self.on_first_text is not None:
             self.on_first_text()
         self.text += delta
-        if self._task is None or self._task.done():
+        if self._timer is not None or (self._task is not None and not self._task.done()):
+            return  # a preview is already on its way
+        if not self._last_at:
+            # An answer that is complete within a moment needs no preview: the
+            # final message follows at once, and the draft would only cost a call.
+            # A timer, not a sleeping task: most answers cancel it, and a task
+            # costs several turns of the event loop to start and cancel.
+            loop = asyncio.get_running_loop()
+            self._timer = loop.call_later(self.first_delay, self._start_pump)
+        else:
+            self._task = asyncio.create_task(self._pump())
+
+    def _start_pump(self) -> None:
+        self._timer = None
+        if not self._model_done:
             self._task = asyncio.create_task(self._pump())
 
     def model_done(self) -> None:
@@ -77,10 +92,6 @@ class LiveReply:
         self._model_done = True
 
     async def _pump(self) -> None:
-        if not self._last_at:
-            # An answer that is complete within a moment needs no preview: the
-            # final message follows at once, and the draft would only cost a call.
-            await asyncio.sleep(self.first_delay)
         while True:
             interval = self.draft_interval if self.mode == "draft" else self.edit_interval
             wait = self._last_at + interval - time.monotonic()
@@ -140,6 +151,9 @@ class LiveReply:
 
     async def finish(self, final_text: str, buttons: Sequence[Button] = ()) -> list[int]:
         """Put the final text in place of the preview; returns the ids of the messages used."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
