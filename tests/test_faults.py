@@ -339,3 +339,34 @@ async def test_the_inbox_keeps_updates_as_telegram_sent_them(tmp_path):
         stored = await processor.inbox.pending()
     assert stored[0] == raw(1)
     assert Update.de_json(stored[1], bot).to_dict() == Update.de_json(raw(2), bot).to_dict()
+
+
+async def test_writes_that_queue_up_commit_together_but_fail_alone(tmp_path):
+    """Group commit: one trip for writes that wait together; a failing one undoes only itself."""
+    import asyncio
+
+    import pytest
+
+    from bot.store.db import Database
+
+    async with Database(tmp_path / "group.sqlite3") as db:
+        await db.execute("CREATE TABLE t (n INTEGER PRIMARY KEY)")
+
+        def insert(n: int):
+            def work(conn):
+                conn.execute("INSERT INTO t (n) VALUES (?)", (n,))
+                if n == 3:
+                    raise ValueError("three")
+                return n
+
+            return work
+
+        results = await asyncio.gather(
+            *(db.write(insert(n)) for n in range(6)), return_exceptions=True
+        )
+        assert results[:3] == [0, 1, 2] and results[4:] == [4, 5]
+        assert isinstance(results[3], ValueError)
+        stored = [r[0] for r in await db.fetchall("SELECT n FROM t ORDER BY n")]
+        assert stored == [0, 1, 2, 4, 5]
+        with pytest.raises(sqlite3.IntegrityError):
+            await db.write(insert(0))

@@ -33,6 +33,7 @@ class Database:
         self.path = str(path)
         self._conn: aiosqlite.Connection | None = None
         self._write_lock = asyncio.Lock()
+        self._queued: list[tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any]]] = []
 
     async def open(self) -> Database:
         if self.path != ":memory:":
@@ -99,9 +100,32 @@ class Database:
         once per statement plus BEGIN and COMMIT. ``work`` gets the plain
         sqlite3 connection and runs on the database thread, so it must not
         touch the event loop.
+
+        Writes that queue up behind one in progress go together, in one
+        transaction and one trip (group commit), each in a savepoint of its own
+        so that one failing does not undo the others. Each caller still returns
+        only once its work is committed.
         """
-        async with self._write_lock:
-            return await self.conn._execute(_in_transaction, self.conn._conn, work)
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        entry = (work, future)
+        self._queued.append(entry)
+        try:
+            async with self._write_lock:
+                if entry in self._queued:  # else an earlier group took it
+                    group, self._queued = self._queued, []
+                    trip = asyncio.ensure_future(
+                        self.conn._execute(_in_group, self.conn._conn, [w for w, _ in group])
+                    )
+                    trip.add_done_callback(lambda trip: _settle(trip, group))
+                    with contextlib.suppress(Exception):  # every writer reads its own future
+                        await asyncio.shield(trip)
+            return await future
+        except asyncio.CancelledError:
+            if entry in self._queued:  # not started: it is not written
+                self._queued.remove(entry)
+            else:  # it may still be written; nobody is left to read its outcome
+                future.add_done_callback(_ignore_outcome)
+            raise
 
     async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         async with self.transaction() as conn:
@@ -115,6 +139,59 @@ class Database:
         """For queries of one row (by key, or LIMIT 1), in one trip like ``fetchall``."""
         rows = await self.conn.execute_fetchall(sql, params)
         return rows[0] if rows else None
+
+
+def _in_group(
+    conn: sqlite3.Connection, works: list[Callable[[sqlite3.Connection], Any]]
+) -> list[tuple[bool, Any]]:
+    """Run each work in a savepoint of one transaction: (True, result) or (False, error)."""
+    if len(works) == 1:
+        return [(True, _in_transaction(conn, works[0]))]
+    outcomes: list[tuple[bool, Any]] = []
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        for work in works:
+            conn.execute("SAVEPOINT one_write")
+            try:
+                result = work(conn)
+            except Exception as error:
+                conn.execute("ROLLBACK TO one_write")
+                conn.execute("RELEASE one_write")
+                outcomes.append((False, error))
+            else:
+                conn.execute("RELEASE one_write")
+                outcomes.append((True, result))
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+    return outcomes
+
+
+def _ignore_outcome(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
+
+
+def _settle(trip: asyncio.Future[Any], group: list[tuple[Any, asyncio.Future[Any]]]) -> None:
+    """Hand each writer of a group its own result, or the error of the whole trip."""
+    if trip.cancelled():
+        outcomes: Any = None
+        error: BaseException | None = asyncio.CancelledError()
+    else:
+        error = trip.exception()
+        outcomes = None if error is not None else trip.result()
+    for number, (_, future) in enumerate(group):
+        if future.done():
+            continue
+        if error is not None:
+            future.set_exception(error)
+        else:
+            ok, value = outcomes[number]
+            if ok:
+                future.set_result(value)
+            else:
+                future.set_exception(value)
 
 
 def _in_transaction(conn: sqlite3.Connection, work: Callable[[sqlite3.Connection], T]) -> T:

@@ -202,13 +202,19 @@ class ReplyJournal:
         if self.closed:
             return
         self.wrote = True
-        await self.db.execute(
-            "INSERT INTO sent_replies (update_id, chat_id, digest, occurrence, status, "
-            "telegram_message_id, created_at) VALUES (?, ?, ?, ?, 'sent', ?, ?) "
-            "ON CONFLICT DO UPDATE SET status = 'sent', "
-            "telegram_message_id = excluded.telegram_message_id",
-            (self.update_id, *key, telegram_message_id, utcnow()),
-        )
+        params = (self.update_id, *key, telegram_message_id, utcnow())
+
+        def work(conn: sqlite3.Connection) -> None:
+            # Through ``write`` so that it commits together with the writes of other chats.
+            conn.execute(
+                "INSERT INTO sent_replies (update_id, chat_id, digest, occurrence, status, "
+                "telegram_message_id, created_at) VALUES (?, ?, ?, ?, 'sent', ?, ?) "
+                "ON CONFLICT DO UPDATE SET status = 'sent', "
+                "telegram_message_id = excluded.telegram_message_id",
+                params,
+            )
+
+        await self.db.write(work)
 
     async def not_sent(self, key: tuple[int, str, int]) -> None:
         """Telegram refused the chunk: nothing reached the customer and nothing was recorded."""
