@@ -384,10 +384,20 @@ class FaqIndex:
         q = Counter(self._analyzer.terms_of(tokens))
         if not q:
             return []
-        scores = self._scores(q, surface)
+        scores, candidates, floor = self._scores(q, surface)
         if not scores:
             return []
-        ranked = heapq.nlargest(max(top_k, 2), scores.items(), key=_by_score)
+        want = max(top_k, 2)
+        ranked = None
+        if len(candidates) >= want:
+            # Entries outside the n-gram candidates score no more than ``floor``, and
+            # every candidate at least that, so when the last of the best candidates
+            # beats it, ranking the candidates alone gives the same list as ranking all.
+            ranked = heapq.nlargest(want, ((d, scores[d]) for d in candidates), key=_by_score)
+            if ranked[-1][1] <= floor:
+                ranked = None
+        if ranked is None:
+            ranked = heapq.nlargest(want, scores.items(), key=_by_score)
         top = ranked[0][1]
         second = ranked[1][1] if len(ranked) > 1 else 0.0
         confidence = self._confidence(top, second)
@@ -397,11 +407,14 @@ class FaqIndex:
             results.append(SearchResult(self._entries[doc_id], score, conf))
         return results
 
-    def _scores(self, q: Counter[str], tokens: list[str]) -> dict[int, float]:
+    def _scores(
+        self, q: Counter[str], tokens: list[str]
+    ) -> tuple[dict[int, float], list[int], float]:
+        """Blended scores, the n-gram candidates, and the best score of any other entry."""
         p = self._params
         entry_scores, entry_best = self._entry_index.score(q, p.max_postings)
         if entry_best <= 0 or not entry_scores:
-            return {}
+            return {}, [], 0.0
         total = 1.0 + p.passage_weight + p.ngram_weight
         inv = 1.0 / (entry_best * total)
         combined = {d: s * inv for d, s in entry_scores.items()}
@@ -416,12 +429,16 @@ class FaqIndex:
             w = p.passage_weight / (passage_best * total)
             for d, s in best_per_entry.items():
                 combined[d] = combined.get(d, 0.0) + w * s
+        candidates: list[int] = []
+        floor = 0.0
         if p.ngram_weight > 0:
             candidates = heapq.nlargest(p.ngram_candidates, combined, key=combined.__getitem__)
+            # The candidates come best first, and n-grams only ever add to a score.
+            floor = combined[candidates[-1]] if candidates else 0.0
             w = p.ngram_weight / total
             for d, s in self._ngram_scores(tokens, candidates).items():
                 combined[d] += w * s
-        return combined
+        return combined, candidates, floor
 
     def _confidence(self, score: float, rival: float) -> float:
         p = self._params
