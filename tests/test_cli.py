@@ -8,7 +8,6 @@ bad setting.
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -17,6 +16,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.helpers import cli_environment
+
 REPO = Path(__file__).resolve().parent.parent
 PROBLEM_LINE = re.compile(r"^(?P<path>[^:\n]+\.ya?ml):(?P<line>\d+): (?P<message>\S.*)$")
 
@@ -24,19 +25,7 @@ PROBLEM_LINE = re.compile(r"^(?P<path>[^:\n]+\.ya?ml):(?P<line>\d+): (?P<message
 def cli(
     tmp_path: Path, knowledge_dirs, *args: str, stdin: str | None = None, **extra: str
 ) -> subprocess.CompletedProcess[str]:
-    config, faq = knowledge_dirs
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("TELEGRAM_", "LLM_", "STAFF_", "ADMIN_", "WEBHOOK_", "HTTP_"))
-    }
-    env.update(
-        CONFIG_DIR=str(config),
-        FAQ_DIR=str(faq),
-        DATABASE_PATH=str(tmp_path / "cli.sqlite3"),
-        PYTHONIOENCODING="utf-8",
-    )
-    env.update(extra)
+    env = cli_environment(knowledge_dirs, tmp_path / "cli.sqlite3", **extra)
     return subprocess.run(
         [sys.executable, "main.py", *args],
         cwd=REPO,

@@ -7,7 +7,6 @@ process is configured only through the environment and writes to a scratch datab
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import sqlite3
 import sys
@@ -15,24 +14,13 @@ from pathlib import Path
 
 import yaml
 
+from tests.helpers import cli_environment
+
 REPO = Path(__file__).resolve().parent.parent
 
 
 def environment(tmp_path: Path, knowledge_dirs, **extra: str) -> dict[str, str]:
-    config, faq = knowledge_dirs
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("TELEGRAM_", "LLM_", "STAFF_", "ADMIN_", "WEBHOOK_", "HTTP_"))
-    }
-    env.update(
-        CONFIG_DIR=str(config),
-        FAQ_DIR=str(faq),
-        DATABASE_PATH=str(tmp_path / "console.sqlite3"),
-        PYTHONIOENCODING="utf-8",
-    )
-    env.update(extra)
-    return env
+    return cli_environment(knowledge_dirs, tmp_path / "console.sqlite3", **extra)
 
 
 async def chat(env: dict[str, str], *lines: str, args: tuple[str, ...] = ("chat",)):

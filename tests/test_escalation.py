@@ -14,22 +14,10 @@ from pathlib import Path
 import pytest
 
 from tests.fakes import Reply, TgUser
+from tests.helpers import rows, tickets
 
 STAFF = -1009100
 CUSTOMER = TgUser(id=3001, first_name="Bruno")
-
-
-def rows(path: Path, sql: str, *params) -> list[sqlite3.Row]:
-    conn = sqlite3.connect(path)
-    conn.row_factory = sqlite3.Row
-    try:
-        return conn.execute(sql, params).fetchall()
-    finally:
-        conn.close()
-
-
-def tickets(path: Path) -> list[sqlite3.Row]:
-    return rows(path, "SELECT * FROM tickets ORDER BY id")
 
 
 def escalations(path: Path) -> list[tuple[int, str]]:

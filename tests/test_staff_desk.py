@@ -7,31 +7,18 @@ the database is read directly to see what was stored, as an operator would.
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 from pathlib import Path
 
 import pytest
 
 from tests.fakes import TgUser
+from tests.helpers import rows, tickets
 
 STAFF = -1009000
 CUSTOMER = TgUser(id=1001, first_name="Alice", last_name="Archer", username="alice")
 OTHER = TgUser(id=2002, first_name="Mallory")
 AGENT = TgUser(id=501, first_name="Sam")
 ADMIN = TgUser(id=777, first_name="Ada")
-
-
-def rows(path: Path, sql: str, *params) -> list[sqlite3.Row]:
-    conn = sqlite3.connect(path)
-    conn.row_factory = sqlite3.Row
-    try:
-        return conn.execute(sql, params).fetchall()
-    finally:
-        conn.close()
-
-
-def tickets(path: Path) -> list[sqlite3.Row]:
-    return rows(path, "SELECT * FROM tickets ORDER BY id")
 
 
 async def wait_db(fake, path: Path, sql: str, *params):

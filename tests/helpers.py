@@ -1,0 +1,40 @@
+"""Small helpers shared by several test modules: reading the bot's SQLite file, CLI environments."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from pathlib import Path
+
+# Variables that would point a subprocess at a real Telegram, model or staff group.
+DEPLOYMENT_PREFIXES = ("TELEGRAM_", "LLM_", "STAFF_", "ADMIN_", "WEBHOOK_", "HTTP_")
+
+
+def rows(path: Path, sql: str, *params) -> list[sqlite3.Row]:
+    """Query the bot's database from outside, as an operator's tool would."""
+    conn = sqlite3.connect(path)
+    conn.row_factory = sqlite3.Row
+    try:
+        return conn.execute(sql, params).fetchall()
+    finally:
+        conn.close()
+
+
+def tickets(path: Path) -> list[sqlite3.Row]:
+    return rows(path, "SELECT * FROM tickets ORDER BY id")
+
+
+def cli_environment(
+    knowledge_dirs: tuple[Path, Path], database: Path, **extra: str
+) -> dict[str, str]:
+    """The environment for ``python main.py ...``: temp copies of the YAML, no deployment values."""
+    config, faq = knowledge_dirs
+    env = {k: v for k, v in os.environ.items() if not k.startswith(DEPLOYMENT_PREFIXES)}
+    env.update(
+        CONFIG_DIR=str(config),
+        FAQ_DIR=str(faq),
+        DATABASE_PATH=str(database),
+        PYTHONIOENCODING="utf-8",
+    )
+    env.update(extra)
+    return env
