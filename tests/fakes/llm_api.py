@@ -34,6 +34,7 @@ from tests.fakes.llm_replies import (
     embed,
     split_pieces,
 )
+from tests.fakes.waiting import wait_until
 
 __all__ = ["FakeLLM", "Reply", "embed"]
 
@@ -148,17 +149,7 @@ class FakeLLM:
 
     async def wait_for(self, predicate: Callable[[], Any], timeout: float = 5.0) -> Any:  # noqa: ASYNC109
         """Return predicate()'s first truthy value, re-checked whenever a request moves."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while True:
-            value = predicate()
-            if value:
-                return value
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                raise TimeoutError(f"condition not met within {timeout}s")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._changed_event.wait(), min(remaining, 0.01))
+        return await wait_until(predicate, timeout, lambda: self._changed_event)
 
     async def wait_for_requests(self, count: int, timeout: float = 5.0) -> list[dict]:  # noqa: ASYNC109
         await self.wait_for(lambda: len(self.requests) >= count, timeout)

@@ -7,7 +7,6 @@ methods here are mixed into FakeTelegram and use its state.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -15,6 +14,7 @@ import aiohttp
 from aiohttp import web
 
 from tests.fakes.telegram_state import Call, snapshot
+from tests.fakes.waiting import wait_until
 
 if TYPE_CHECKING:
     pass
@@ -73,20 +73,12 @@ class RecordingAndControl:
 
     async def wait_for(self, predicate: Callable[[], Any], timeout: float = 5.0) -> Any:  # noqa: ASYNC109
         """Return predicate()'s first truthy value, re-checked whenever the state changes."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while True:
-            value = predicate()
-            if value:
-                return value
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                raise TimeoutError(
-                    f"condition not met within {timeout}s; bot sent {self.sent_messages()!r}"
-                )
-            # Also re-check every 10 ms for predicates that look at state outside the double.
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._changed_event.wait(), min(remaining, 0.01))
+        return await wait_until(
+            predicate,
+            timeout,
+            lambda: self._changed_event,
+            lambda: f"; bot sent {self.sent_messages()!r}",
+        )
 
     async def wait_for_messages(
         self,
