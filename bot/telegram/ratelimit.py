@@ -181,11 +181,11 @@ class ChatBudgetRateLimiter(AIORateLimiter):
         with contextlib.suppress(TypeError, ValueError):
             chat_id = int(chat_id)  # type: ignore[arg-type]
         if endpoint in BUDGETED_METHODS and isinstance(chat_id, int) and chat_id > 0:
+            if len(self._buckets) > 10_000:
+                self._forget_idle()
             bucket = self._buckets.get(chat_id)
             if bucket is None:
                 bucket = self._buckets[chat_id] = TokenBucket(self.private_rate, self.private_burst)
-            if len(self._buckets) > 10_000:
-                self._forget_idle()
             await bucket.take()
             try:
                 return await self._send(callback, args, kwargs, endpoint, data, rate_limit_args)
