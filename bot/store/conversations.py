@@ -65,15 +65,6 @@ class ConversationStore:
         await self.db.execute(_UPSERT_CUSTOMER, _customer_row(customer, utcnow()))
         self._known_customers[customer.chat_id] = customer
 
-    async def current_conversation(self, chat_id: int) -> int:
-        """The open conversation of a chat, started if there is none."""
-        if chat_id in self._conversation_ids:
-            return self._conversation_ids[chat_id]
-        now = utcnow()
-        conversation_id = await self.db.write(lambda conn: _open_conversation(conn, chat_id, now))
-        self._conversation_ids[chat_id] = conversation_id
-        return conversation_id
-
     async def end_conversation(self, chat_id: int, reason: str) -> None:
         self._conversation_ids.pop(chat_id, None)
         await self.db.execute(
@@ -190,10 +181,6 @@ class ConversationStore:
         if known is None:
             self._conversation_ids[chat_id] = conversation_id
         return [StoredMessage(r[0], r[1], r[2], r[3], r[4]) for r in reversed(rows)]
-
-    async def answer_audit(self, message_id: int) -> dict[str, Any] | None:
-        row = await self.db.fetchone("SELECT * FROM answers WHERE message_id = ?", (message_id,))
-        return dict(row) if row else None
 
     async def get_customer(self, chat_id: int) -> Customer | None:
         row = await self.db.fetchone("SELECT * FROM customers WHERE chat_id = ?", (chat_id,))

@@ -98,12 +98,6 @@ class TicketStore:
             return None
         return Ticket.from_row(row)
 
-    async def latest_for_chat(self, chat_id: int) -> Ticket | None:
-        row = await self.db.fetchone(
-            "SELECT * FROM tickets WHERE chat_id = ? ORDER BY id DESC LIMIT 1", (chat_id,)
-        )
-        return Ticket.from_row(row) if row else None
-
     async def by_staff_thread(self, staff_chat_id: int, thread_id: int) -> Ticket | None:
         row = await self.db.fetchone(
             "SELECT * FROM tickets WHERE staff_chat_id = ? AND staff_thread_id = ? "
