@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
+from bot.knowledge import embeddings as embeddings_module
 from bot.services import open_services
 from tests.fakes import FakeLLM
 
@@ -188,6 +189,7 @@ CONCEPTS = {
 QUERY = "when will my reimbursement arrive"
 
 
+@pytest.mark.parametrize("with_numpy", [True, False], ids=["numpy", "pure-python"])
 @pytest.mark.parametrize(
     ("semantic", "weight", "best"),
     [
@@ -197,8 +199,10 @@ QUERY = "when will my reimbursement arrive"
     ],
 )
 async def test_strong_meaning_signal_changes_the_ranking(
-    embeddings, make_settings, knowledge_dirs, semantic, weight, best
+    embeddings, make_settings, knowledge_dirs, semantic, weight, best, with_numpy, monkeypatch
 ):
+    if not with_numpy:  # numpy comes only with the local extra; a plain install lacks it
+        monkeypatch.setattr(embeddings_module, "numpy", None)
     config, faq = knowledge_dirs
     if semantic:
         enable_semantic(config, weight)
