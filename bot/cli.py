@@ -103,7 +103,7 @@ async def _dispatch(args: argparse.Namespace) -> int:
     if command == "check":
         return knowledge_tools.check()
     if command == "faq":
-        return knowledge_tools.faq_search(args)
+        return await knowledge_tools.faq_search(args)
     settings = settings_from_environment()
     if command in (None, "run", "chat", "tickets", "stats"):
         _check_database(settings.storage.database_path)

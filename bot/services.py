@@ -11,6 +11,7 @@ from bot.core import StaffDesk, SupportCore
 from bot.knowledge.embeddings import EmbeddingCache, EmbeddingClient, SemanticSearch
 from bot.knowledge.live import KnowledgeBase
 from bot.knowledge.loader import load_settings
+from bot.knowledge.local_embeddings import LocalEmbedder
 from bot.llm import LLMClient
 from bot.settings import Settings
 from bot.store.conversations import ConversationStore
@@ -60,18 +61,35 @@ async def open_services(settings: Settings, desk: StaffDesk | None = None) -> Se
     if env.llm_configured:
         llm = LLMClient(env.effective_llm_base_url, env.llm_api_key, settings.llm)
     core = SupportCore(settings, knowledge, conversations, tickets, llm, desk)
-    semantic = None
-    if settings.retrieval.semantic and env.llm_configured:
-        client = EmbeddingClient(
-            env.effective_llm_base_url,
-            env.llm_api_key,
-            settings.retrieval.embedding_model,
-            connect_timeout=settings.llm.connect_timeout_seconds,
-        )
-        semantic = SemanticSearch(client, EmbeddingCache(db), settings.retrieval.semantic_weight)
+    semantic = semantic_search(settings, db)
+    if semantic is not None:
         core.semantic = semantic
         # Embed the FAQ now rather than on the first customer's message; on failure
         # the bot starts anyway and matches by words until the endpoint answers.
         await semantic.prepare(knowledge.current)
         knowledge.on_reload(semantic.prepare)
     return Services(settings, db, knowledge, conversations, tickets, Inbox(db), llm, core, semantic)
+
+
+def semantic_search(settings: Settings, db: Database) -> SemanticSearch | None:
+    """The meaning-based retriever the settings ask for, or None for words only.
+
+    With the provider as the source it needs the LLM settings; without them the
+    bot matches by words, as it does whenever the endpoint fails.
+    """
+    retrieval, env = settings.retrieval, settings.env
+    if not retrieval.semantic:
+        return None
+    client: EmbeddingClient | LocalEmbedder
+    if retrieval.embedding_source == "local":
+        client = LocalEmbedder()
+    elif env.llm_configured:
+        client = EmbeddingClient(
+            env.effective_llm_base_url,
+            env.llm_api_key,
+            retrieval.embedding_model,
+            connect_timeout=settings.llm.connect_timeout_seconds,
+        )
+    else:
+        return None
+    return SemanticSearch(client, EmbeddingCache(db), retrieval.semantic_weight)

@@ -30,8 +30,11 @@ class LlmSettings:
 class RetrievalSettings:
     top_k: int = 3  # FAQ snippets put in the prompt
     confidence_threshold: float = 0.83  # FAQ-only mode answers directly at or above this
-    semantic: bool = False  # fuse embeddings from the provider's /embeddings endpoint
-    embedding_model: str = "text-embedding-3-small"
+    semantic: bool = False  # also match by meaning, fusing embeddings with the word scores
+    # "provider": the LLM provider's /embeddings endpoint; "local": a small model that
+    # runs in the bot itself, from the optional extra (bot.knowledge.local_embeddings).
+    embedding_source: str = "provider"
+    embedding_model: str = "text-embedding-3-small"  # used with the provider
     semantic_weight: float = 0.5
 
 

