@@ -1,8 +1,9 @@
 """The bot's one HTTP server: Telegram's webhook, /healthz, /readyz and /metrics.
 
-Webhook updates are put on python-telegram-bot's ``update_queue``, exactly
-where the poller puts them, so the durable inbox and the per-chat order of
-``OrderedChatProcessor`` apply to them unchanged.
+Webhook updates are written to the durable inbox before the webhook answers
+200, then put on python-telegram-bot's ``update_queue``, exactly where the
+poller puts them, so the per-chat order of ``OrderedChatProcessor`` applies
+to them unchanged.
 
 The same server runs in polling mode too, so orchestrators probe and scrape a
 bot the same way whichever mode it is in.
@@ -243,9 +244,17 @@ class HttpServer:
             return web.Response(status=400, text="bad update")
         if update is None:
             return web.Response(status=400, text="bad update")
-        keep = getattr(self._telegram.update_processor, "keep_payloads", None)
-        if keep is not None:
-            keep([data])
+        receive = getattr(self._telegram.update_processor, "receive", None)
+        if receive is not None:
+            try:
+                await receive(update, data)
+            except Exception as error:
+                log.warning(
+                    "webhook: could not store update %s, Telegram will send it again: %s",
+                    update.update_id,
+                    error,
+                )
+                return web.Response(status=500, text="not stored")
         await self._telegram.update_queue.put(update)
         return web.Response(text="ok")
 

@@ -219,3 +219,32 @@ async def test_webhook_path_cannot_shadow_health_endpoints(
     with pytest.raises(ValueError, match="WEBHOOK_URL"):
         await bot.start()
     await bot.stop()
+
+
+async def test_an_update_is_stored_before_telegram_hears_it_arrived(
+    fake_telegram, fake_llm, webhook_settings, start_webhook_bot, tmp_path
+):
+    """A 200 tells Telegram to forget the update, so it may only come after the inbox write.
+
+    Another process holds the database's write lock for longer than the bot waits for
+    it: the update cannot be stored, so the webhook must not answer 200 and Telegram
+    keeps it; once the lock is gone, the next delivery is stored and answered.
+    """
+    settings = webhook_settings()
+    await start_webhook_bot(settings)
+    fake_telegram.user_text(1001, "/start")
+    await fake_telegram.wait_for_messages(1001, 1)
+    blocker = sqlite3.connect(settings.storage.database_path, timeout=0)
+    try:
+        blocker.execute("BEGIN EXCLUSIVE")
+        fake_telegram.user_text(1001, "Is my message safe?")
+        await fake_telegram.wait_for(
+            lambda: any(d["status"] == 500 for d in fake_telegram.webhook_deliveries), timeout=15
+        )
+    finally:
+        blocker.rollback()
+        blocker.close()
+    texts = await fake_telegram.wait_for_messages(1001, 2, timeout=15)
+    assert texts[1] == "Answer to: Is my message safe?"
+    statuses = [d["status"] for d in fake_telegram.webhook_deliveries]
+    assert statuses[1] == 500 and statuses[-1] == 200

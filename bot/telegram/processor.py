@@ -56,6 +56,7 @@ class OrderedChatProcessor(BaseUpdateProcessor):
         self._idle.set()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._payloads: dict[int, dict[str, Any]] = {}
+        self._admitted: dict[int, str] = {}  # inbox state of webhook updates stored early
 
     def keep_payloads(self, updates: Any) -> None:
         """The updates as Telegram sent them, stored in the inbox as they are.
@@ -71,6 +72,19 @@ class OrderedChatProcessor(BaseUpdateProcessor):
                 payloads[item["update_id"]] = item
         while len(payloads) > MAX_KEPT_PAYLOADS:
             del payloads[next(iter(payloads))]
+
+    async def receive(self, update: Update, raw: dict[str, Any]) -> None:
+        """Store a webhook update in the inbox before Telegram hears that it arrived.
+
+        Telegram forgets an update once the webhook answers 200. Stored first, an
+        update survives a crash right after that answer and is handled on the next
+        start; if it cannot be stored, the error makes the webhook answer 500 and
+        Telegram delivers it again later.
+        """
+        if self.inbox is None or not isinstance(update.update_id, int):
+            return
+        state = await self.inbox.admit(update.update_id, chat_key(update), raw)
+        self._admitted[update.update_id] = state
 
     def _payload(self, update: Update, raw: dict[str, Any] | None) -> dict[str, Any]:
         return raw if raw is not None else update.to_dict()
@@ -105,6 +119,7 @@ class OrderedChatProcessor(BaseUpdateProcessor):
     async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
         update_id = update.update_id if isinstance(update, Update) else None
         raw = self._payloads.pop(update_id, None) if update_id is not None else None
+        admitted = self._admitted.pop(update_id, None) if update_id is not None else None
         if update_id is not None and update_id in self._in_flight:
             _discard(coroutine)  # already being handled
             return
@@ -129,7 +144,9 @@ class OrderedChatProcessor(BaseUpdateProcessor):
         journal_token = None
         try:
             state = NEW
-            if update_id is not None and self.inbox is not None:
+            if admitted is not None:
+                state = admitted
+            elif update_id is not None and self.inbox is not None:
                 state = await self.inbox.admit(update_id, key, self._payload(update, raw))
             if previous is not None:
                 await _wait_for_turn(previous)
