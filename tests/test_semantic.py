@@ -239,3 +239,38 @@ async def test_the_model_sees_the_entries_found_by_meaning(
     await fake_telegram.wait_for_messages(4242, 1)
     system = embeddings.last_request["messages"][0]["content"]
     assert system.index('faq id="refund_time"') < system.index('faq id="shipping_time"')
+
+
+async def test_vectors_no_entry_uses_are_pruned_once_old(embeddings, make_settings, knowledge_dirs):
+    config, _faq = knowledge_dirs
+    enable_semantic(config)
+    settings = make_settings(llm=embeddings)
+    services = await open_services(settings)
+    entries = len(services.knowledge.current.faq.entries)
+    await services.close()
+    db = settings.storage.database_path
+    conn = sqlite3.connect(db)
+    with conn:
+        # Entries still in the FAQ stay, however old their vectors are.
+        conn.execute("UPDATE embedding_cache SET created_at = '2020-01-01T00:00:00.000+00:00'")
+        rows = [
+            ("stale-old", "2020-01-01T00:00:00.000+00:00"),  # an entry long gone
+            ("stale-recent", "2999-01-01T00:00:00.000+00:00"),  # one edited away just now
+        ]
+        conn.executemany(
+            "INSERT INTO embedding_cache (key, model, dimensions, vector, created_at)"
+            " VALUES (?, 'emb-test', 1, x'00000000', ?)",
+            rows,
+        )
+    conn.close()
+
+    embeddings.reset()
+    services = await open_services(settings)
+    await services.close()
+    assert embeddings.embedding_requests == []  # nothing in use was lost
+    conn = sqlite3.connect(db)
+    kept = {row[0] for row in conn.execute("SELECT key FROM embedding_cache")}
+    conn.close()
+    assert "stale-old" not in kept
+    assert "stale-recent" in kept
+    assert len(kept) == entries + 1

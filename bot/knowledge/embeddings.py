@@ -31,6 +31,7 @@ import time
 from array import array
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -52,6 +53,7 @@ SEMANTIC_POOL = 20  # best entries by meaning alone that join the candidates
 # Scoring every entry is a dot product per entry in pure Python; above this many
 # multiplications per message only the lexical candidates are re-scored.
 FULL_SCAN_BUDGET = 3_000_000
+PRUNE_AFTER_DAYS = 30.0  # unused cached vectors are kept this long, then deleted
 RETRY_AFTER_SECONDS = 60.0  # after a failure to embed the FAQ, lexical only for this long
 
 
@@ -151,6 +153,27 @@ class EmbeddingCache:
                 found[row["key"]] = vector
         return found
 
+    async def prune(self, keep: Sequence[str], older_than_days: float = PRUNE_AFTER_DAYS) -> int:
+        """Delete vectors the FAQ no longer uses, once they are old enough.
+
+        Vectors of edited or removed entries, or of a previous embedding model, would
+        otherwise pile up for ever. Recent ones stay, so undoing an edit soon after
+        costs no new embedding.
+        """
+        cutoff = (datetime.now(UTC) - timedelta(days=older_than_days)).isoformat(
+            timespec="milliseconds"
+        )
+        rows = await self.db.fetchall(
+            "SELECT key FROM embedding_cache WHERE created_at < ?", (cutoff,)
+        )
+        wanted = set(keep)
+        stale = [row["key"] for row in rows if row["key"] not in wanted]
+        for start in range(0, len(stale), 500):
+            chunk = stale[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            await self.db.execute(f"DELETE FROM embedding_cache WHERE key IN ({marks})", chunk)
+        return len(stale)
+
     async def put_many(self, model: str, items: Sequence[tuple[str, array]]) -> None:
         now = utcnow()
         rows = []
@@ -248,6 +271,9 @@ class SemanticSearch:
             await self.cache.put_many(model, fresh)
             known.update(fresh)
             log.info("embedded %d FAQ entries (%d from cache)", len(todo), len(keys) - len(todo))
+        pruned = await self.cache.prune(keys)
+        if pruned:
+            log.info("removed %d cached vectors no entry has used for a while", pruned)
         vectors = [known.get(key) for key in keys]
         return _Prepared(
             knowledge.version,
