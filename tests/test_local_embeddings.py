@@ -14,10 +14,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import yaml
+
 from bot.knowledge.local_embeddings import LocalEmbedder
 from bot.services import open_services
 from tests.helpers import cli_environment
-from tests.test_search import BANKING, load_banking
+from tests.test_search import BANKING, SHOP, load_banking
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -172,3 +174,32 @@ async def test_banking_messages_are_matched_better_than_by_words(make_settings, 
     finally:
         await services.close()
     assert by_meaning >= by_words + 8, (by_words, by_meaning)  # at least 2 points in 100
+
+
+async def test_languages_and_accents_still_match_with_the_model(make_settings, knowledge_dirs):
+    """The model knows English best; fused with the words, other languages keep working."""
+    config, faq = knowledge_dirs
+    use_local_model(config)
+    for old in faq.glob("*.yaml"):
+        old.unlink()
+    entries = [
+        {"id": e.id, "question": e.question, "answer": e.answer, "tags": list(e.tags)} for e in SHOP
+    ]
+    (faq / "shop.yaml").write_text(yaml.safe_dump({"faq": entries}, allow_unicode=True))
+    queries = {
+        "营业时间": "zh_hours",
+        "快递多久能到": "zh_delivery",
+        "заблокируйте мою карту": "ru_card",
+        "когда работаете": "ru_hours",
+        "café": "cafe",
+        "CAFE": "cafe",
+        "I want a refund for this item": "returns",
+    }
+    services = await open_services(make_settings())
+    try:
+        knowledge = services.knowledge.current
+        for query, expected in queries.items():
+            results = await services.core.retrieve(knowledge, query, 3)
+            assert results[0].id == expected, query
+    finally:
+        await services.close()
