@@ -273,11 +273,20 @@ class FaqIndex:
                 for gram in dict.fromkeys(word_grams):
                     gram_words[gram].append(word)
             self._gram_words = {g: tuple(ws) for g, ws in gram_words.items()}
-            lookup = self._gram_cache.get
-            for entry_words in self._entry_words:
-                self._gram_df.update(
-                    set(chain.from_iterable(filter(None, map(lookup, entry_words))))
-                )
+            # An n-gram's document frequency is the number of entries holding any of
+            # its words: one word's entry count, or the size of a union for n-grams
+            # that several words share. Counting per entry instead would touch every
+            # n-gram of every word of every entry, many times more.
+            word_entries: dict[str, list[int]] = defaultdict(list)
+            for doc_id, entry_words in enumerate(self._entry_words):
+                for word in entry_words:
+                    word_entries[word].append(doc_id)
+            df = self._gram_df
+            for gram, holders in self._gram_words.items():
+                if len(holders) == 1:
+                    df[gram] = len(word_entries[holders[0]])
+                else:
+                    df[gram] = len(set().union(*map(word_entries.__getitem__, holders)))
             # An entry's vector is the sum of its words' n-gram vectors, each word counted
             # sublinearly; its length leaves out the overlap between different words,
             # which keeps the build linear in the vocabulary rather than in the text.
