@@ -36,11 +36,6 @@ from typing import Any
 
 import httpx
 
-try:  # present with the local model; makes scoring a whole FAQ one matrix product
-    import numpy
-except ImportError:  # pragma: no cover - exercised only without the optional extra
-    numpy = None
-
 from bot.knowledge.faq import FaqEntry, SearchResult
 from bot.knowledge.live import Knowledge
 from bot.store.db import Database, utcnow
@@ -201,8 +196,19 @@ class _Prepared:
     has_vector: Any = None
 
 
+def _numpy() -> Any:
+    """numpy when installed (it comes with the local model), imported only once needed:
+    a bot that does not match by meaning should not carry it in memory."""
+    try:
+        import numpy
+    except ImportError:  # pragma: no cover - exercised only without the optional extra
+        return None
+    return numpy
+
+
 def _matrix(vectors: list[array | None]) -> tuple[Any, Any]:
     dims = Counter(len(v) for v in vectors if v is not None).most_common(1)
+    numpy = _numpy()
     if numpy is None or not dims:
         return None, None
     width = dims[0][0]
@@ -305,6 +311,7 @@ class SemanticSearch:
         dims = len(query_vector)
         matrix, has_vector = prepared.matrix, prepared.has_vector
         if matrix is not None and matrix.shape[1] == dims and has_vector.any():
+            numpy = _numpy()
             scores = matrix @ numpy.frombuffer(query_vector, dtype=numpy.float32)
             valid = scores[has_vector]
             ranked = numpy.where(has_vector, scores, -numpy.inf)
