@@ -32,6 +32,7 @@ from bot.services import Services, open_services
 from bot.settings import Settings
 from bot.telegram import admin, customer, staff
 from bot.telegram.desk import STAFF_PREFIX, TelegramDesk
+from bot.telegram.intake import IntakeQueue
 from bot.telegram.processor import OrderedChatProcessor
 from bot.telegram.ratelimit import ChatBudgetRateLimiter
 from bot.telegram.sender import send_text
@@ -60,6 +61,7 @@ def build_application(
             )
         )
         .concurrent_updates(processor)
+        .update_queue(IntakeQueue())
         .request(ProbedRequest(probe, connection_pool_size=64))
         .get_updates_request(
             ProbedRequest(
@@ -213,6 +215,16 @@ class TelegramBot:
             except Exception as send_error:
                 log.warning("could not tell admin %s: %s", admin_id, send_error)
 
+    async def _keep_queued_updates(self) -> None:
+        """Updates the poller took but the bot had no room for yet are still queued;
+        Telegram counts them as delivered, so they go to the inbox for the next start."""
+        queue = self.app.update_queue
+        while not queue.empty():
+            update = queue.get_nowait()
+            queue.task_done()
+            if isinstance(update, Update):
+                await self.processor.keep_for_next_start(update)
+
     async def stop(self) -> None:
         """Stop taking updates, give replies in flight a grace period, keep the rest pending."""
         for task in self._tasks:
@@ -224,6 +236,7 @@ class TelegramBot:
         if not await self.processor.wait_idle(grace):
             log.warning("shutdown grace period over; unfinished messages stay pending")
         self.processor.accepting = False
+        await self._keep_queued_updates()
         if self.app.running:
             await self.app.stop()
         await self.app.shutdown()

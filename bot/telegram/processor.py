@@ -86,6 +86,14 @@ class OrderedChatProcessor(BaseUpdateProcessor):
         state = await self.inbox.admit(update.update_id, chat_key(update), raw)
         self._admitted[update.update_id] = state
 
+    async def keep_for_next_start(self, update: Update, raw: dict[str, Any] | None = None) -> None:
+        """Shutting down: Telegram already counts the update as delivered, so it is
+        stored for the next start instead of being dropped."""
+        if self.inbox is not None and isinstance(update.update_id, int):
+            if raw is None:
+                raw = self._payloads.pop(update.update_id, None)
+            await self.inbox.add(update.update_id, chat_key(update), self._payload(update, raw))
+
     def _payload(self, update: Update, raw: dict[str, Any] | None) -> dict[str, Any]:
         return raw if raw is not None else update.to_dict()
 
@@ -124,11 +132,9 @@ class OrderedChatProcessor(BaseUpdateProcessor):
             _discard(coroutine)  # already being handled
             return
         if not self.accepting:
-            # Shutting down: Telegram already counts it as delivered, so store it
-            # for the next start instead of dropping it.
             _discard(coroutine)
-            if update_id is not None and self.inbox is not None:
-                await self.inbox.add(update_id, chat_key(update), self._payload(update, raw))
+            if isinstance(update, Update):
+                await self.keep_for_next_start(update, raw)
             return
         key = chat_key(update)
         previous = self._tails.get(key)
