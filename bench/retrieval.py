@@ -265,10 +265,11 @@ def knowledge_of(entries: list[FaqEntry]) -> Knowledge:
     return Knowledge(persona, FaqSet(tuple(entries)), FaqIndex(entries), version)
 
 
-async def semantic_accuracy(
+async def semantic_runs(
     entries: list[FaqEntry], messages: list[tuple[str, str]], weights: list[float]
-) -> dict[float, dict[int, float]]:
-    """Top-k of the lexical scores fused with the local model, as the bot fuses them."""
+) -> dict[float, tuple[dict[int, float], list[tuple[float, bool]]]]:
+    """Per weight: top-k of the lexical scores fused with the local model, as the bot
+    fuses them, and (confidence, right) of each message's top entry."""
     from bot.knowledge.local_embeddings import LocalEmbedder
 
     knowledge = knowledge_of(entries)
@@ -279,17 +280,69 @@ async def semantic_accuracy(
         for weight in weights:
             semantic.weight = weight
             hits = {1: 0, 3: 0, 5: 0}
+            preds = []
             for text, label in messages:
-                ids = [r.id for r in await semantic.search(knowledge, text, 5)]
+                results = await semantic.search(knowledge, text, 5)
+                ids = [r.id for r in results]
                 for k in hits:
                     hits[k] += label in ids[:k]
-            out[weight] = {k: v / len(messages) for k, v in hits.items()}
+                preds.append((results[0].confidence, ids[0] == label) if results else (0.0, False))
+            out[weight] = ({k: v / len(messages) for k, v in hits.items()}, preds)
     finally:
         await db.close()
     return out
 
 
-def semantic_report(weights: list[float], half: int) -> None:
+class _Inputs:
+    """Stands in for a confidence fit and keeps what it was asked about."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[float, float, float]] = []
+
+    def __call__(self, lexical: float, cosine: float, lead: float) -> float:
+        self.seen.append((lexical, cosine, lead))
+        return 0.0
+
+
+async def calibrate_semantic() -> None:
+    """Fit the local model's ConfidenceFit on the tuning half, at the shipped weight."""
+    from bot.knowledge.confidence import ConfidenceFit
+    from bot.knowledge.local_embeddings import LocalEmbedder
+
+    tuning, _ = split(load_messages())
+    knowledge = knowledge_of(load_faq(DATA / "faq.yaml"))
+    db = await Database(":memory:").open()
+    semantic = SemanticSearch(
+        LocalEmbedder(), EmbeddingCache(db), RetrievalSettings().semantic_weight
+    )
+    inputs = _Inputs()
+    semantic.confidence_fit = inputs
+    rows = []
+    try:
+        for text, label in tuning:
+            results = await semantic.search(knowledge, text, 1)
+            if results:
+                rows.append((inputs.seen[-1], results[0].id == label))
+    finally:
+        await db.close()
+    w = [0.0] * 4
+    for _ in range(4000):
+        g = [0.0] * 4
+        for x, right in rows:
+            xs = (*x, 1.0)
+            z = sum(wi * xi for wi, xi in zip(w, xs, strict=True))
+            d = 1.0 / (1.0 + math.exp(-z)) - (1.0 if right else 0.0)
+            for i, xi in enumerate(xs):
+                g[i] += d * xi
+        w = [wi - 5 * gi / len(rows) for wi, gi in zip(w, g, strict=True)]
+    fit = ConfidenceFit(*(round(v, 3) for v in w))
+    print(fit)
+    preds = [(fit(*x), right) for x, right in rows]
+    p, c = precision_coverage(preds, RetrievalSettings().confidence_threshold)
+    print(f"tuning half at the default threshold: precision {p:.3f} coverage {c:.3f}")
+
+
+def semantic_report(weights: list[float], half: int, threshold: float) -> None:
     """Figures with ``embedding_source: local``, when the optional model is installed."""
     from bot.knowledge.local_embeddings import INSTALL_HINT, local_model_installed
 
@@ -301,10 +354,13 @@ def semantic_report(weights: list[float], half: int) -> None:
     for name in ("faq.yaml", "faq_with_examples.yaml"):
         entries = load_faq(DATA / name)
         subset = without_examples(messages, entries)
-        for weight, acc in asyncio.run(semantic_accuracy(entries, subset, weights)).items():
+        runs = asyncio.run(semantic_runs(entries, subset, weights))
+        for weight, (acc, preds) in runs.items():
+            p, c = precision_coverage(preds, threshold)
             print(
                 f"{name:24s} {label:9s} n={len(subset):5d}  local model, weight {weight:.1f}: "
                 + "  ".join(f"top-{k} {v:6.1%}" for k, v in acc.items())
+                + f"  confidence >= {threshold:.2f}: precision {p:6.1%}  coverage {c:6.1%}"
             )
 
 
@@ -334,7 +390,7 @@ def report(threshold: float) -> None:
         results = index.search(text, top_k=1)
         conf = results[0].confidence if results else 0.0
         print(f"out of domain {text!r}: confidence {conf:.2f}")
-    semantic_report([RetrievalSettings().semantic_weight], half=1)
+    semantic_report([RetrievalSettings().semantic_weight], half=1, threshold=threshold)
     s = speed()
     print(
         f"10,000 synthetic entries: load, validate and index {s['build_s']:.2f} s, "
@@ -349,6 +405,9 @@ def main() -> None:
     parser.add_argument(
         "--tune-semantic", action="store_true", help="local model weights on the tuning half"
     )
+    parser.add_argument(
+        "--calibrate-semantic", action="store_true", help="fit the local model's confidence"
+    )
     parser.add_argument("--threshold", type=float, default=None)
     args = parser.parse_args()
     if args.tune:
@@ -356,7 +415,9 @@ def main() -> None:
     elif args.calibrate:
         calibrate()
     elif args.tune_semantic:
-        semantic_report([0.3, 0.4, 0.5, 0.6, 0.7, 0.8], half=0)
+        semantic_report([0.3, 0.4, 0.5, 0.6, 0.7, 0.8], half=0, threshold=0.83)
+    elif args.calibrate_semantic:
+        asyncio.run(calibrate_semantic())
     else:
         threshold = args.threshold
         if threshold is None:

@@ -166,14 +166,26 @@ async def test_banking_messages_are_matched_better_than_by_words(make_settings, 
     services = await open_services(make_settings())
     try:
         knowledge = services.knowledge.current
+        threshold = services.settings.retrieval.confidence_threshold
         by_words = by_meaning = 0
+        sure_by_words: list[bool] = []  # whether each direct answer would be right
+        sure_by_meaning: list[bool] = []
         for text, label in messages:
-            by_words += label in [r.id for r in knowledge.search(text, 3)]
+            words = knowledge.search(text, 3)
+            by_words += label in [r.id for r in words]
+            if words and words[0].confidence >= threshold:
+                sure_by_words.append(words[0].id == label)
             fused = await services.core.retrieve(knowledge, text, 3)
             by_meaning += label in [r.id for r in fused]
+            if fused and fused[0].confidence >= threshold:
+                sure_by_meaning.append(fused[0].id == label)
     finally:
         await services.close()
     assert by_meaning >= by_words + 8, (by_words, by_meaning)  # at least 2 points in 100
+    # The model's own confidence fit answers more messages directly, as precisely.
+    precision = sum(sure_by_meaning) / len(sure_by_meaning)
+    assert len(sure_by_meaning) >= len(sure_by_words) + 12, (sure_by_words, sure_by_meaning)
+    assert precision >= 0.88, precision
 
 
 async def test_languages_and_accents_still_match_with_the_model(make_settings, knowledge_dirs):
@@ -201,5 +213,24 @@ async def test_languages_and_accents_still_match_with_the_model(make_settings, k
         for query, expected in queries.items():
             results = await services.core.retrieve(knowledge, query, 3)
             assert results[0].id == expected, query
+    finally:
+        await services.close()
+
+
+async def test_out_of_domain_messages_are_not_answered_from_the_faq(make_settings, knowledge_dirs):
+    config, _faq = knowledge_dirs
+    use_local_model(config)
+    services = await open_services(make_settings())
+    try:
+        knowledge = services.knowledge.current
+        threshold = services.settings.retrieval.confidence_threshold
+        for text in [
+            "what's the weather on mars",
+            "who won the football yesterday",
+            "asdfgh",
+            "tell me a joke about penguins",
+        ]:
+            results = await services.core.retrieve(knowledge, text, 3)
+            assert not results or results[0].confidence < threshold, text
     finally:
         await services.close()

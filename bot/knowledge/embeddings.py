@@ -14,8 +14,10 @@ Three rules keep it from ever making things worse than the lexical retriever:
 * Any failure (endpoint down, HTTP error, odd response) falls back to the
   lexical results for that message, and preparing the FAQ is not retried for
   a while, so customers do not each wait through the same failure.
-* The blended results keep the lexical confidence: direct FAQ answers in the
-  fallback path still need the same word-level evidence as without embeddings.
+* The blended results keep the lexical confidence, so direct FAQ answers still
+  need the same word-level evidence as without embeddings; unless the model
+  comes with a confidence fitted to its own cosines (``ConfidenceFit``, the local
+  model does), which then also counts how clearly the entry leads by meaning.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import hashlib
+import heapq
 import logging
 import math
 import operator
@@ -36,6 +39,7 @@ from typing import Any
 
 import httpx
 
+from bot.knowledge.confidence import ConfidenceFit
 from bot.knowledge.faq import FaqEntry, SearchResult
 from bot.knowledge.live import Knowledge
 from bot.store.db import Database, utcnow
@@ -226,6 +230,7 @@ class SemanticSearch:
 
     def __init__(self, client: EmbeddingClient, cache: EmbeddingCache, weight: float):
         self.client = client
+        self.confidence_fit: ConfidenceFit | None = getattr(client, "confidence_fit", None)
         self.cache = cache
         self.weight = weight
         self._prepared: _Prepared | None = None
@@ -360,9 +365,18 @@ class SemanticSearch:
             sem = (cosine.get(position, low) - low) / spread if spread > 0 else 0.0
             fused.append(((1 - self.weight) * lex + self.weight * sem, position))
         fused.sort(key=lambda item: (-item[0], item[1]))
+        # The two best cosines, for how far each result leads every other entry.
+        ranked = heapq.nlargest(2, cosine.items(), key=operator.itemgetter(1))
+        best_position, best_cosine = ranked[0]
+        runner_up = ranked[1][1] if len(ranked) > 1 else low
+        fit = self.confidence_fit
         results = []
         for score, position in fused[:top_k]:
             hit = by_position.get(position)
             confidence = hit.confidence if hit is not None else 0.0
+            if fit is not None:
+                own = cosine.get(position, low)
+                rival = runner_up if position == best_position else best_cosine
+                confidence = fit(confidence, own, own - rival)
             results.append(SearchResult(entries[position], score, confidence))
         return results
