@@ -20,6 +20,15 @@ def rows(path: Path, sql: str, *params) -> list[sqlite3.Row]:
         conn.close()
 
 
+def values(path: Path, sql: str, *params) -> list[tuple]:
+    """The same as ``rows``, as plain tuples, for comparing with literal rows."""
+    conn = sqlite3.connect(path)
+    try:
+        return conn.execute(sql, params).fetchall()
+    finally:
+        conn.close()
+
+
 def tickets(path: Path) -> list[sqlite3.Row]:
     return rows(path, "SELECT * FROM tickets ORDER BY id")
 

@@ -12,7 +12,6 @@ import asyncio
 import os
 import signal
 import socket
-import sqlite3
 import sys
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -22,29 +21,22 @@ import pytest
 
 from tests.conftest import REPO
 from tests.fakes import FakeLLM, FakeTelegram
+from tests.helpers import values
 
 TOKEN = "123456:KILL-token"
 
 
-def tune(config: Path, **values: str) -> None:
+def tune(config: Path, **settings: str) -> None:
     """Rewrite ``key: value`` lines of the copied bot.yaml (each key appears once)."""
     path = config / "bot.yaml"
     lines = path.read_text(encoding="utf-8").splitlines()
     for i, line in enumerate(lines):
         key = line.strip().split(":", 1)[0]
-        if key in values and not line.lstrip().startswith("#"):
+        if key in settings and not line.lstrip().startswith("#"):
             indent = line[: len(line) - len(line.lstrip())]
-            lines[i] = f"{indent}{key}: {values.pop(key)}"
-    assert not values, f"not in bot.yaml: {values}"
+            lines[i] = f"{indent}{key}: {settings.pop(key)}"
+    assert not settings, f"not in bot.yaml: {settings}"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-
-
-def query(db: Path, sql: str, *params) -> list[tuple]:
-    conn = sqlite3.connect(db)
-    try:
-        return conn.execute(sql, params).fetchall()
-    finally:
-        conn.close()
 
 
 def free_port() -> int:
@@ -167,11 +159,11 @@ async def test_sigkill_twice_every_message_answered_once(bot_process, doubles):
     await tg.wait_for(lambda: all(len(tg.sent_messages(c)) >= 3 for c in customers), 60)
     # Every update finished (nothing pending that could still send) before counting.
     await tg.wait_for(
-        lambda: query(bot.db, "SELECT COUNT(*) FROM inbox WHERE status != 'done'")[0][0] == 0, 20
+        lambda: values(bot.db, "SELECT COUNT(*) FROM inbox WHERE status != 'done'")[0][0] == 0, 20
     )
     assert await bot.terminate() == 0
 
-    uncertain = query(bot.db, "SELECT COALESCE(SUM(uncertain_resends), 0) FROM inbox")[0][0]
+    uncertain = values(bot.db, "SELECT COALESCE(SUM(uncertain_resends), 0) FROM inbox")[0][0]
     duplicates = 0
     for c in customers:
         texts = tg.sent_messages(c)
@@ -184,9 +176,9 @@ async def test_sigkill_twice_every_message_answered_once(bot_process, doubles):
     # Only a reply whose request was in flight at a kill may arrive twice, and each
     # such resend is one the bot knew was uncertain and counted.
     assert duplicates <= min(uncertain, 4), (duplicates, uncertain)
-    assert query(bot.db, "PRAGMA integrity_check") == [("ok",)]
-    assert query(bot.db, "SELECT COUNT(*) FROM sent_replies")[0][0] == 0
-    answered = query(bot.db, "SELECT COUNT(*) FROM inbox WHERE status = 'done'")[0][0]
+    assert values(bot.db, "PRAGMA integrity_check") == [("ok",)]
+    assert values(bot.db, "SELECT COUNT(*) FROM sent_replies")[0][0] == 0
+    answered = values(bot.db, "SELECT COUNT(*) FROM inbox WHERE status = 'done'")[0][0]
     assert answered == 300
     print(f"kills: 2, replies: 300, uncertain resends: {uncertain}, duplicates: {duplicates}")
 
@@ -210,7 +202,9 @@ async def test_kill_between_chunks_of_a_long_answer_sends_only_the_rest(bot_proc
     tg._faults.clear()  # the network is back
     await bot_process.start(tg)
     await tg.wait_for(lambda: len(tg.sent_messages(7001)) >= 2, 20)
-    await tg.wait_for(lambda: query(bot_process.db, "SELECT status FROM inbox")[0][0] == "done", 20)
+    await tg.wait_for(
+        lambda: values(bot_process.db, "SELECT status FROM inbox")[0][0] == "done", 20
+    )
     assert await bot_process.terminate() == 0
     texts = tg.sent_messages(7001)
     assert texts == [part_one.strip(), part_two.strip()]
@@ -224,7 +218,7 @@ async def test_sigterm_lets_the_answer_in_flight_finish(bot_process, doubles):
     await llm.wait_for(lambda: llm.in_flight == 1, 10)
     assert await bot_process.terminate() == 0
     assert tg.sent_messages(7101) == ["Answer to: Where is my parcel?"]
-    assert query(bot_process.db, "SELECT status FROM inbox") == [("done",)]
+    assert values(bot_process.db, "SELECT status FROM inbox") == [("done",)]
 
 
 async def test_sigterm_after_grace_leaves_the_message_for_the_next_start(
@@ -239,12 +233,12 @@ async def test_sigterm_after_grace_leaves_the_message_for_the_next_start(
     # Returns long before the model would have answered.
     assert await bot_process.terminate(timeout=15) == 0
     assert tg.sent_messages(7201) == []
-    assert query(bot_process.db, "SELECT status FROM inbox") == [("pending",)]
+    assert values(bot_process.db, "SELECT status FROM inbox") == [("pending",)]
 
     llm.delay = 0
     await bot_process.start(tg)
     texts = await tg.wait_for_messages(7201, 1, 20)
-    await tg.wait_for(lambda: query(bot_process.db, "SELECT status FROM inbox") == [("done",)], 20)
+    await tg.wait_for(lambda: values(bot_process.db, "SELECT status FROM inbox") == [("done",)], 20)
     assert await bot_process.terminate() == 0
     assert texts == ["Answer to: Where is my parcel?"]
     assert tg.sent_messages(7201) == texts

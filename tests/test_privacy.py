@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import sqlite3
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,6 +16,7 @@ from bot.privacy import purge_older_than
 from bot.store.conversations import Customer
 from bot.store.db import Database
 from tests.fakes import TgUser
+from tests.helpers import values
 
 REPO = Path(__file__).resolve().parent.parent
 STAFF = -1009000
@@ -25,16 +25,8 @@ BOB = TgUser(id=2002, first_name="Bob")
 AGENT = TgUser(id=501, first_name="Sam")
 
 
-def rows(path: Path, sql: str, *params) -> list[tuple]:
-    conn = sqlite3.connect(path)
-    try:
-        return conn.execute(sql, params).fetchall()
-    finally:
-        conn.close()
-
-
 def count(path: Path, sql: str, *params) -> int:
-    return rows(path, sql, *params)[0][0]
+    return values(path, sql, *params)[0][0]
 
 
 def buttons(message: dict) -> list[str]:
@@ -82,7 +74,7 @@ async def test_forget_deletes_the_customers_messages_and_others_keep_going(
     assert count(db, "SELECT COUNT(*) FROM messages WHERE text LIKE '%Elm Street%'") == 0
     assert count(db, "SELECT COUNT(*) FROM answers WHERE request_json LIKE '%Elm Street%'") == 0
     assert count(db, "SELECT COUNT(*) FROM inbox WHERE payload LIKE '%Elm Street%'") == 0
-    assert rows(db, "SELECT first_name, username FROM customers WHERE chat_id = ?", ALICE.id) == [
+    assert values(db, "SELECT first_name, username FROM customers WHERE chat_id = ?", ALICE.id) == [
         (None, None)
     ]
     # Bob's conversation is untouched, and the bot keeps answering both.
@@ -122,14 +114,14 @@ async def test_forget_closes_the_open_ticket_first_and_tells_staff(
     await fake_telegram.wait_for_messages(ALICE.id, 2)  # told a person will take over
     await fake_telegram.wait_for(lambda: fake_telegram.bot_messages(STAFF))
     (thread_id,) = fake_telegram.topics(STAFF)
-    assert rows(db, "SELECT summary FROM tickets")[0][0]
+    assert values(db, "SELECT summary FROM tickets")[0][0]
 
     await ask_to_forget(fake_telegram, ALICE, "yes")
     staff_texts = [m["text"] for m in fake_telegram.bot_messages(STAFF)]
     assert any("/forget" in t for t in staff_texts)
     assert fake_telegram.topics(STAFF)[thread_id].closed
     # The ticket stays for statistics, without what the customer wrote.
-    ((status, reason, summary),) = rows(db, "SELECT status, reason, summary FROM tickets")
+    ((status, reason, summary),) = values(db, "SELECT status, reason, summary FROM tickets")
     assert (status, reason, summary) == ("resolved", "user_request", None)
     assert count(db, "SELECT COUNT(*) FROM ticket_events WHERE detail LIKE '%4242%'") == 0
     assert count(db, "SELECT COUNT(*) FROM messages WHERE text LIKE '%4242%'") == 0
@@ -149,9 +141,9 @@ async def test_retention_purges_old_text_but_keeps_tickets(tmp_path):
         assert await purge_older_than(db, 30) == 1
         assert await purge_older_than(db, 0) == 0  # 0 keeps everything
     path = tmp_path / "bot.sqlite3"
-    assert rows(path, "SELECT text FROM messages ORDER BY id") == [(None,), ("recent words",)]
-    assert rows(path, "SELECT request_json FROM answers") == [(None,)]
-    assert rows(path, "SELECT status, reason, summary FROM tickets") == [
+    assert values(path, "SELECT text FROM messages ORDER BY id") == [(None,), ("recent words",)]
+    assert values(path, "SELECT request_json FROM answers") == [(None,)]
+    assert values(path, "SELECT status, reason, summary FROM tickets") == [
         ("resolved", "user_request", None)
     ]
 
@@ -172,9 +164,9 @@ async def test_retention_runs_when_the_bot_starts(
     await start_bot(settings)
     path = tmp_path / "bot.sqlite3"
     await fake_telegram.wait_for(
-        lambda: rows(path, "SELECT text FROM messages ORDER BY id LIMIT 1") == [(None,)]
+        lambda: values(path, "SELECT text FROM messages ORDER BY id LIMIT 1") == [(None,)]
     )
-    assert rows(path, "SELECT text FROM messages ORDER BY id") == [(None,), ("recent words",)]
+    assert values(path, "SELECT text FROM messages ORDER BY id") == [(None,), ("recent words",)]
 
 
 async def _seed(db: Database, old: str, recent: str) -> None:
@@ -247,8 +239,8 @@ async def test_backup_while_the_bot_writes(
     assert process.returncode == 0, err.decode()
     assert "integrity ok" in out.decode()
     assert during > before  # the bot kept writing while the copy was taken
-    assert rows(target, "PRAGMA integrity_check") == [("ok",)]
+    assert values(target, "PRAGMA integrity_check") == [("ok",)]
     copied = count(target, "SELECT COUNT(*) FROM messages WHERE chat_id = 3003")
     assert before <= copied <= written
-    assert rows(target, "PRAGMA journal_mode") == [("delete",)]
+    assert values(target, "PRAGMA journal_mode") == [("delete",)]
     assert not list(target.parent.glob("*.partial"))

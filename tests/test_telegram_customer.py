@@ -8,25 +8,16 @@ its SQLite file, as an operator would.
 from __future__ import annotations
 
 import logging
-import sqlite3
 import time
 from pathlib import Path
 
 import yaml
 
 from tests.fakes import Reply
+from tests.helpers import rows
 
 CUSTOMER = 4001
 OTHER = 4002
-
-
-def rows(path: Path, sql: str, *params) -> list[sqlite3.Row]:
-    conn = sqlite3.connect(path)
-    conn.row_factory = sqlite3.Row
-    try:
-        return conn.execute(sql, params).fetchall()
-    finally:
-        conn.close()
 
 
 def database(settings) -> Path:

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import socket
 import sqlite3
-from pathlib import Path
 
 import aiohttp
 import pytest
 
 from bot.telegram.app import TelegramBot
+from tests.helpers import values
 
 SECRET = "webhook-secret_0123456789"
 
@@ -22,14 +22,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def rows(path: Path, sql: str, *params) -> list[tuple]:
-    conn = sqlite3.connect(path)
-    try:
-        return conn.execute(sql, params).fetchall()
-    finally:
-        conn.close()
 
 
 PUBLIC = "https://bot.example.test"
@@ -99,10 +91,10 @@ async def test_webhook_registered_and_updates_answered(
     assert fake_telegram.calls("getUpdates") == []
     assert {d["status"] for d in fake_telegram.webhook_deliveries} == {200}
     # The durable inbox saw both updates and marked them done, as in polling mode.
-    statuses = rows(tmp_path / "bot.sqlite3", "SELECT status FROM inbox ORDER BY update_id")
+    statuses = values(tmp_path / "bot.sqlite3", "SELECT status FROM inbox ORDER BY update_id")
     await fake_telegram.wait_for(
         lambda: (
-            rows(tmp_path / "bot.sqlite3", "SELECT COUNT(*) FROM inbox WHERE status='done'")[0][0]
+            values(tmp_path / "bot.sqlite3", "SELECT COUNT(*) FROM inbox WHERE status='done'")[0][0]
             == 2
         )
     )
@@ -149,9 +141,10 @@ async def test_wrong_or_missing_secret_is_refused(
         if isinstance(m.get("content"), str)
     )
     assert (
-        rows(tmp_path / "bot.sqlite3", "SELECT update_id FROM inbox WHERE update_id = 900001") == []
+        values(tmp_path / "bot.sqlite3", "SELECT update_id FROM inbox WHERE update_id = 900001")
+        == []
     )
-    assert rows(
+    assert values(
         tmp_path / "bot.sqlite3", "SELECT COUNT(*) FROM messages WHERE text LIKE '%forged%'"
     ) == [(0,)]
 
