@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
 
 # Variables that would point a subprocess at a real Telegram, model or staff group.
 DEPLOYMENT_PREFIXES = ("TELEGRAM_", "LLM_", "STAFF_", "ADMIN_", "WEBHOOK_", "HTTP_")
@@ -47,3 +51,23 @@ def cli_environment(
     )
     env.update(extra)
     return env
+
+
+def run_main(
+    knowledge_dirs: tuple[Path, Path],
+    database: Path,
+    *args: str,
+    stdin: str | None = None,
+    **extra: str,
+) -> subprocess.CompletedProcess[str]:
+    """``python main.py ARGS`` in its own process, as an admin runs it, in ``cli_environment``."""
+    return subprocess.run(
+        [sys.executable, "main.py", *args],
+        cwd=REPO,
+        env=cli_environment(knowledge_dirs, database, **extra),
+        input=stdin if stdin is not None else "",
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        timeout=60,
+    )

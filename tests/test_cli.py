@@ -10,32 +10,20 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.helpers import cli_environment
+from tests.helpers import run_main
 
-REPO = Path(__file__).resolve().parent.parent
 PROBLEM_LINE = re.compile(r"^(?P<path>[^:\n]+\.ya?ml):(?P<line>\d+): (?P<message>\S.*)$")
 
 
 def cli(
     tmp_path: Path, knowledge_dirs, *args: str, stdin: str | None = None, **extra: str
 ) -> subprocess.CompletedProcess[str]:
-    env = cli_environment(knowledge_dirs, tmp_path / "cli.sqlite3", **extra)
-    return subprocess.run(
-        [sys.executable, "main.py", *args],
-        cwd=REPO,
-        env=env,
-        input=stdin if stdin is not None else "",
-        capture_output=True,
-        text=True,
-        encoding="utf-8",
-        timeout=60,
-    )
+    return run_main(knowledge_dirs, tmp_path / "cli.sqlite3", *args, stdin=stdin, **extra)
 
 
 def line_of(path: Path, needle: str) -> int:

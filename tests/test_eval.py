@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import sys
 from pathlib import Path
 
@@ -11,6 +10,7 @@ import pytest
 
 from tests.fakes import Reply
 from tests.fakes.llm_replies import last_user_text
+from tests.helpers import cli_environment
 
 REPO = Path(__file__).resolve().parent.parent
 SHOP_CASES = REPO / "tests" / "cases" / "shop_cases.yaml"
@@ -18,19 +18,8 @@ SHOP_CASES = REPO / "tests" / "cases" / "shop_cases.yaml"
 
 @pytest.fixture
 def eval_env(tmp_path: Path, knowledge_dirs: tuple[Path, Path]) -> dict[str, str]:
-    config, faq = knowledge_dirs
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("LLM_", "TELEGRAM_", "ADMIN_", "STAFF_"))
-    }
-    env.update(
-        CONFIG_DIR=str(config),
-        FAQ_DIR=str(faq),
-        DATABASE_PATH=str(tmp_path / "production" / "bot.sqlite3"),
-        PYTHONPATH=str(REPO),
-    )
-    return env
+    database = tmp_path / "production" / "bot.sqlite3"
+    return cli_environment(knowledge_dirs, database, PYTHONPATH=str(REPO))
 
 
 async def run_eval(env: dict[str, str], *args: str) -> tuple[int, str]:

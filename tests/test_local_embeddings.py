@@ -10,18 +10,14 @@ import csv
 import json
 import math
 import random
-import subprocess
-import sys
 from pathlib import Path
 
 import yaml
 
 from bot.knowledge.local_embeddings import LocalEmbedder
 from bot.services import open_services
-from tests.helpers import cli_environment
+from tests.helpers import run_main
 from tests.test_search import BANKING, SHOP, load_banking
-
-REPO = Path(__file__).resolve().parent.parent
 
 SMALL_FAQ = """\
 faq:
@@ -87,18 +83,6 @@ async def test_the_model_is_given_the_entry_found_by_meaning(
     assert fake_llm.embedding_requests == []  # nothing went to the provider
 
 
-def run_cli(tmp_path: Path, knowledge_dirs, *args: str, **extra: str):
-    return subprocess.run(
-        [sys.executable, "main.py", *args],
-        cwd=REPO,
-        env=cli_environment(knowledge_dirs, tmp_path / "cli.sqlite3", **extra),
-        capture_output=True,
-        text=True,
-        encoding="utf-8",
-        timeout=120,
-    )
-
-
 def test_faq_search_matches_as_the_bot_does(tmp_path, knowledge_dirs):
     config, faq = knowledge_dirs
     queries = list(BY_MEANING)
@@ -108,7 +92,7 @@ def test_faq_search_matches_as_the_bot_does(tmp_path, knowledge_dirs):
     def first_ids() -> list[str | None]:
         found = []
         for query in queries:
-            result = run_cli(tmp_path, knowledge_dirs, *args, query)
+            result = run_main(knowledge_dirs, tmp_path / "cli.sqlite3", *args, query)
             assert result.returncode == 0, result.stderr
             results = json.loads(result.stdout)["results"]
             found.append(results[0]["id"] if results else None)
@@ -129,7 +113,7 @@ def test_check_explains_a_missing_local_package(tmp_path, knowledge_dirs):
     hide = tmp_path / "hide"
     hide.mkdir()
     (hide / "sitecustomize.py").write_text(BLOCK_PACKAGE, encoding="utf-8")
-    result = run_cli(tmp_path, knowledge_dirs, "check", PYTHONPATH=str(hide))
+    result = run_main(knowledge_dirs, tmp_path / "cli.sqlite3", "check", PYTHONPATH=str(hide))
     assert result.returncode == 1
     line = next(
         n
@@ -140,7 +124,7 @@ def test_check_explains_a_missing_local_package(tmp_path, knowledge_dirs):
     assert "wordllama" in result.stdout and "[local]" in result.stdout
     assert "Traceback" not in result.stderr
     # With the package there, the same files are valid.
-    assert run_cli(tmp_path, knowledge_dirs, "check").returncode == 0
+    assert run_main(knowledge_dirs, tmp_path / "cli.sqlite3", "check").returncode == 0
 
 
 async def test_text_without_known_tokens_leaves_the_ranking_to_words():

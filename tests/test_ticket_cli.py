@@ -10,9 +10,7 @@ import asyncio
 import csv
 import io
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -20,8 +18,8 @@ import pytest
 from bot.store.conversations import ConversationStore, Customer
 from bot.store.db import Database
 from bot.store.tickets import TicketStore
+from tests.helpers import run_main
 
-REPO = Path(__file__).resolve().parent.parent
 ALICE = Customer(chat_id=1001, user_id=1001, first_name="Alice", username="alice")
 BRUNO = Customer(chat_id=2002, user_id=2002, first_name="Bruno")
 CHEN = Customer(chat_id=3003, user_id=3003, first_name="Chen")
@@ -29,27 +27,7 @@ TRICKY_SUMMARY = 'Refund for kettle, "cracked" lid\nsecond line; ümlaut'
 
 
 def cli(db: Path, knowledge_dirs, *args: str) -> subprocess.CompletedProcess[str]:
-    config, faq = knowledge_dirs
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("TELEGRAM_", "LLM_", "STAFF_", "ADMIN_"))
-    }
-    env.update(
-        DATABASE_PATH=str(db),
-        CONFIG_DIR=str(config),
-        FAQ_DIR=str(faq),
-        PYTHONIOENCODING="utf-8",
-    )
-    return subprocess.run(
-        [sys.executable, "main.py", *args],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        encoding="utf-8",
-        timeout=60,
-    )
+    return run_main(knowledge_dirs, db, *args)
 
 
 async def fill(path: Path) -> None:
