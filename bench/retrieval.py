@@ -11,7 +11,6 @@ import argparse
 import asyncio
 import csv
 import gc
-import hashlib
 import itertools
 import math
 import random
@@ -29,10 +28,9 @@ sys.path.insert(0, str(ROOT))
 
 from bot.knowledge.embeddings import EmbeddingCache, SemanticSearch  # noqa: E402
 from bot.knowledge.faq import FaqEntry, FaqSet  # noqa: E402
-from bot.knowledge.live import Knowledge  # noqa: E402
+from bot.knowledge.live import faq_knowledge  # noqa: E402
 from bot.knowledge.loader import faq_paths  # noqa: E402
 from bot.knowledge.loader import load_faq as load_faq_files  # noqa: E402
-from bot.knowledge.persona import Persona  # noqa: E402
 from bot.knowledge.search import DEFAULT_PARAMS, FaqIndex, SearchParams  # noqa: E402
 from bot.settings import RetrievalSettings  # noqa: E402
 from bot.store.db import Database  # noqa: E402
@@ -42,18 +40,8 @@ SPLIT_SEED = 0  # the seeded 50 % split: first half tunes, second half is held o
 
 
 def load_faq(path: Path) -> list[FaqEntry]:
-    raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    return [
-        FaqEntry(
-            id=str(item["id"]),
-            question=str(item.get("question", "")),
-            answer=str(item.get("answer", "")),
-            tags=tuple(str(t) for t in item.get("tags") or ()),
-            examples=tuple(str(x) for x in item.get("examples") or ()),
-            source=path.name,
-        )
-        for item in raw["faq"]
-    ]
+    """The entries of one FAQ file, read and checked as the bot reads them."""
+    return list(load_faq_files([path]).entries)
 
 
 def load_messages(path: Path = DATA / "train.csv") -> list[tuple[str, str]]:
@@ -259,12 +247,6 @@ def calibrate(params: SearchParams = DEFAULT_PARAMS) -> None:
     print(f"threshold={threshold:.2f} tuning precision={p:.3f} coverage={c:.3f}")
 
 
-def knowledge_of(entries: list[FaqEntry]) -> Knowledge:
-    persona = Persona(name="", company="", instructions="")
-    version = hashlib.sha256(repr(entries).encode()).hexdigest()[:12]
-    return Knowledge(persona, FaqSet(tuple(entries)), FaqIndex(entries), version)
-
-
 async def semantic_runs(
     entries: list[FaqEntry], messages: list[tuple[str, str]], weights: list[float]
 ) -> dict[float, tuple[dict[int, float], list[tuple[float, bool]]]]:
@@ -272,7 +254,7 @@ async def semantic_runs(
     fuses them, and (confidence, right) of each message's top entry."""
     from bot.knowledge.local_embeddings import LocalEmbedder
 
-    knowledge = knowledge_of(entries)
+    knowledge = faq_knowledge(FaqSet(tuple(entries)))
     db = await Database(":memory:").open()
     semantic = SemanticSearch(LocalEmbedder(), EmbeddingCache(db), weights[0])
     out = {}
@@ -310,7 +292,7 @@ async def calibrate_semantic() -> None:
     from bot.knowledge.local_embeddings import LocalEmbedder
 
     tuning, _ = split(load_messages())
-    knowledge = knowledge_of(load_faq(DATA / "faq.yaml"))
+    knowledge = faq_knowledge(FaqSet(tuple(load_faq(DATA / "faq.yaml"))))
     db = await Database(":memory:").open()
     semantic = SemanticSearch(
         LocalEmbedder(), EmbeddingCache(db), RetrievalSettings().semantic_weight

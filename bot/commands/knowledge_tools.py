@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import hashlib
 import json
 import os
 import sys
@@ -12,10 +10,9 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from bot.knowledge.faq import FaqSet, SearchResult
-from bot.knowledge.live import Knowledge
+from bot.knowledge.live import faq_knowledge
 from bot.knowledge.loader import check as check_files
 from bot.knowledge.loader import faq_paths, load_faq, load_settings
-from bot.knowledge.persona import Persona
 from bot.knowledge.search import FaqIndex
 from bot.services import semantic_search
 from bot.settings import Settings
@@ -67,7 +64,7 @@ async def _search_by_meaning(
                 "semantic matching is on but no LLM is configured: matching by words",
                 file=sys.stderr,
             )
-        knowledge = _knowledge_of(faq)
+        knowledge = faq_knowledge(faq)
         for query in queries:
             if semantic is None:
                 results = knowledge.search(query, top_k)
@@ -79,15 +76,6 @@ async def _search_by_meaning(
             await semantic.aclose()
         await db.close()
     return 0
-
-
-def _knowledge_of(faq: FaqSet) -> Knowledge:
-    """Knowledge for searching alone: searching never answers, so no persona is needed."""
-    digest = hashlib.sha256()
-    for entry in faq.entries:
-        digest.update(repr(dataclasses.astuple(entry)).encode())
-    persona = Persona(name="", company="", instructions="")
-    return Knowledge(persona, faq, FaqIndex(faq.entries), digest.hexdigest()[:12])
 
 
 def _show(query: str, results: list[SearchResult], as_json: bool) -> None:

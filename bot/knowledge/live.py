@@ -12,7 +12,7 @@ import contextlib
 import hashlib
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from pathlib import Path
 
 from bot.errors import ConfigError
@@ -38,6 +38,16 @@ class Knowledge:
 
     def search(self, query: str, top_k: int) -> list[SearchResult]:
         return self.index.search(query, top_k)
+
+
+def faq_knowledge(faq: FaqSet) -> Knowledge:
+    """Knowledge for searching a FAQ alone (``faq search``, benchmarks): searching never
+    answers, so it needs no persona; the version is a hash of the entries."""
+    digest = hashlib.sha256()
+    for entry in faq.entries:
+        digest.update(repr(astuple(entry)).encode())
+    persona = Persona(name="", company="", instructions="")
+    return Knowledge(persona, faq, FaqIndex(faq.entries), digest.hexdigest()[:12])
 
 
 def _files(config_dir: Path, faq_dir: Path) -> list[Path]:
