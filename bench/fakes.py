@@ -18,9 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextvars
-import json
 import os
-import signal
 import sys
 import time
 from pathlib import Path
@@ -34,6 +32,7 @@ from aiohttp import web  # noqa: E402
 
 from tests.fakes.llm_api import FakeLLM  # noqa: E402
 from tests.fakes.telegram_api import FakeTelegram  # noqa: E402
+from tests.fakes.waiting import serve_until_signalled  # noqa: E402
 
 
 class BenchTelegram(FakeTelegram):
@@ -118,22 +117,13 @@ class TimedLLM(FakeLLM):
 
 async def _serve(args: argparse.Namespace) -> None:
     if args.kind == "telegram":
-        fake: Any = BenchTelegram(
+        telegram = BenchTelegram(
             enforce_limits=args.enforce_limits, host="127.0.0.1", port=args.port
         )
-        await fake.start()
-        info = {"url": fake.url, "base_url": fake.base_url, "token": fake.token}
+        await serve_until_signalled(telegram, "url", "base_url", "token")
     else:
-        fake = TimedLLM(delay=args.delay, host="127.0.0.1", port=args.port)
-        await fake.start()
-        info = {"url": fake.url, "base_url": fake.base_url}
-    print(json.dumps(info), flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-    await fake.stop()
+        llm = TimedLLM(delay=args.delay, host="127.0.0.1", port=args.port)
+        await serve_until_signalled(llm, "url", "base_url")
 
 
 def main() -> None:

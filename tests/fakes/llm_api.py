@@ -16,7 +16,6 @@ import contextlib
 import inspect
 import itertools
 import json
-import signal
 import struct
 import time
 from collections import deque
@@ -34,7 +33,7 @@ from tests.fakes.llm_replies import (
     embed,
     split_pieces,
 )
-from tests.fakes.waiting import wait_until
+from tests.fakes.waiting import serve_until_signalled, wait_until
 
 __all__ = ["FakeLLM", "Reply", "embed"]
 
@@ -455,14 +454,7 @@ async def _serve(args: argparse.Namespace) -> None:
     fake = FakeLLM(
         api_key=args.api_key, delay=args.delay, model=args.model, host=args.host, port=args.port
     )
-    await fake.start()
-    print(json.dumps({"url": fake.url, "base_url": fake.base_url}), flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-    await fake.stop()
+    await serve_until_signalled(fake, "url", "base_url")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -12,7 +12,6 @@ import argparse
 import asyncio
 import itertools
 import json
-import signal
 import time
 from collections.abc import Callable
 from typing import Any
@@ -32,6 +31,7 @@ from tests.fakes.telegram_state import (
     too_many_requests,
 )
 from tests.fakes.telegram_updates import UpdateInjection
+from tests.fakes.waiting import serve_until_signalled
 
 __all__ = ["Call", "FakeTelegram", "TgUser"]
 
@@ -491,14 +491,7 @@ async def _serve(args: argparse.Namespace) -> None:
         host=args.host,
         port=args.port,
     )
-    await fake.start()
-    print(json.dumps({"url": fake.url, "base_url": fake.base_url, "token": fake.token}), flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-    await fake.stop()
+    await serve_until_signalled(fake, "url", "base_url", "token")
 
 
 def main(argv: list[str] | None = None) -> None:
