@@ -26,12 +26,13 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bot.knowledge.embeddings import EmbeddingCache, SemanticSearch  # noqa: E402
+from bot.knowledge.embeddings import EmbeddingCache  # noqa: E402
 from bot.knowledge.faq import FaqEntry, FaqSet  # noqa: E402
 from bot.knowledge.live import faq_knowledge  # noqa: E402
 from bot.knowledge.loader import faq_paths  # noqa: E402
 from bot.knowledge.loader import load_faq as load_faq_files  # noqa: E402
 from bot.knowledge.search import DEFAULT_PARAMS, FaqIndex, SearchParams  # noqa: E402
+from bot.knowledge.semantic import SemanticSearch  # noqa: E402
 from bot.settings import RetrievalSettings  # noqa: E402
 from bot.store.db import Database  # noqa: E402
 
@@ -247,16 +248,28 @@ def calibrate(params: SearchParams = DEFAULT_PARAMS) -> None:
     print(f"threshold={threshold:.2f} tuning precision={p:.3f} coverage={c:.3f}")
 
 
-async def semantic_runs(
-    entries: list[FaqEntry], messages: list[tuple[str, str]], weights: list[float]
-) -> dict[float, tuple[dict[int, float], list[tuple[float, bool]]]]:
-    """Per weight: top-k of the lexical scores fused with the local model, as the bot
-    fuses them, and (confidence, right) of each message's top entry."""
+def embedder(source: str):
+    """The in-process model for ``embedding_source`` 'bundled' or 'local'."""
+    if source == "bundled":
+        from bot.knowledge.sentence_model import load_model
+
+        return load_model()
     from bot.knowledge.local_embeddings import LocalEmbedder
 
+    return LocalEmbedder()
+
+
+async def semantic_runs(
+    entries: list[FaqEntry],
+    messages: list[tuple[str, str]],
+    weights: list[float],
+    source: str = "bundled",
+) -> dict[float, tuple[dict[int, float], list[tuple[float, bool]]]]:
+    """Per weight: top-k of the lexical scores fused with the model, as the bot
+    fuses them, and (confidence, right) of each message's top entry."""
     knowledge = faq_knowledge(FaqSet(tuple(entries)))
     db = await Database(":memory:").open()
-    semantic = SemanticSearch(LocalEmbedder(), EmbeddingCache(db), weights[0])
+    semantic = SemanticSearch(embedder(source), EmbeddingCache(db), weights[0])
     out = {}
     try:
         for weight in weights:
@@ -286,27 +299,41 @@ class _Inputs:
         return 0.0
 
 
-async def calibrate_semantic() -> None:
-    """Fit the local model's ConfidenceFit on the tuning half, at the shipped weight."""
-    from bot.knowledge.confidence import ConfidenceFit
-    from bot.knowledge.local_embeddings import LocalEmbedder
-
-    tuning, _ = split(load_messages())
-    knowledge = faq_knowledge(FaqSet(tuple(load_faq(DATA / "faq.yaml"))))
+async def _fit_rows(source: str, entries: list[FaqEntry], cases: list[tuple[str, list[str]]]):
+    """(fit inputs, right) of each case's top entry, as the bot would score it."""
+    knowledge = faq_knowledge(FaqSet(tuple(entries)))
     db = await Database(":memory:").open()
     semantic = SemanticSearch(
-        LocalEmbedder(), EmbeddingCache(db), RetrievalSettings().semantic_weight
+        embedder(source), EmbeddingCache(db), RetrievalSettings().semantic_weight
     )
     inputs = _Inputs()
     semantic.confidence_fit = inputs
     rows = []
     try:
-        for text, label in tuning:
+        for text, wanted in cases:
             results = await semantic.search(knowledge, text, 1)
             if results:
-                rows.append((inputs.seen[-1], results[0].id == label))
+                rows.append((inputs.seen[-1], results[0].id in wanted))
     finally:
         await db.close()
+    return rows
+
+
+async def calibrate_semantic(source: str = "bundled") -> None:
+    """Fit a model's ConfidenceFit on the tuning half, at the shipped weight; for the
+    multilingual model also on the multilingual development cases, weighted to count
+    as much as the banking messages, so that it is calibrated across languages."""
+    from bot.knowledge.confidence import ConfidenceFit
+
+    tuning, _ = split(load_messages())
+    rows = await _fit_rows(
+        source, load_faq(DATA / "faq.yaml"), [(t, [label]) for t, label in tuning]
+    )
+    if source == "bundled":
+        shop = list(load_faq_files(faq_paths(ROOT / "faq")).entries)
+        cases = [(c["text"], c["want"]) for c in multilingual_cases() if "first" not in c]
+        extra = await _fit_rows(source, shop, cases)
+        rows += extra * max(1, len(rows) // max(1, len(extra)))
     w = [0.0] * 4
     for _ in range(4000):
         g = [0.0] * 4
@@ -319,34 +346,165 @@ async def calibrate_semantic() -> None:
         w = [wi - 5 * gi / len(rows) for wi, gi in zip(w, g, strict=True)]
     fit = ConfidenceFit(*(round(v, 3) for v in w))
     print(fit)
-    preds = [(fit(*x), right) for x, right in rows]
+    preds = [(fit(*x), right) for x, right in rows[: len(tuning)]]
     p, c = precision_coverage(preds, RetrievalSettings().confidence_threshold)
     print(f"tuning half at the default threshold: precision {p:.3f} coverage {c:.3f}")
 
 
-def semantic_report(weights: list[float], half: int, threshold: float) -> None:
-    """Figures with ``embedding_source: local``, when the optional model is installed."""
-    from bot.knowledge.local_embeddings import INSTALL_HINT, local_model_installed
+def semantic_report(weights: list[float], half: int, threshold: float, source: str) -> None:
+    """Figures with ``embedding_source`` 'bundled' (the default) or 'local' (WordLlama,
+    when the optional package is installed)."""
+    if source == "local":
+        from bot.knowledge.local_embeddings import INSTALL_HINT, local_model_installed
 
-    if not local_model_installed():
-        print(f"local embeddings: not installed, skipped ({INSTALL_HINT})")
-        return
+        if not local_model_installed():
+            print(f"local embeddings: not installed, skipped ({INSTALL_HINT})")
+            return
     messages = split(load_messages())[half]
     label = "held-out" if half else "tuning"
     for name in ("faq.yaml", "faq_with_examples.yaml"):
         entries = load_faq(DATA / name)
         subset = without_examples(messages, entries)
-        runs = asyncio.run(semantic_runs(entries, subset, weights))
+        runs = asyncio.run(semantic_runs(entries, subset, weights, source))
         for weight, (acc, preds) in runs.items():
             p, c = precision_coverage(preds, threshold)
             print(
-                f"{name:24s} {label:9s} n={len(subset):5d}  local model, weight {weight:.1f}: "
+                f"{name:24s} {label:9s} n={len(subset):5d}  {source} model, weight {weight:.1f}: "
                 + "  ".join(f"top-{k} {v:6.1%}" for k, v in acc.items())
-                + f"  confidence >= {threshold:.2f}: precision {p:6.1%}  coverage {c:6.1%}"
+                + f"  confidence >= {threshold:.2f}: precision {p:6.1%}  coverage {c:6.1%}",
+                flush=True,
             )
 
 
-def report(threshold: float) -> None:
+MULTILINGUAL = ROOT / "bench" / "data" / "multilingual" / "shop_cases.yaml"
+
+
+def multilingual_cases(paths: list[Path] | None = None) -> list[dict]:
+    """Our own cases; ``--cases`` adds others (such as an evaluation set kept apart)."""
+    cases = []
+    for path in paths or [MULTILINGUAL]:
+        cases += yaml.safe_load(path.read_text(encoding="utf-8"))["cases"]
+    return cases
+
+
+async def multilingual_runs(cases: list[dict], source: str | None, threshold: float) -> dict:
+    """Through the bot's own retrieval (follow-ups read as the core reads them):
+    top-3 for single messages and follow-ups, and FAQ-only answers right and wrong."""
+    from bot.knowledge.followup import search_in_context
+
+    knowledge = faq_knowledge(load_faq_files(faq_paths(ROOT / "faq")))
+    db = await Database(":memory:").open()
+    semantic = None
+    if source is not None:
+        semantic = SemanticSearch(
+            embedder(source), EmbeddingCache(db), RetrievalSettings().semantic_weight
+        )
+
+    async def search(text: str, k: int):
+        if semantic is None:
+            return knowledge.search(text, k)
+        return await semantic.search(knowledge, text, k)
+
+    counts = {"single": [0, 0], "follow-up": [0, 0], "answered right": 0, "answered wrong": 0}
+    try:
+        for case in cases:
+            results = await search_in_context(search, case["text"], case.get("first"), 3, threshold)
+            ids = [r.id for r in results]
+            kind = "follow-up" if "first" in case else "single"
+            counts[kind][0] += any(w in ids for w in case["want"])
+            counts[kind][1] += 1
+            if results and results[0].confidence >= threshold:
+                key = "answered right" if ids[0] in case["want"] else "answered wrong"
+                counts[key] += 1
+    finally:
+        await db.close()
+    return counts
+
+
+def multilingual_report(threshold: float, paths: list[Path] | None = None) -> None:
+    cases = multilingual_cases(paths)
+    languages = len({c["lang"] for c in cases})
+    for source in ("bundled", "local", None):
+        if source == "local":
+            from bot.knowledge.local_embeddings import local_model_installed
+
+            if not local_model_installed():
+                continue
+        counts = asyncio.run(multilingual_runs(cases, source, threshold))
+        single, follow = counts["single"], counts["follow-up"]
+        total = single[1] + follow[1]
+        print(
+            f"shop FAQ, {len(cases)} messages in {languages} languages, "
+            f"{source or 'words only':8s}: top-3 {single[0] / single[1]:6.1%} "
+            f"(n={single[1]}), follow-ups top-3 {follow[0] / max(1, follow[1]):6.1%} "
+            f"(n={follow[1]}), FAQ-only answered right {counts['answered right'] / total:6.1%}"
+            f" wrong {counts['answered wrong'] / total:6.1%}",
+            flush=True,
+        )
+
+
+HANDOFF_CASES = ROOT / "bench" / "data" / "handoff_cases.yaml"
+
+
+async def _handoff_scores(cases: list[dict]) -> list[tuple[float, float]]:
+    """(nearest asking example, nearest look-alike) similarity of each case."""
+    import numpy
+
+    from bot.person_request import PersonRequests
+
+    detector = PersonRequests(embedder("bundled"))
+    asking, others = await detector._example_vectors()
+    vectors = await detector.model.embed([c["text"] for c in cases], query=True)
+    out = []
+    for vector in vectors:
+        query = numpy.frombuffer(vector, dtype=numpy.float32)
+        out.append((float((asking @ query).max()), float((others @ query).max())))
+    return out
+
+
+def handoff_report(paths: list[Path] | None = None, grid: bool = False) -> None:
+    """Requests for a person: F1 of the phrase lists alone and with meaning, and false
+    handoffs on look-alikes."""
+    from bot import person_request
+    from bot.handoff import asks_for_person
+
+    asks, others = [], []
+    for path in paths or [HANDOFF_CASES]:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        asks += data["asks"]
+        others += data["not"]
+    cases = asks + others
+    scores = asyncio.run(_handoff_scores(cases))
+    phrases = [asks_for_person(c["text"]) for c in cases]
+    truth = [True] * len(asks) + [False] * len(others)
+
+    def f1(similarity: float, lead: float, meaning: bool = True) -> tuple[float, int]:
+        said = [
+            p or (meaning and a >= similarity and a - o >= lead)
+            for p, (a, o) in zip(phrases, scores, strict=True)
+        ]
+        tp = sum(s and t for s, t in zip(said, truth, strict=True))
+        fp = sum(s and not t for s, t in zip(said, truth, strict=True))
+        fn = sum(t and not s for s, t in zip(said, truth, strict=True))
+        return (2 * tp / (2 * tp + fp + fn) if tp else 0.0), fp
+
+    languages = len({c["lang"] for c in asks})
+    base, base_fp = f1(0, 0, meaning=False)
+    print(f"requests for a person, {len(asks)} in {languages} languages, {len(others)} others:")
+    print(f"  phrase lists alone:      F1 {base:.3f}, false handoffs {base_fp}")
+    shipped = (person_request.MIN_SIMILARITY, person_request.MIN_LEAD)
+    value, fp = f1(*shipped)
+    print(f"  phrases + meaning {shipped}: F1 {value:.3f}, false handoffs {fp}")
+    if grid:
+        for similarity in (0.82, 0.84, 0.85, 0.86, 0.87, 0.88, 0.9):
+            for lead in (0.0, 0.01, 0.02, 0.03, 0.05):
+                value, fp = f1(similarity, lead)
+                print(
+                    f"  similarity >= {similarity:.2f}, lead >= {lead:.2f}: F1 {value:.3f} fp {fp}"
+                )
+
+
+def report(threshold: float, cases: list[Path] | None = None) -> None:
     messages = load_messages()
     _, held_out = split(messages)
     print(f"messages: {len(messages)} (held-out half: {len(held_out)})")
@@ -372,7 +530,11 @@ def report(threshold: float) -> None:
         results = index.search(text, top_k=1)
         conf = results[0].confidence if results else 0.0
         print(f"out of domain {text!r}: confidence {conf:.2f}")
-    semantic_report([RetrievalSettings().semantic_weight], half=1, threshold=threshold)
+    weight = [RetrievalSettings().semantic_weight]
+    semantic_report(weight, half=1, threshold=threshold, source="bundled")
+    semantic_report([0.5], half=1, threshold=threshold, source="local")
+    multilingual_report(threshold, cases)
+    handoff_report()
     s = speed()
     print(
         f"10,000 synthetic entries: load, validate and index {s['build_s']:.2f} s, "
@@ -391,20 +553,38 @@ def main() -> None:
         "--calibrate-semantic", action="store_true", help="fit the local model's confidence"
     )
     parser.add_argument("--threshold", type=float, default=None)
+    parser.add_argument(
+        "--source", default="bundled", choices=["bundled", "local"], help="model to tune or fit"
+    )
+    parser.add_argument(
+        "--multilingual", action="store_true", help="only the multilingual shop figures"
+    )
+    parser.add_argument(
+        "--cases", type=Path, action="append", help="multilingual cases file (repeatable)"
+    )
+    parser.add_argument("--handoff", action="store_true", help="requests for a person only")
+    parser.add_argument(
+        "--handoff-cases", type=Path, action="append", help="handoff cases file (repeatable)"
+    )
     args = parser.parse_args()
     if args.tune:
         tune()
     elif args.calibrate:
         calibrate()
     elif args.tune_semantic:
-        semantic_report([0.3, 0.4, 0.5, 0.6, 0.7, 0.8], half=0, threshold=0.83)
+        semantic_report([0.5, 0.6, 0.7, 0.8], 0, 0.83, args.source)
     elif args.calibrate_semantic:
-        asyncio.run(calibrate_semantic())
+        asyncio.run(calibrate_semantic(args.source))
+    elif args.handoff:
+        handoff_report(args.handoff_cases, grid=True)
+    elif args.multilingual:
+        threshold = args.threshold or RetrievalSettings().confidence_threshold
+        multilingual_report(threshold, args.cases)
     else:
         threshold = args.threshold
         if threshold is None:
             threshold = RetrievalSettings().confidence_threshold
-        report(threshold)
+        report(threshold, args.cases)
 
 
 if __name__ == "__main__":

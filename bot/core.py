@@ -17,8 +17,11 @@ from typing import Protocol
 from bot.errors import LLMBadResponse, LLMError
 from bot.handoff import asks_for_person, matching_rule, normalise
 from bot.knowledge.faq import SearchResult
+from bot.knowledge.followup import search_in_context
+from bot.knowledge.language import detect_language
 from bot.knowledge.live import Knowledge, KnowledgeBase
 from bot.llm import Completion, LLMClient
+from bot.person_request import PersonRequests
 from bot.prompt import ESCALATE_TOOL, Turn, build_messages
 from bot.settings import Settings
 from bot.store.conversations import AnswerAudit, ConversationStore, Customer
@@ -103,6 +106,8 @@ class SupportCore:
         tickets: TicketStore,
         llm: LLMClient | None,
         desk: StaffDesk | None = None,
+        semantic: Retriever | None = None,
+        person_requests: PersonRequests | None = None,
     ):
         self.settings = settings
         self.knowledge = knowledge
@@ -110,7 +115,8 @@ class SupportCore:
         self.tickets = tickets
         self.llm = llm
         self.desk = desk
-        self.semantic: Retriever | None = None  # set by open_services when switched on
+        self.semantic = semantic  # matching by meaning, when switched on
+        self.person_requests = person_requests or PersonRequests(None)
         self._recent_messages: dict[int, deque[float]] = defaultdict(deque)
         self._rate_noticed: set[int] = set()
 
@@ -236,7 +242,15 @@ class SupportCore:
         if self._asked_again(text, history) >= esc.repeat_limit - 1:
             return await self.escalate(customer, "repeated", None, knowledge, ())
 
-        matches = tuple(await self.retrieve(knowledge, text, self.settings.retrieval.top_k))
+        previous = _previous_question(history)
+        matches = tuple(
+            await self.retrieve(knowledge, text, self.settings.retrieval.top_k, previous)
+        )
+        clear = (
+            bool(matches) and matches[0].confidence >= self.settings.retrieval.confidence_threshold
+        )
+        if not clear and await self.person_requests.asks_for_person(text):
+            return await self.escalate(customer, "user_request", None, knowledge, matches)
         offer = rule is not None  # rule.action == "offer"
         turns = [Turn(m.role, m.text or "") for m in history if m.text]
         outcome = None
@@ -250,12 +264,25 @@ class SupportCore:
                 log.warning("model answer failed for chat %s: %s", customer.chat_id, error)
                 llm_failed = True
         if outcome is None:
-            outcome = await self._answer_from_faq(customer, knowledge, matches, llm_failed, offer)
+            outcome = await self._answer_from_faq(
+                customer, knowledge, matches, llm_failed, offer, text
+            )
         outcome.replies[:0] = notices
         return outcome
 
-    async def retrieve(self, knowledge: Knowledge, text: str, top_k: int) -> list[SearchResult]:
-        """The FAQ matches for a message, by words and, when switched on, by meaning."""
+    async def retrieve(
+        self, knowledge: Knowledge, text: str, top_k: int, previous: str | None = None
+    ) -> list[SearchResult]:
+        """The FAQ matches for a message, by words and, when switched on, by meaning;
+        a follow-up is also read with the question before it (``followup``)."""
+
+        async def search(query: str, k: int) -> list[SearchResult]:
+            return await self._search(knowledge, query, k)
+
+        threshold = self.settings.retrieval.confidence_threshold
+        return await search_in_context(search, text, previous, top_k, threshold)
+
+    async def _search(self, knowledge: Knowledge, text: str, top_k: int) -> list[SearchResult]:
         if self.semantic is not None:
             return await self.semantic.search(knowledge, text, top_k)
         return knowledge.search(text, top_k)
@@ -312,8 +339,10 @@ class SupportCore:
         matches: tuple[SearchResult, ...],
         llm_failed: bool,
         offer: bool,
+        text: str = "",
     ) -> Outcome:
-        """FAQ-only mode, and the fallback when the model cannot answer."""
+        """FAQ-only mode, and the fallback when the model cannot answer: the entry's
+        answer in the language the customer wrote in, when the FAQ has it."""
         threshold = self.settings.retrieval.confidence_threshold
         best = matches[0] if matches else None
         if best is not None and best.confidence >= threshold:
@@ -324,7 +353,9 @@ class SupportCore:
                 knowledge_version=knowledge.version,
             )
             buttons = self._answer_buttons(knowledge, offer)
-            return await self._say(customer, best.entry.answer.strip(), "faq", buttons, audit)
+            language = detect_language(text, customer.language) if best.entry.answers else None
+            answer = best.entry.answer_in(language).strip()
+            return await self._say(customer, answer, "faq", buttons, audit)
         reason = "llm_error" if llm_failed else "low_confidence"
         return await self.escalate(customer, reason, None, knowledge, matches)
 
@@ -370,17 +401,12 @@ class SupportCore:
             except Exception:
                 # The ticket is stored either way; staff see it in /tickets.
                 log.exception("could not post ticket #%s to the staff group", ticket.id)
-        if not created:
-            key = "handoff_joined"
-        elif reason == "llm_error":
-            key = "llm_failed"
-        elif self.desk is None:
-            key = "handoff_unavailable"
-        else:
-            key = "handoff_opened"
-        text = persona.message(key, ticket_id=ticket.id)
+        text = persona.message(
+            _handoff_message(created, reason, self.desk is not None), ticket_id=ticket.id
+        )
         if reason == "low_confidence" and created:
-            text = persona.message("no_answer") + "\n\n" + text
+            no_answer = "no_answer" if self.desk is not None else "no_answer_unavailable"
+            text = persona.message(no_answer) + "\n\n" + text
         audit = audit or AnswerAudit(
             path="handoff",
             faq_ids=tuple(m.id for m in matches),
@@ -466,6 +492,24 @@ class SupportCore:
             for m in history
             if m.role == "customer" and m.text and normalise(m.text).strip(" ?!.") == key
         )
+
+
+def _handoff_message(created: bool, reason: str, desk: bool) -> str:
+    """Which persona text tells the customer the truth about their request: with no
+    staff chat nobody can reply in this one, so the text says how to reach people."""
+    if not created:
+        return "handoff_joined" if desk else "handoff_joined_unavailable"
+    if reason == "llm_error":
+        return "llm_failed" if desk else "llm_failed_unavailable"
+    return "handoff_opened" if desk else "handoff_unavailable"
+
+
+def _previous_question(history: list) -> str | None:
+    """The customer's last message in this conversation, for reading a follow-up."""
+    for message in reversed(history):
+        if message.role == "customer" and message.text:
+            return message.text
+    return None
 
 
 def _audit(

@@ -8,11 +8,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bot.core import StaffDesk, SupportCore
-from bot.knowledge.embeddings import EmbeddingCache, EmbeddingClient, SemanticSearch
+from bot.knowledge.embeddings import EmbeddingCache, EmbeddingClient
 from bot.knowledge.live import KnowledgeBase
 from bot.knowledge.loader import load_settings
 from bot.knowledge.local_embeddings import LocalEmbedder
+from bot.knowledge.semantic import Embedder, SemanticSearch
+from bot.knowledge.sentence_model import load_model, unavailable_reason
 from bot.llm import LLMClient
+from bot.person_request import PersonRequests
 from bot.settings import Settings
 from bot.store.conversations import ConversationStore
 from bot.store.db import Database
@@ -60,10 +63,12 @@ async def open_services(settings: Settings, desk: StaffDesk | None = None) -> Se
     llm = None
     if env.llm_configured:
         llm = LLMClient(env.effective_llm_base_url, env.llm_api_key, settings.llm)
-    core = SupportCore(settings, knowledge, conversations, tickets, llm, desk)
     semantic = semantic_search(settings, db)
+    model = load_model() if settings.retrieval.semantic else None
+    core = SupportCore(
+        settings, knowledge, conversations, tickets, llm, desk, semantic, PersonRequests(model)
+    )
     if semantic is not None:
-        core.semantic = semantic
         # Embed the FAQ now rather than on the first customer's message; on failure
         # the bot starts anyway and matches by words until the endpoint answers.
         await semantic.prepare(knowledge.current)
@@ -75,13 +80,19 @@ def semantic_search(settings: Settings, db: Database) -> SemanticSearch | None:
     """The meaning-based retriever the settings ask for, or None for words only.
 
     With the provider as the source it needs the LLM settings; without them the
-    bot matches by words, as it does whenever the endpoint fails.
+    bot matches by words, as it does whenever the endpoint fails. The bundled model
+    that cannot load here (a missing wheel, a CPU it does not run on) leaves words
+    only too, said once in the log.
     """
     retrieval, env = settings.retrieval, settings.env
     if not retrieval.semantic:
         return None
-    client: EmbeddingClient | LocalEmbedder
-    if retrieval.embedding_source == "local":
+    client: Embedder | None
+    if retrieval.embedding_source == "bundled":
+        client = load_model()
+        if client is None:
+            return None
+    elif retrieval.embedding_source == "local":
         client = LocalEmbedder()
     elif env.llm_configured:
         client = EmbeddingClient(
@@ -93,3 +104,16 @@ def semantic_search(settings: Settings, db: Database) -> SemanticSearch | None:
     else:
         return None
     return SemanticSearch(client, EmbeddingCache(db), retrieval.semantic_weight)
+
+
+def words_only_reason(settings: Settings) -> str | None:
+    """Why matching by meaning is asked for but cannot run, for ``check`` and ``faq
+    search``; None when it runs or was switched off on purpose."""
+    retrieval = settings.retrieval
+    if not retrieval.semantic:
+        return None
+    if retrieval.embedding_source == "bundled":
+        return unavailable_reason()
+    if retrieval.embedding_source == "provider" and not settings.env.llm_configured:
+        return "embedding_source is provider, but no LLM endpoint is configured"
+    return None

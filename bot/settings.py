@@ -30,12 +30,13 @@ class LlmSettings:
 class RetrievalSettings:
     top_k: int = 3  # FAQ snippets put in the prompt
     confidence_threshold: float = 0.83  # FAQ-only mode answers directly at or above this
-    semantic: bool = False  # also match by meaning, fusing embeddings with the word scores
-    # "provider": the LLM provider's /embeddings endpoint; "local": a small model that
-    # runs in the bot itself, from the optional extra (bot.knowledge.local_embeddings).
-    embedding_source: str = "provider"
+    semantic: bool = True  # also match by meaning, fusing embeddings with the word scores
+    # "bundled": the multilingual model installed with the bot (bot.knowledge.sentence_model);
+    # "provider": the LLM provider's /embeddings endpoint; "local": WordLlama, English only,
+    # from the optional extra (bot.knowledge.local_embeddings).
+    embedding_source: str = "bundled"
     embedding_model: str = "text-embedding-3-small"  # used with the provider
-    semantic_weight: float = 0.5
+    semantic_weight: float = 0.7
 
 
 @dataclass(frozen=True)

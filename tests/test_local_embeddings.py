@@ -46,7 +46,7 @@ def use_local_model(config: Path, faq: Path | None = None) -> None:
     path = config / "bot.yaml"
     text = path.read_text(encoding="utf-8")
     text = text.replace("semantic: false", "semantic: true", 1)
-    text = text.replace("embedding_source: provider", "embedding_source: local", 1)
+    text = text.replace("embedding_source: bundled", "embedding_source: local", 1)
     path.write_text(text, encoding="utf-8")
     if faq is not None:
         for old in faq.glob("*.yaml"):
@@ -98,7 +98,11 @@ def test_faq_search_matches_as_the_bot_does(tmp_path, knowledge_dirs):
             found.append(results[0]["id"] if results else None)
         return found
 
+    settings = config / "bot.yaml"
+    shipped = settings.read_text(encoding="utf-8")
+    settings.write_text(shipped.replace("semantic: true", "semantic: false", 1), encoding="utf-8")
     assert first_ids() == [None, None, None]
+    settings.write_text(shipped, encoding="utf-8")
     use_local_model(config)
     assert first_ids() == [BY_MEANING[q] for q in queries]
 

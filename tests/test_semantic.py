@@ -62,11 +62,12 @@ async def embeddings() -> EmbeddingsDouble:
 
 
 def enable_semantic(config: Path, weight: str = "0.5") -> None:
+    """Meaning from the provider's /embeddings (the double) instead of the bundled model."""
     path = config / "bot.yaml"
     text = path.read_text(encoding="utf-8")
-    text = text.replace("semantic: false", "semantic: true", 1)
+    text = text.replace("embedding_source: bundled", "embedding_source: provider", 1)
     text = text.replace("embedding_model: text-embedding-3-small", "embedding_model: emb-test", 1)
-    text = text.replace("semantic_weight: 0.5", f"semantic_weight: {weight}", 1)
+    text = text.replace("semantic_weight: 0.7", f"semantic_weight: {weight}", 1)
     path.write_text(text, encoding="utf-8")
 
 

@@ -14,7 +14,7 @@ from bot.knowledge.live import faq_knowledge
 from bot.knowledge.loader import check as check_files
 from bot.knowledge.loader import faq_paths, load_faq, load_settings
 from bot.knowledge.search import FaqIndex
-from bot.services import semantic_search
+from bot.services import semantic_search, words_only_reason
 from bot.settings import Settings
 from bot.store.db import Database
 
@@ -31,6 +31,10 @@ def check() -> int:
     if problems:
         return 1
     print(f"OK: {config_dir}/ and {faq_dir}/ are valid", file=sys.stderr)
+    reason = words_only_reason(load_settings(config_dir, os.environ))
+    if reason:
+        # Not a problem in the files: the bot runs, matching by words alone.
+        print(f"warning: FAQ entries will be matched by words only: {reason}", file=sys.stderr)
     return 0
 
 
@@ -60,10 +64,7 @@ async def _search_by_meaning(
     semantic = semantic_search(settings, db)
     try:
         if semantic is None:
-            print(
-                "semantic matching is on but no LLM is configured: matching by words",
-                file=sys.stderr,
-            )
+            print(f"matching by words only: {words_only_reason(settings)}", file=sys.stderr)
         knowledge = faq_knowledge(faq)
         for query in queries:
             if semantic is None:

@@ -14,8 +14,26 @@ class FaqEntry:
     answer: str
     tags: tuple[str, ...] = ()
     examples: tuple[str, ...] = ()
+    # The answer in other languages, by language code ("zh", "de", "pt-BR"), for
+    # FAQ-only answers to customers who write in them; ``answer`` stays the default.
+    answers: dict[str, str] = field(default_factory=dict, hash=False)
     source: str = ""  # file the entry came from, for error messages and the admin view
     line: int = 0
+
+    def answer_in(self, language: str | None) -> str:
+        """The answer in ``language`` when the entry has it ("pt-BR" also finds "pt"),
+        else the answer as written."""
+        if not language or not self.answers:
+            return self.answer
+        wanted = language.lower()
+        for code, text in self.answers.items():
+            if code.lower() == wanted:
+                return text
+        primary = wanted.split("-")[0]
+        for code, text in self.answers.items():
+            if code.lower().split("-")[0] == primary:
+                return text
+        return self.answer
 
 
 @dataclass(frozen=True)

