@@ -52,6 +52,11 @@ class ModelServer:
         self.has_key = bool(env.llm_api_key)
         self.headers = {"Authorization": f"Bearer {env.llm_api_key}"} if env.llm_api_key else {}
         self.http = http
+        # A completion may take as long as the bot would wait for one.
+        self.generation_timeout = httpx.Timeout(
+            settings.llm.read_timeout_seconds,
+            connect=min(settings.llm.connect_timeout_seconds, 5.0),
+        )
         probe = dataclasses.replace(
             settings.llm, max_tokens=min(settings.llm.max_tokens, PROBE_MAX_TOKENS)
         )
@@ -67,9 +72,12 @@ class ModelServer:
         self, method: str, path: str, body: Any = None, *, root: bool = False
     ) -> Answer:
         url = (self.origin if root else self.base) + path
+        timeout = self.generation_timeout if path == "/chat/completions" else self.http.timeout
         started = time.monotonic()
         try:
-            response = await self.http.request(method, url, json=body, headers=self.headers)
+            response = await self.http.request(
+                method, url, json=body, headers=self.headers, timeout=timeout
+            )
         except httpx.HTTPError as error:
             return Answer(0, message=type(error).__name__)
         return _answer(response, time.monotonic() - started)
@@ -79,7 +87,11 @@ class ModelServer:
         parts: list[str] = []
         try:
             async with self.http.stream(
-                "POST", self.base + "/chat/completions", json=body, headers=self.headers
+                "POST",
+                self.base + "/chat/completions",
+                json=body,
+                headers=self.headers,
+                timeout=self.generation_timeout,
             ) as response:
                 if response.status_code != 200:
                     await response.aread()
@@ -206,14 +218,19 @@ def _model(server: ModelServer, reply: Answer, served: list[str] | None) -> Find
         )
     if not reply.ok:
         what = f"HTTP {reply.status}" if reply.status else "no answer"
-        return problem("model", f"a tiny completion failed ({what}): {reply.message}")
+        return problem(
+            "model",
+            f"a tiny completion failed ({what}): {reply.message}",
+            "read the model server's log; a timeout means it is overloaded or too slow",
+        )
     text = _reply_text(reply.body)
     if not text.strip():
         return warning(
             "model", f"{name} answered with empty text", "try a larger llm.max_tokens or a model"
         )
     detail = f"{name} answers ({reply.seconds:.1f} s for a tiny completion)"
-    if served is not None and not _is_served(name, served):
+    # Single-model servers (llama.cpp) answer to any name; the list shows a file path.
+    if served is not None and len(served) > 1 and not _is_served(name, served):
         return warning("model", f"{detail}, but /models does not list it", choose)
     return ok("model", detail)
 
@@ -256,6 +273,12 @@ async def _tools(server: ModelServer, settings: Settings) -> Finding:
         # the right flags even though a forced call works.
         reply = await server.request(
             "POST", "/chat/completions", server.body(HANDOFF, [ESCALATE_TOOL])
+        )
+    if reply.status == 0:
+        return problem(
+            "tool calls",
+            f"no answer to a request with tools ({reply.message})",
+            "run doctor again when the server is less busy; if it stays, " + USE_TOOLS_OFF,
         )
     if not reply.ok:
         return problem("tool calls", f"refused: {reply.message}", _tool_fix(reply.message))
