@@ -102,6 +102,8 @@ class ModelServer:
                         return Answer(200), "".join(parts), True
                     if data:
                         chunk = json.loads(data)
+                        if not isinstance(chunk, dict):
+                            raise ValueError("not a chunk")
                         if "error" in chunk:
                             return Answer(200, message=_message(chunk)), "".join(parts), False
                         for choice in chunk.get("choices") or ():
