@@ -16,8 +16,9 @@ from urllib.parse import quote
 
 import httpx
 
-from bot.commands.doctor_llm import ModelServer, check_llm
+from bot.commands.doctor_llm import check_llm
 from bot.commands.doctor_report import Finding, Masker, has_problem, ok, problem, render, warning
+from bot.commands.doctor_server import ModelServer
 from bot.commands.doctor_telegram import check_telegram
 from bot.settings import Settings
 

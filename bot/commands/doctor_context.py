@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from bot.commands.doctor_report import Finding, ok, warning
 
 if TYPE_CHECKING:
-    from bot.commands.doctor_llm import Answer, ModelServer
+    from bot.commands.doctor_server import Answer, ModelServer
 
 _NUM_CTX = re.compile(r"^\s*num_ctx\s+(\d+)", re.MULTILINE)
 
