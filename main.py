@@ -1,4 +1,4 @@
-"""Entry point: ``python main.py [run|chat|check|faq search|tickets|stats|eval]``."""
+"""Entry point: ``python main.py [run|chat|check|doctor|faq search|tickets|stats|eval]``."""
 
 import sys
 

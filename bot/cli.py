@@ -34,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("run", help="run the Telegram bot (needs TELEGRAM_BOT_TOKEN)")
     sub.add_parser("chat", help="talk to the bot in the terminal")
     sub.add_parser("check", help="validate config and FAQ files")
+    sub.add_parser("doctor", help="check Telegram, the model, the database: a checklist")
 
     faq = sub.add_parser("faq", help="FAQ tools").add_subparsers(dest="faq_command", required=True)
     search = faq.add_parser("search", help="show the best FAQ entries for a query")
@@ -105,6 +106,10 @@ async def _dispatch(args: argparse.Namespace) -> int:
     if command == "faq":
         return await knowledge_tools.faq_search(args)
     settings = settings_from_environment()
+    if command == "doctor":
+        from bot.commands import doctor
+
+        return await doctor.run(settings)
     if command in (None, "run", "chat", "tickets", "stats"):
         _check_database(settings.storage.database_path)
     if command is None:

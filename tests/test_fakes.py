@@ -391,6 +391,31 @@ async def test_forum_topics_and_group_messages(bot, tg):
     assert tg.topics(-100)[topic.message_thread_id].name == "Ticket #1 closed"
 
 
+async def test_the_bots_standing_in_a_group_and_webhook_errors_parse(bot, tg):
+    tg.add_forum_group(-100777)
+    admin = await bot.get_chat_member(-100777, bot.id)
+    assert isinstance(admin, telegram.ChatMemberAdministrator) and admin.can_manage_topics
+    tg.set_bot_member(-100777, can_manage_topics=False)
+    assert (await bot.get_chat_member(-100777, bot.id)).can_manage_topics is False
+    tg.set_bot_member(-100777, "restricted")
+    restricted = await bot.get_chat_member(-100777, bot.id)
+    assert isinstance(restricted, telegram.ChatMemberRestricted)
+    assert restricted.can_send_messages is False
+    tg.set_bot_member(-100777, "member")
+    assert isinstance(await bot.get_chat_member(-100777, bot.id), telegram.ChatMemberMember)
+    tg.set_bot_member(-100777, "left")
+    with pytest.raises(BadRequest, match="Chat not found"):
+        await bot.get_chat(-100777)
+    tg.set_bot_member(-100777, "kicked")
+    assert isinstance(await bot.get_chat_member(-100777, bot.id), telegram.ChatMemberBanned)
+    with pytest.raises(Forbidden, match="kicked from the supergroup chat"):
+        await bot.get_chat(-100777)
+    tg.set_webhook_error("Connection timed out", date=1_700_000_000, url="https://x.example/h")
+    info = await bot.get_webhook_info()
+    assert info.url == "https://x.example/h" and info.last_error_message == "Connection timed out"
+    assert info.last_error_date == dtm.datetime.fromtimestamp(1_700_000_000, dtm.UTC)
+
+
 async def test_copy_forward_media_drafts_and_commands(bot, tg):
     tg.user_text(CUSTOMER.id, "My parcel is late", user=CUSTOMER)
     source_id = tg.pending_updates[0]["message"]["message_id"]
@@ -674,6 +699,52 @@ async def test_responder_delay_and_chunk_delay(client, llm):
     started = loop.time()
     await read_stream(client, chat_request(stream=True))
     assert loop.time() - started >= 0.2
+
+
+async def test_server_quirks_answer_like_the_real_servers(client, llm):
+    llm.check_models = True
+    unknown = await client.post("/chat/completions", json={**chat_request(), "model": "nope"})
+    assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "model_not_found"
+    tool = {
+        "type": "function",
+        "function": {
+            "name": "escalate",
+            "parameters": {
+                "type": "object",
+                "properties": {"reason": {"type": "string"}},
+                "required": ["reason"],
+            },
+        },
+    }
+    named = {"type": "function", "function": {"name": "escalate"}}
+    forced = await client.post(
+        "/chat/completions", json=chat_request(tools=[tool], tool_choice=named)
+    )
+    call = forced.json()["choices"][0]["message"]["tool_calls"][0]["function"]
+    assert call["name"] == "escalate" and json.loads(call["arguments"]) == {
+        "reason": "Where is my order?"
+    }
+    llm.tool_support = "vllm_no_auto"
+    auto = await client.post("/chat/completions", json=chat_request(tools=[tool]))
+    assert (
+        auto.status_code == 400 and "--enable-auto-tool-choice" in auto.json()["error"]["message"]
+    )
+    forced = await client.post(
+        "/chat/completions", json=chat_request(tools=[tool], tool_choice=named)
+    )
+    assert forced.status_code == 200  # vLLM answers a named tool by guided decoding
+    llm.tool_support = "llamacpp_no_jinja"
+    refused = await client.post("/chat/completions", json=chat_request(tools=[tool]))
+    assert (
+        refused.status_code == 500
+        and refused.json()["error"]["message"] == "tools param requires --jinja flag"
+    )
+    llm.server, llm.context_window = "llamacpp", 4096
+    props = await client.get(f"{llm.url}/props")
+    assert props.json()["default_generation_settings"]["n_ctx"] == 4096
+    llm.server = "vllm"
+    assert (await client.get("/models")).json()["data"][0]["max_model_len"] == 4096
+    assert (await client.get(f"{llm.url}/props")).status_code == 404
 
 
 async def test_embeddings_and_models(client, llm):

@@ -24,6 +24,7 @@ from typing import Any
 
 from aiohttp import web
 
+from tests.fakes.llm_quirks import ServerQuirks
 from tests.fakes.llm_replies import (
     Reply,
     Responder,
@@ -31,6 +32,7 @@ from tests.fakes.llm_replies import (
     count_tokens,
     default_responder,
     embed,
+    forced_tool_call,
     split_pieces,
 )
 from tests.fakes.waiting import serve_until_signalled, wait_until
@@ -40,7 +42,7 @@ __all__ = ["FakeLLM", "Reply", "embed"]
 _ids = itertools.count(1)
 
 
-class FakeLLM:
+class FakeLLM(ServerQuirks):
     """One OpenAI-compatible endpoint; every request and its concurrency are recorded."""
 
     def __init__(
@@ -56,6 +58,12 @@ class FakeLLM:
         self.delay = delay
         self.model = model
         self.models = [model, "fake-embedding"]
+        # Off by default, since most tests send whatever model config/bot.yaml names.
+        self.check_models = False  # 404 model_not_found for models not in self.models
+        # "native"; "ignored" (tools are dropped: plain text back); or a TOOL_SUPPORT key.
+        self.tool_support = "native"
+        self.server = "openai"  # "vllm", "llamacpp" or "ollama": where the context is shown
+        self.context_window: int | None = None
         self.host = host
         self.port = port
         self.responder: Responder = default_responder
@@ -88,6 +96,8 @@ class FakeLLM:
             app.router.add_post(f"{prefix}/chat/completions", self._handle_chat)
             app.router.add_post(f"{prefix}/embeddings", self._handle_embeddings)
             app.router.add_get(f"{prefix}/models", self._handle_models)
+        app.router.add_get("/props", self._handle_props)
+        app.router.add_post("/api/show", self._handle_ollama_show)
         app.router.add_get("/_control/{what}", self._handle_control_get)
         app.router.add_post("/_control/{what}", self._handle_control_post)
         return app
@@ -161,8 +171,13 @@ class FakeLLM:
         if inspect.isawaitable(reply):
             reply = await reply
         if reply is None:
-            return default_responder(request)
-        return Reply.text(reply) if isinstance(reply, str) else reply
+            reply = default_responder(request)
+        reply = Reply.text(reply) if isinstance(reply, str) else reply
+        if self.tool_support == "ignored":
+            return Reply.text(reply.content or "Answer") if reply.tool_calls else reply
+        if reply.status == 200 and not reply.tool_calls:
+            return forced_tool_call(request) or reply
+        return reply
 
     async def _gate(self) -> None:
         if self._hold is None:
@@ -180,15 +195,13 @@ class FakeLLM:
     def _unauthorized(self, request: web.Request) -> web.Response | None:
         if self.api_key is None:
             return None
-        if request.headers.get("Authorization") == f"Bearer {self.api_key}":
+        presented = request.headers.get("Authorization", "")
+        if presented == f"Bearer {self.api_key}":
             return None
-        return self._error_response(
-            Reply.http_error(
-                401,
-                "Incorrect API key provided.",
-                code="invalid_api_key",
-            )
-        )
+        # Servers echo the key they were sent, so clients must never print these errors raw.
+        key = presented.removeprefix("Bearer ")
+        message = f"Incorrect API key provided: {key}." if key else "Incorrect API key provided."
+        return self._error_response(Reply.http_error(401, message, code="invalid_api_key"))
 
     @staticmethod
     def _error_response(reply: Reply) -> web.Response:
@@ -215,6 +228,8 @@ class FakeLLM:
             return self._error_response(
                 Reply.http_error(400, "[] is too short - 'messages'", code="invalid_value")
             )
+        if (refusal := self._refusal(body)) is not None:
+            return self._error_response(refusal)
         self.requests.append(body)
         self.headers.append(dict(request.headers))
         self.in_flight += 1
@@ -385,6 +400,8 @@ class FakeLLM:
             inputs = [inputs]
         if not isinstance(inputs, list) or not inputs:
             return self._error_response(Reply.http_error(400, "'input' is a required property"))
+        if (unknown := self._unknown_model(body)) is not None:
+            return self._error_response(unknown)
         self.embedding_requests.append(body)
         self._changed()
         if self.delay:
@@ -410,10 +427,14 @@ class FakeLLM:
     async def _handle_models(self, request: web.Request) -> web.StreamResponse:
         if (denied := self._unauthorized(request)) is not None:
             return denied
-        models = [
+        models: list[dict[str, Any]] = [
             {"id": name, "object": "model", "created": 1_700_000_000, "owned_by": "fake"}
             for name in self.models
         ]
+        if self.server == "vllm":
+            for entry in models:
+                entry.update(owned_by="vllm", root=entry["id"], parent=None)
+                entry["max_model_len"] = self.context_window
         return web.json_response({"object": "list", "data": models})
 
     # ------------------------------------------------------------------ control API
@@ -430,6 +451,10 @@ class FakeLLM:
             self.hold_until(int(body["n"]), float(body.get("timeout", 5)))
         elif what == "reset":
             self.reset()
+        elif what == "configure":
+            for key in ("check_models", "tool_support", "server", "context_window", "models"):
+                if key in body:
+                    setattr(self, key, body[key])
         else:
             return web.json_response({"ok": False, "description": "unknown action"}, status=404)
         return web.json_response({"ok": True})

@@ -159,6 +159,22 @@ def default_responder(request: dict) -> Reply:
     return Reply.text(f"Answer to: {last_user_text(request)}")
 
 
+def forced_tool_call(request: dict) -> Reply | None:
+    """A named ``tool_choice`` obliges real servers to call that function: fill its
+    required string arguments with the customer's words."""
+    choice = request.get("tool_choice")
+    if not isinstance(choice, dict) or not request.get("tools"):
+        return None
+    name = (choice.get("function") or {}).get("name")
+    for tool in request["tools"]:
+        function = tool.get("function") or {}
+        if function.get("name") == name:
+            schema = function.get("parameters") or {}
+            required = schema.get("required") or list(schema.get("properties") or {})
+            return Reply.tool_call(name, {key: last_user_text(request) for key in required})
+    return None
+
+
 def count_tokens(text: str) -> int:
     """A stable stand-in for a tokenizer: words and punctuation marks."""
     return len(re.findall(r"\w+|[^\w\s]", text))

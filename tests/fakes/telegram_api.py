@@ -183,6 +183,7 @@ class FakeTelegram(RecordingAndControl, UpdateInjection, BotApiMethods, ChatMeth
         self._chat_actions: list[dict] = []
         self._callback_queries: dict[str, dict | None] = {}
         self._blocked: set[int] = set()
+        self._bot_members: dict[int, dict] = {}  # chat_id -> the bot's ChatMember there
         self._faults: dict[str, list[_Fault]] = {}
         self._delays: dict[str, float] = {}
         self._changed_event = asyncio.Event()

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from tests.fakes.telegram_methods import Files, Params, int_param
-from tests.fakes.telegram_state import ChatState, Topic, bad_request, snapshot
+from tests.fakes.telegram_state import ApiError, ChatState, Topic, bad_request, snapshot
 
 if TYPE_CHECKING:
     from tests.fakes.telegram_api import FakeTelegram
@@ -21,6 +21,11 @@ class ChatMethods:
 
     async def api_getChat(self: FakeTelegram, p: Params, files: Files) -> Any:
         chat = self._chat(p.get("chat_id"))
+        status = self._bot_members.get(chat.id, {}).get("status")
+        if status == "left":
+            raise bad_request("chat not found")
+        if status == "kicked":
+            raise ApiError(403, f"Forbidden: bot was kicked from the {chat.type} chat")
         info = chat.to_dict()
         info.update(
             {
@@ -156,22 +161,63 @@ class ChatMethods:
     async def api_getChatMember(self: FakeTelegram, p: Params, files: Files) -> Any:
         user_id = int_param(p, "user_id")
         if user_id == self.bot_user["id"]:
-            return {
-                "status": "administrator",
-                "user": dict(self.bot_user),
-                "can_be_edited": False,
-                "is_anonymous": False,
-                "can_manage_chat": True,
-                "can_delete_messages": True,
-                "can_manage_video_chats": True,
-                "can_restrict_members": True,
-                "can_promote_members": False,
-                "can_change_info": True,
-                "can_invite_users": True,
-                "can_post_stories": False,
-                "can_edit_stories": False,
-                "can_delete_stories": False,
-                "can_manage_topics": True,
-            }
+            chat = self._chat(p.get("chat_id"))
+            member = self._bot_members.get(chat.id) or {"status": "administrator"}
+            if member["status"] == "administrator":
+                return {**_ADMIN_RIGHTS, **member, "user": dict(self.bot_user)}
+            if member["status"] == "restricted":
+                return {**_RESTRICTED, **member, "user": dict(self.bot_user)}
+            extra = {"until_date": 0} if member["status"] == "kicked" else {}
+            return {**member, **extra, "user": dict(self.bot_user)}
         user = self._users.get(user_id) or {"id": user_id, "is_bot": False, "first_name": "Member"}
         return {"status": "member", "user": dict(user)}
+
+    def set_bot_member(
+        self: FakeTelegram, chat_id: int, status: str = "administrator", **rights: bool
+    ) -> None:
+        """How the bot stands in a chat: "administrator" (with rights such as
+        can_manage_topics=False), "member", "restricted", "left" or "kicked"."""
+        if status not in ("administrator", "member", "restricted", "left", "kicked"):
+            raise ValueError(f"not a chat member status: {status}")
+        self._bot_members[self._chat(chat_id).id] = {"status": status, **rights}
+
+
+# ChatMemberAdministrator as Telegram returns it for a bot promoted with every group right.
+_ADMIN_RIGHTS: dict[str, Any] = {
+    "can_be_edited": False,
+    "is_anonymous": False,
+    "can_manage_chat": True,
+    "can_delete_messages": True,
+    "can_manage_video_chats": True,
+    "can_restrict_members": True,
+    "can_promote_members": False,
+    "can_change_info": True,
+    "can_invite_users": True,
+    "can_post_stories": False,
+    "can_edit_stories": False,
+    "can_delete_stories": False,
+    "can_pin_messages": True,
+    "can_manage_topics": True,
+}
+
+# ChatMemberRestricted: still in the chat, each permission spelled out.
+_RESTRICTED: dict[str, Any] = {
+    "is_member": True,
+    "until_date": 0,
+    "can_send_messages": False,
+    "can_send_audios": False,
+    "can_send_documents": False,
+    "can_send_photos": False,
+    "can_send_videos": False,
+    "can_send_video_notes": False,
+    "can_send_voice_notes": False,
+    "can_send_polls": False,
+    "can_send_other_messages": False,
+    "can_add_web_page_previews": False,
+    "can_change_info": False,
+    "can_invite_users": False,
+    "can_pin_messages": False,
+    "can_manage_topics": False,
+    "can_edit_tag": False,
+    "can_react_to_messages": False,
+}

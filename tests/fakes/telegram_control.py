@@ -173,6 +173,8 @@ class RecordingAndControl:
         "add_group",
         "add_forum_group",
         "add_topic",
+        "set_bot_member",
+        "set_webhook_error",
         "deliver_to_webhook",
         "clear_records",
     )

@@ -206,7 +206,19 @@ class BotApiMethods:
             info["max_connections"] = int(self.webhook.get("max_connections") or 40)
             if self.webhook.get("allowed_updates"):
                 info["allowed_updates"] = self.webhook["allowed_updates"]
+        for key in ("last_error_date", "last_error_message", "last_synchronization_error_date"):
+            if self.webhook.get(key) is not None:
+                info[key] = self.webhook[key]
         return info
+
+    def set_webhook_error(
+        self: FakeTelegram, message: str, date: int | None = None, url: str | None = None
+    ) -> None:
+        """Telegram's record of a failed webhook delivery, as getWebhookInfo reports it."""
+        if url is not None:
+            self.webhook["url"] = url
+        self.webhook["last_error_message"] = message
+        self.webhook["last_error_date"] = int(time.time()) if date is None else int(date)
 
     async def api_getUpdates(self: FakeTelegram, p: Params, files: Files) -> Any:
         if self.webhook.get("url"):
