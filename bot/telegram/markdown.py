@@ -138,7 +138,7 @@ def _entity(entity: telegramify_markdown.MessageEntity) -> MessageEntity:
 # --------------------------------------------------------------------------- drafts
 
 _FENCE = re.compile(r"(?m)^ {0,3}(`{3,}|~{3,})")
-_OPEN_LINK = re.compile(r"\[([^\]\n]*)\]\([^)\s]*$")
+_OPEN_LINK = re.compile(r"\[([^\]\n]*)(\]\([^)\s]*|\])?$")  # "[text", "[text]", "[text](http"
 _EMPHASIS = re.compile(r"\*\*|__|~~|\*|_")
 
 
@@ -155,7 +155,7 @@ def close_open_markup(markdown: str) -> str:
         body = markdown.rstrip("`~")
         return body + ("" if body.endswith("\n") else "\n") + fences[-1]
     text = _OPEN_LINK.sub(r"\1", markdown).rstrip()
-    text = re.sub(r"[*_~]+$", "", text)  # an opener with nothing after it yet
+    text = re.sub(r"[*_~]+$", "", text).rstrip()  # an opener with nothing after it yet
     paragraph = text[text.rfind("\n\n") + 1 :]
     runs = re.findall(r"`+", paragraph)
     if len(runs) % 2 and runs[-1] == "`":

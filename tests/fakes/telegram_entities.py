@@ -9,6 +9,7 @@ would see from Telegram.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -59,7 +60,9 @@ def _integer(entity: dict, name: str) -> int:
 def _check_url(url: Any) -> None:
     if not isinstance(url, str):
         raise _refuse('Field "url" must be of type String')
-    parts = urlsplit(url if "://" in url or url.startswith("tg:") else "http://" + url)
+    # "host:8080/x" has no scheme: Telegram reads a bare address as http.
+    has_scheme = re.match(r"[a-zA-Z][a-zA-Z0-9+.-]*:(?!\d)", url) is not None
+    parts = urlsplit(url if has_scheme else "http://" + url)
     scheme = parts.scheme.lower()
     if scheme == "tg":
         return
