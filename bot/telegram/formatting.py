@@ -34,19 +34,26 @@ def utf16_len(text: str) -> int:
 # --------------------------------------------------------------------------- splitting
 
 
+_ASTRAL = re.compile("[\U00010000-\U0010ffff]")  # two UTF-16 units each
+
+
 class _Index:
-    """Code point positions <-> UTF-16 offsets of one text."""
+    """Code point positions <-> UTF-16 offsets of one text, from where its astral characters are.
+
+    Most answers have none or a few (emoji), so this costs one regex scan, not a loop
+    over every character.
+    """
 
     def __init__(self, text: str):
-        self.offsets = [0] * (len(text) + 1)
-        total = 0
-        for i, char in enumerate(text):
-            self.offsets[i] = total
-            total += 2 if ord(char) > 0xFFFF else 1
-        self.offsets[len(text)] = total
+        self._astral = [m.start() for m in _ASTRAL.finditer(text)]
+        self._ends = [at + n + 2 for n, at in enumerate(self._astral)]  # in UTF-16 units
+
+    def offset(self, position: int) -> int:
+        return position + bisect.bisect_left(self._astral, position)
 
     def position(self, utf16_offset: int) -> int:
-        return bisect.bisect_left(self.offsets, utf16_offset)
+        """The first character starting at or after ``utf16_offset``."""
+        return utf16_offset - bisect.bisect_right(self._ends, utf16_offset)
 
 
 def trimmed(message: Formatted) -> Formatted:
@@ -63,7 +70,7 @@ def _cut(
         start += 1
     while end > start and text[end - 1].isspace():
         end -= 1
-    low, high = index.offsets[start], index.offsets[end]
+    low, high = index.offset(start), index.offset(end)
     entities = []
     for entity in message.entities:
         first = max(entity.offset, low)
@@ -95,7 +102,7 @@ def _break_before(text: str, start: int, end: int) -> int:
 
 def _crowded_from(message: Formatted, index: _Index, start: int, max_entities: int) -> int | None:
     """Where the entity that would be one too many for a message starting at ``start`` begins."""
-    low = index.offsets[start]
+    low = index.offset(start)
     count = 0
     for entity in sorted(message.entities, key=lambda e: e.offset):
         if entity.offset + entity.length <= low:
