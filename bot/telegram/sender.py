@@ -2,7 +2,7 @@
 
 Texts go out as plain text plus entities, never with a parse mode, so no reply
 can fail to parse; answers in Markdown keep their formatting that way
-(``bot.telegram.formatting``), and should Telegram still refuse the formatting,
+(``bot.telegram.markdown``), and should Telegram still refuse the formatting,
 the same words go out plain. Anything longer than Telegram's 4096 characters is
 split at a paragraph or sentence boundary; network errors are retried; a
 blocked bot stops trying.
