@@ -77,7 +77,7 @@ def read_entities(text: str, raw: Any) -> list[dict]:
     if isinstance(raw, str):  # not valid JSON, so the form decoder left it as it came
         raise bad_request("can't parse entities JSON object")
     if not isinstance(raw, list):
-        raise bad_request("entities must be an Array")
+        raise bad_request("expected an Array of MessageEntity")
     entities: list[dict] = []
     length = utf16_len(text)
     for entity in raw:
