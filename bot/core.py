@@ -57,6 +57,7 @@ class Reply:
     text: str
     buttons: tuple[Button, ...] = ()
     stored_id: int | None = None  # our messages.id, so the adapter can record Telegram's id
+    markdown: bool = False  # an answer (model or FAQ) in Markdown, shown formatted
 
 
 @dataclass
@@ -437,7 +438,8 @@ class SupportCore:
                 else b
                 for b in buttons
             )
-        return Outcome([Reply(text, buttons, stored)], path=path)
+        answer = path in ("llm", "faq")  # persona messages may hold a customer's name: plain
+        return Outcome([Reply(text, buttons, stored, markdown=answer)], path=path)
 
     def _answer_buttons(self, knowledge: Knowledge, offer: bool) -> tuple[Button, ...]:
         buttons: list[Button] = []

@@ -71,3 +71,12 @@ def run_main(
         encoding="utf-8",
         timeout=60,
     )
+
+
+def drafts_unavailable(fake_telegram) -> None:
+    """Make sendMessageDraft fail, as where drafts are not offered, so streaming edits instead."""
+    fake_telegram.fail_when(
+        lambda method, params: method.lower() == "sendmessagedraft",
+        status=400,
+        description="Bad Request: method is not available",
+    )

@@ -121,6 +121,12 @@ TRICKY = [
     "'; DROP TABLE messages; -- and \" OR 1=1 --",
     "Robert'); DELETE FROM tickets WHERE ('1'='1",
 ]
+# The answer is the model's Markdown, shown formatted: markup becomes entities and HTML
+# stays visible text. Everything else arrives exactly as written.
+SHOWN_AS = {
+    TRICKY[4]: "<b>bold</b> <a href='x'>link</a> & <tag> <script>alert(1)</script>",
+    TRICKY[5]: "bold italic code link ~strike~ spoiler \\escaped",
+}
 
 
 @pytest.mark.parametrize("text", TRICKY, ids=range(len(TRICKY)))
@@ -133,7 +139,7 @@ async def test_text_round_trips_exactly(
     fake_telegram.user_text(2301, text)
     told = await fake_telegram.wait_for_messages(2301, 1)
     await all_done(fake_telegram, db)
-    assert told == [f"Answer to: {text}"]
+    assert told == [f"Answer to: {SHOWN_AS.get(text, text)}"]
     assert fake_llm.last_request["messages"][-1] == {"role": "user", "content": text}
     assert rows(db, "SELECT text FROM messages WHERE role = 'customer'") == [(text,)]
     assert rows(db, "SELECT text FROM messages WHERE role = 'bot'") == [(f"Answer to: {text}",)]

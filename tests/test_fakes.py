@@ -21,7 +21,7 @@ import httpx
 import pytest
 import telegram
 from aiohttp import web
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, ReplyParameters
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, MessageEntity, ReplyParameters
 from telegram.error import BadRequest, Conflict, Forbidden, InvalidToken, RetryAfter
 
 from tests.fakes import FakeLLM, FakeTelegram, Reply, TgUser, embed
@@ -114,6 +114,78 @@ async def test_text_limits_are_enforced(bot, tg):
     with pytest.raises(BadRequest, match="(?i)message text is empty"):
         await bot.send_message(1, "   ")
     assert tg.sent_messages(1) == ["x" * 4096]
+
+
+async def test_text_length_counts_code_points_not_utf16_units(bot, tg):
+    # A live probe: 4,096 emoji (8,192 UTF-16 units) are accepted, 4,097 are not.
+    await bot.send_message(1, "😀" * 4096)
+    with pytest.raises(BadRequest, match="(?i)message is too long"):
+        await bot.send_message(1, "😀" * 4097)
+    assert tg.sent_messages(1) == ["😀" * 4096]
+
+
+async def test_explicit_entities_are_read_and_recorded(bot, tg):
+    entities = [
+        MessageEntity("bold", 3, 6),
+        MessageEntity("text_link", 10, 6, url="https://a.example"),
+    ]
+    sent = await bot.send_message(1, "😀 жирный ссылка", entities=entities)
+    assert [(e.type, e.offset, e.length) for e in sent.entities] == [
+        ("bold", 3, 6),
+        ("text_link", 10, 6),
+    ]
+    assert "parse_mode" not in tg.calls("sendMessage")[0].params
+    assert isinstance(tg.calls("sendMessage")[0].params["entities"], list)  # decoded JSON
+    assert tg.bot_messages(1)[0]["entities"][1]["url"] == "https://a.example"
+    await bot.send_message_draft(1, 9, "😀 жир", entities=[MessageEntity("bold", 3, 3)])
+    assert tg.drafts(1)[0]["entities"] == [{"type": "bold", "offset": 3, "length": 3}]
+
+
+@pytest.mark.parametrize(
+    ("entities", "description"),
+    [
+        (
+            [{"type": "sparkle", "offset": 0, "length": 2}],
+            "can't parse MessageEntity: Unsupported type specified",
+        ),
+        (
+            [{"type": "bold", "offset": 0}],
+            "can't parse MessageEntity: Can't find field \"length\"",
+        ),
+        (
+            [{"type": "bold", "offset": 2, "length": 2}],  # "😀x" is 3 UTF-16 units
+            "entity beginning at UTF-16 offset 2 ends after the end of the text at UTF-16 offset 3",
+        ),
+        (
+            [{"type": "text_link", "offset": 0, "length": 1, "url": "nodot"}],
+            "entity URL 'nodot' is invalid: Wrong HTTP URL",
+        ),
+        (
+            [{"type": "text_link", "offset": 0, "length": 1, "url": "javascript:alert(1)"}],
+            "entity URL 'javascript:alert(1)' is invalid: Unsupported URL protocol",
+        ),
+        ([{"type": "bold", "offset": 0, "length": 1}] * 101, "ENTITIES_TOO_LONG"),
+        ("[{not json", "can't parse entities JSON object"),
+    ],
+    ids=["type", "field", "range", "url", "protocol", "count", "json"],
+)
+async def test_entities_telegram_refuses_are_refused_with_its_words(tg, entities, description):
+    encoded = entities if isinstance(entities, str) else json.dumps(entities)
+    async with httpx.AsyncClient(base_url=tg.api_url) as http:
+        answer = await http.post(
+            "/sendMessage", data={"chat_id": "1", "text": "😀x", "entities": encoded}
+        )
+    assert answer.status_code == 400
+    assert answer.json()["description"] == f"Bad Request: {description}"
+    assert tg.sent_messages(1) == []
+
+
+async def test_a_hundred_entities_are_accepted_and_detected_types_ignored(bot, tg):
+    text = "a " * 100
+    entities = [MessageEntity("italic", 2 * n, 1) for n in range(100)]
+    entities.append(MessageEntity("url", 0, 1))  # found by Telegram itself: ignored, not counted
+    sent = await bot.send_message(1, text, entities=entities)
+    assert len(sent.entities) == 100
 
 
 @pytest.mark.parametrize(

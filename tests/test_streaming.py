@@ -7,6 +7,7 @@ import sqlite3
 
 from bot.telegram.streaming import LiveReply
 from tests.fakes import Reply
+from tests.helpers import drafts_unavailable
 
 
 def _long_answer(paragraphs: int, words: int = 60) -> str:
@@ -35,11 +36,7 @@ async def test_without_drafts_one_message_is_edited_within_flood_limits(
     fake_telegram, fake_llm, make_settings, start_bot
 ):
     fake_telegram.enforce_limits = True
-    fake_telegram.fail_when(
-        lambda method, params: method.lower() == "sendmessagedraft",
-        status=400,
-        description="Bad Request: method is not available",
-    )
+    drafts_unavailable(fake_telegram)
     answer = _long_answer(3, 40)
     fake_llm.script(Reply.text(answer, chunks=40, chunk_delay=0.05))
     await start_bot(make_settings(fake_telegram, fake_llm))
@@ -55,11 +52,7 @@ async def test_without_drafts_one_message_is_edited_within_flood_limits(
 async def test_long_streamed_answer_continues_in_new_messages(
     fake_telegram, fake_llm, make_settings, start_bot
 ):
-    fake_telegram.fail_when(
-        lambda method, params: method.lower() == "sendmessagedraft",
-        status=400,
-        description="Bad Request: method is not available",
-    )
+    drafts_unavailable(fake_telegram)
     answer = _long_answer(28, 60)  # about 15,700 characters
     assert len(answer) > 3 * 4096
     fake_llm.script(Reply.text(answer, chunks=60, chunk_delay=0.01))

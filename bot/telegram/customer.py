@@ -80,9 +80,11 @@ async def deliver(
     try:
         for number, reply in enumerate(outcome.replies):
             if number == 0 and live is not None and live.started:
-                ids = await live.finish(reply.text, reply.buttons)
+                ids = await live.finish(reply.text, reply.buttons, markdown=reply.markdown)
             else:
-                sent = await send_text(context.bot, chat_id, reply.text, buttons=reply.buttons)
+                sent = await send_text(
+                    context.bot, chat_id, reply.text, buttons=reply.buttons, markdown=reply.markdown
+                )
                 ids = [m.message_id for m in sent]
             if reply.stored_id is not None and ids:
                 await services.conversations.set_telegram_message_id(reply.stored_id, ids[-1])

@@ -15,6 +15,7 @@ from telegram.error import BadRequest, TelegramError
 from bot.core import Incoming, TicketContext
 from bot.store.conversations import ConversationStore
 from bot.store.tickets import Ticket, TicketStore
+from bot.telegram.markdown import plain_text
 from bot.telegram.sender import send_text, with_retries
 
 log = logging.getLogger(__name__)
@@ -50,7 +51,9 @@ def ticket_card(ticket: Ticket, context: TicketContext) -> str:
         lines.append("Last messages:")
         for turn in context.last_messages[-6:]:
             who_said = "👤" if turn.role == "customer" else "🤖"
-            lines.append(f"{who_said} {turn.text[:300]}")
+            # The bot's answers are Markdown: the card shows their words, not the asterisks.
+            said = plain_text(turn.text) if turn.role == "bot" else turn.text
+            lines.append(f"{who_said} {said[:300]}")
     if context.faq_matches:
         lines.append("")
         lines.append(

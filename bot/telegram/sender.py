@@ -1,8 +1,11 @@
 """Sending text to Telegram so that it always arrives, and never as an error.
 
-Texts go out as plain text (no parse mode), so no reply can fail to parse;
-anything longer than Telegram's 4096 characters is split at a paragraph or
-sentence boundary; network errors are retried; a blocked bot stops trying.
+Texts go out as plain text plus entities, never with a parse mode, so no reply
+can fail to parse; answers in Markdown keep their formatting that way
+(``bot.telegram.markdown``), and should Telegram still refuse the formatting,
+the same words go out plain. Anything longer than Telegram's 4096 characters is
+split at a paragraph or sentence boundary; network errors are retried; a
+blocked bot stops trying.
 ``AIORateLimiter`` below us handles 429 ``retry_after``. Inside an update,
 every chunk goes through the update's reply journal, so that handling the
 update again after a crash does not repeat what was already delivered.
@@ -12,41 +15,31 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
-from telegram import Bot, Chat, InlineKeyboardButton, InlineKeyboardMarkup, Message
+from telegram import (
+    Bot,
+    Chat,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    Message,
+    MessageEntity,
+)
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TimedOut
 
 from bot.core import Button
 from bot.store.inbox import current_journal
+from bot.telegram.formatting import TELEGRAM_TEXT_LIMIT, Formatted, split_formatted
+from bot.telegram.markdown import from_markdown
 
 log = logging.getLogger(__name__)
-
-TELEGRAM_TEXT_LIMIT = 4096
 
 
 def split_text(text: str, limit: int = TELEGRAM_TEXT_LIMIT) -> list[str]:
     """Cut at the last paragraph break, else line break, else sentence end, else space."""
-    chunks: list[str] = []
-    rest = text.strip()
-    while len(rest) > limit:
-        window = rest[:limit]
-        cut = -1
-        for pattern in (r"\n\s*\n", r"\n", r"[.!?。！？]\s", r"\s"):
-            matches = [m.end() for m in re.finditer(pattern, window) if m.end() > limit // 3]
-            if matches:
-                cut = matches[-1]
-                break
-        if cut <= 0:
-            cut = limit
-        chunks.append(rest[:cut].rstrip())
-        rest = rest[cut:].lstrip()
-    if rest:
-        chunks.append(rest)
-    return chunks or [""]
+    return [part.text for part in split_formatted(Formatted(text), limit)]
 
 
 def keyboard(buttons: Sequence[Button]) -> InlineKeyboardMarkup | None:
@@ -83,6 +76,32 @@ async def with_retries(call: Callable[[], Awaitable[Any]], attempts: int = 4) ->
     raise AssertionError("unreachable")
 
 
+T = TypeVar("T")
+
+
+async def with_plain_fallback(
+    send: Callable[[str, list[MessageEntity] | None], Awaitable[T]], part: Formatted
+) -> T:
+    """Send with entities; when Telegram refuses them, the same words as plain text.
+
+    Whatever Telegram objects to in the formatting (an entity, a link it does not
+    take), the customer still gets the answer. "Not modified" is no refusal.
+    """
+    if part.entities:
+        try:
+            return await send(part.text, list(part.entities))
+        except BadRequest as error:
+            if "not modified" in str(error).lower():
+                raise
+            log.warning("Telegram refused the formatting (%s); sending plain text", error)
+    return await send(part.text, None)
+
+
+def formatted(text: str, markdown: bool) -> list[Formatted]:
+    """The messages a text becomes: Markdown rendered, or plain; split for Telegram's limits."""
+    return split_formatted(from_markdown(text) if markdown else Formatted(text))
+
+
 async def send_text(
     bot: Bot,
     chat_id: int,
@@ -91,33 +110,59 @@ async def send_text(
     buttons: Sequence[Button] = (),
     thread_id: int | None = None,
     reply_to: int | None = None,
+    markdown: bool = False,
 ) -> list[Message]:
-    """Send ``text`` in as many messages as it needs; the buttons go on the last one."""
-    chunks = split_text(text)
+    """Send ``text`` in as many messages as it needs; the buttons go on the last one.
+
+    ``markdown`` renders it as Telegram formatting (answers); everything else,
+    such as what customers and staff wrote, goes out exactly as written.
+    """
+    return await send_parts(
+        bot,
+        chat_id,
+        formatted(text, markdown),
+        buttons=buttons,
+        thread_id=thread_id,
+        reply_to=reply_to,
+    )
+
+
+async def send_parts(
+    bot: Bot,
+    chat_id: int,
+    parts: Sequence[Formatted],
+    *,
+    buttons: Sequence[Button] = (),
+    thread_id: int | None = None,
+    reply_to: int | None = None,
+) -> list[Message]:
+    """Send messages that already fit Telegram's limits, each through the reply journal."""
     sent: list[Message] = []
     journal = current_journal.get()
-    for number, chunk in enumerate(chunks, start=1):
-        key = journal.key(chat_id, chunk) if journal is not None else None
+    for number, part in enumerate(parts, start=1):
+        key = journal.key(chat_id, part.text) if journal is not None else None
         if journal is not None and key is not None:
             earlier = await journal.before_send(key)
             if earlier is not None:
                 # Delivered before a crash; the customer already has it.
                 sent.append(
-                    Message(earlier, datetime.now(UTC), Chat(chat_id, Chat.PRIVATE), text=chunk)
+                    Message(earlier, datetime.now(UTC), Chat(chat_id, Chat.PRIVATE), text=part.text)
                 )
                 continue
-        markup = keyboard(buttons) if number == len(chunks) else None
+        markup = keyboard(buttons) if number == len(parts) else None
         kwargs: dict[str, Any] = {}
         if thread_id:
             kwargs["message_thread_id"] = thread_id
         if reply_to and number == 1:
             kwargs["reply_to_message_id"] = reply_to
             kwargs["allow_sending_without_reply"] = True
+
+        def send(text: str, entities: list[MessageEntity] | None, markup=markup, kwargs=kwargs):
+            return bot.send_message(chat_id, text, entities=entities, reply_markup=markup, **kwargs)
+
         try:
             message = await with_retries(
-                lambda chunk=chunk, markup=markup, kwargs=kwargs: bot.send_message(
-                    chat_id, chunk, reply_markup=markup, **kwargs
-                )
+                lambda part=part, send=send: with_plain_fallback(send, part)
             )
         except (RecipientGone, BadRequest, RetryAfter):
             # Refused by Telegram: not delivered, so nothing to be unsure about.

@@ -4,7 +4,10 @@ In private chats the text streams into a draft (``sendMessageDraft``), which
 costs no message budget; the finished answer is then sent as a real message.
 Where drafts are not available, one message is edited instead, at most once
 per ``edit_interval`` and never with unchanged text: editing on every token is
-what earns streaming bots flood bans of minutes.
+what earns streaming bots flood bans of minutes. Every preview is the model's
+Markdown converted as the final message will be, with the markup it has opened
+but not yet closed closed for it, so the answer does not change its looks when
+it arrives.
 """
 
 from __future__ import annotations
@@ -20,7 +23,9 @@ from telegram import Bot
 from telegram.error import BadRequest, RetryAfter, TelegramError
 
 from bot.core import Button
-from bot.telegram.sender import keyboard, send_text, split_text
+from bot.telegram.formatting import Formatted, split_formatted
+from bot.telegram.markdown import from_markdown
+from bot.telegram.sender import formatted, keyboard, send_parts, split_text, with_plain_fallback
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +55,7 @@ class LiveReply:
         self.text = ""
         self.consumed = 0  # characters already fixed in finished messages (edit mode)
         self.message_id: int | None = None  # the message being edited (edit mode)
-        self._shown = ""
+        self._shown: Formatted | None = None
         self._last_at = 0.0
         self._task: asyncio.Task[None] | None = None
         self._timer: asyncio.TimerHandle | None = None
@@ -100,10 +105,11 @@ class LiveReply:
             if self._model_done:
                 return
             visible = self._visible()
-            if not visible.strip() or visible == self._shown:
+            preview = self._preview(visible)
+            if not preview.text.strip() or preview == self._shown:
                 return
             try:
-                await self._show(visible)
+                await self._show(visible, preview)
             except RetryAfter as error:
                 await asyncio.sleep(error.retry_after.total_seconds())
             except TelegramError as error:
@@ -112,45 +118,70 @@ class LiveReply:
             self._last_at = time.monotonic()
 
     def _visible(self) -> str:
+        """The part of the model's text the preview shows (edit mode fixes full messages)."""
         live = self.text[self.consumed :]
         if self.mode == "draft":
-            return live[:LIVE_LIMIT]
+            return live
         if len(live) > LIVE_LIMIT:
             # Fix the current message at a paragraph boundary and continue in a new one.
             head = split_text(live, LIVE_LIMIT)[0]
             return head
         return live
 
-    async def _show(self, visible: str) -> None:
+    @staticmethod
+    def _preview(visible: str) -> Formatted:
+        """What the final message will look like so far: its first message's worth."""
+        return split_formatted(from_markdown(visible, partial=True), LIVE_LIMIT)[0]
+
+    async def _show(self, visible: str, preview: Formatted) -> None:
         if self.mode == "draft":
             try:
-                await self.bot.send_message_draft(self.chat_id, self.draft_id, visible)
-                self._shown = visible
+                await with_plain_fallback(self._send_draft, preview)
+                self._shown = preview
                 return
             except BadRequest as error:
                 log.info("drafts unavailable (%s); streaming by editing a message", error)
                 self.mode = "edit"
-                self._shown = ""
+                self._shown = None
+                visible = self._visible()
+                preview = self._preview(visible)
         if self.message_id is None:
-            message = await self.bot.send_message(self.chat_id, visible)
+            message = await with_plain_fallback(self._send_message, preview)
             self.message_id = message.message_id
         else:
             try:
-                await self.bot.edit_message_text(visible, self.chat_id, self.message_id)
+                await with_plain_fallback(self._edit_message, preview)
             except BadRequest as error:
                 if "not modified" not in str(error).lower():
                     raise
-        self._shown = visible
+        self._shown = preview
         live = self.text[self.consumed :]
         if len(live) > LIVE_LIMIT and len(visible) < len(live):
             self.consumed += len(visible)
             while self.consumed < len(self.text) and self.text[self.consumed].isspace():
                 self.consumed += 1
             self.message_id = None
-            self._shown = ""
+            self._shown = None
 
-    async def finish(self, final_text: str, buttons: Sequence[Button] = ()) -> list[int]:
-        """Put the final text in place of the preview; returns the ids of the messages used."""
+    def _send_draft(self, text: str, entities: list | None):
+        return self.bot.send_message_draft(self.chat_id, self.draft_id, text, entities=entities)
+
+    def _send_message(self, text: str, entities: list | None):
+        return self.bot.send_message(self.chat_id, text, entities=entities)
+
+    def _edit_message(self, text: str, entities: list | None, reply_markup=None):
+        return self.bot.edit_message_text(
+            text, self.chat_id, self.message_id, entities=entities, reply_markup=reply_markup
+        )
+
+    async def finish(
+        self, final_text: str, buttons: Sequence[Button] = (), *, markdown: bool = True
+    ) -> list[int]:
+        """Put the final text in place of the preview; returns the ids of the messages used.
+
+        ``markdown`` is False when the answer turned out not to be the model's text
+        (a handoff notice), which goes out as written.
+        """
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -158,25 +189,20 @@ class LiveReply:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._task
-        if self.mode == "draft" or self.message_id is None:
-            rest = (
-                final_text[self.consumed :]
-                if final_text.startswith(self.text[: self.consumed])
-                else final_text
-            )
-            sent = await send_text(self.bot, self.chat_id, rest, buttons=buttons)
-            return [m.message_id for m in sent]
         rest = (
             final_text[self.consumed :]
             if final_text.startswith(self.text[: self.consumed])
             else final_text
         )
-        chunks = split_text(rest)
+        parts = formatted(rest, markdown)
+        if self.mode == "draft" or self.message_id is None:
+            sent = await send_parts(self.bot, self.chat_id, parts, buttons=buttons)
+            return [m.message_id for m in sent]
         ids = [self.message_id]
-        markup = keyboard(buttons) if len(chunks) == 1 else None
+        markup = keyboard(buttons) if len(parts) == 1 else None
         try:
-            await self.bot.edit_message_text(
-                chunks[0], self.chat_id, self.message_id, reply_markup=markup
+            await with_plain_fallback(
+                lambda text, entities: self._edit_message(text, entities, markup), parts[0]
             )
         except BadRequest as error:
             if "not modified" not in str(error).lower():
@@ -185,7 +211,7 @@ class LiveReply:
                 await self.bot.edit_message_reply_markup(
                     self.chat_id, self.message_id, reply_markup=markup
                 )
-        if len(chunks) > 1:
-            sent = await send_text(self.bot, self.chat_id, "\n\n".join(chunks[1:]), buttons=buttons)
+        if len(parts) > 1:
+            sent = await send_parts(self.bot, self.chat_id, parts[1:], buttons=buttons)
             ids += [m.message_id for m in sent]
         return ids

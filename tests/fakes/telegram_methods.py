@@ -10,7 +10,8 @@ import asyncio
 import time
 from typing import TYPE_CHECKING, Any
 
-from tests.fakes.telegram_markup import MarkupError, parse_text, utf16_len
+from tests.fakes.telegram_entities import read_entities
+from tests.fakes.telegram_markup import MarkupError, parse_text
 from tests.fakes.telegram_state import ApiError, ChatState, bad_request, snapshot
 
 if TYPE_CHECKING:
@@ -69,8 +70,8 @@ class BotApiMethods:
         self: FakeTelegram, p: Params, key: str, entities_key: str, limit: int, required: bool
     ) -> tuple[str, list[dict]]:
         raw = "" if p.get(key) is None else str(p.get(key))
-        if p.get(entities_key):
-            text, entities = raw, list(p[entities_key])
+        if p.get(entities_key) and not p.get("parse_mode"):
+            text, entities = raw, read_entities(raw, p[entities_key])
         else:
             try:
                 text, entities = parse_text(raw, p.get("parse_mode"))
@@ -80,7 +81,7 @@ class BotApiMethods:
                 raise bad_request("unsupported parse_mode") from None
         if required and not text.strip():
             raise bad_request("message text is empty")
-        if utf16_len(text) > limit:
+        if len(text) > limit:  # code points: 4,096 emoji are accepted, 4,097 are not
             raise bad_request(
                 "message is too long" if key == "text" else "message caption is too long"
             )
