@@ -24,10 +24,10 @@ from typing import Any
 
 from aiohttp import web
 
+from tests.fakes.llm_context import ContextWindow, prompt_tokens
 from tests.fakes.llm_replies import (
     Reply,
     Responder,
-    content_text,
     count_tokens,
     default_responder,
     embed,
@@ -59,6 +59,7 @@ class FakeLLM:
         self.host = host
         self.port = port
         self.responder: Responder = default_responder
+        self.context: ContextWindow | None = None  # set to refuse or cut oversized prompts
         self.requests: list[dict] = []
         self.embedding_requests: list[dict] = []
         self.headers: list[dict[str, str]] = []
@@ -88,6 +89,8 @@ class FakeLLM:
             app.router.add_post(f"{prefix}/chat/completions", self._handle_chat)
             app.router.add_post(f"{prefix}/embeddings", self._handle_embeddings)
             app.router.add_get(f"{prefix}/models", self._handle_models)
+        app.router.add_get("/props", self._handle_props)
+        app.router.add_post("/api/show", self._handle_ollama_show)
         app.router.add_get("/_control/{what}", self._handle_control_get)
         app.router.add_post("/_control/{what}", self._handle_control_post)
         return app
@@ -192,7 +195,8 @@ class FakeLLM:
 
     @staticmethod
     def _error_response(reply: Reply) -> web.Response:
-        return web.json_response({"error": reply.error}, status=reply.status, headers=reply.headers)
+        body = reply.error_body if reply.error_body is not None else {"error": reply.error}
+        return web.json_response(body, status=reply.status, headers=reply.headers)
 
     async def _read_json(self, request: web.Request) -> dict | web.Response:
         try:
@@ -222,6 +226,11 @@ class FakeLLM:
         self._changed()
         try:
             await self._gate()
+            if self.context is not None:
+                refusal = self.context.refusal(body)
+                if refusal is not None:
+                    return self._error_response(refusal)
+                body = self.context.cut(body)
             reply = await self._next_reply(body)
             if reply.hangs:
                 await self._stopping.wait()
@@ -242,7 +251,7 @@ class FakeLLM:
     def _usage(self, request: dict, reply: Reply) -> dict:
         if reply.usage is not None:
             return dict(reply.usage)
-        prompt = sum(count_tokens(content_text(m.get("content"))) + 4 for m in request["messages"])
+        prompt = prompt_tokens(request)
         completion = count_tokens(reply.content or "") + sum(
             count_tokens(self._arguments(c)) for c in reply.tool_calls
         )
@@ -410,11 +419,27 @@ class FakeLLM:
     async def _handle_models(self, request: web.Request) -> web.StreamResponse:
         if (denied := self._unauthorized(request)) is not None:
             return denied
+        extra = self.context.model_fields() if self.context is not None else {}
         models = [
-            {"id": name, "object": "model", "created": 1_700_000_000, "owned_by": "fake"}
+            {"id": name, "object": "model", "created": 1_700_000_000, "owned_by": "fake", **extra}
             for name in self.models
         ]
         return web.json_response({"object": "list", "data": models})
+
+    async def _handle_props(self, request: web.Request) -> web.StreamResponse:
+        props = self.context.props(self.model) if self.context is not None else None
+        if props is None:  # what a server without the endpoint answers
+            return web.json_response({"error": "Not Found"}, status=404)
+        return web.json_response(props)
+
+    async def _handle_ollama_show(self, request: web.Request) -> web.StreamResponse:
+        body = await self._read_json(request)
+        if isinstance(body, web.Response):
+            return body
+        shown = self.context.ollama_show(body.get("model")) if self.context is not None else None
+        if shown is None:
+            return web.json_response({"error": "Not Found"}, status=404)
+        return web.json_response(shown)
 
     # ------------------------------------------------------------------ control API
 
