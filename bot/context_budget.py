@@ -29,7 +29,8 @@ history; with/without tools)
 
 SmolLM2 splits digits, capitals and non-Latin scripts finely; the tokenizers of
 larger models pack Chinese and Cyrillic tighter, so there the estimate errs
-further on the safe side.
+further on the safe side. Rare ideographs (SmolLM2: up to 3 tokens each, one
+per byte) are the known exception; an overflow they cause is retried smaller.
 """
 
 from __future__ import annotations
