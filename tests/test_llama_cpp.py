@@ -15,12 +15,15 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from pathlib import Path
 
+import httpx
 import pytest
 import yaml
 
 from bot.context_budget import estimate_messages, estimate_tokens
+from tests.fakes.llm_context import ContextWindow
 from tests.helpers import rows, tickets
 from tests.test_context_budget import MEASURED
 from tests.test_kill import tune
@@ -107,6 +110,28 @@ def test_the_estimate_stays_above_the_real_tokenizer(llama_server):
         real = llama_server.tokenize(text)
         assert real == recorded, f"the recorded count is stale for {text[:20]!r}"
         assert estimate_tokens(text) > real
+
+
+async def test_the_doubles_llama_cpp_answers_match_the_real_server(llama_server, fake_llm):
+    """What the LLM double says as llama.cpp (tests/fakes/llm_context.py) is what llama.cpp says."""
+    fake_llm.context = ContextWindow(llama_server.n_ctx, "llama.cpp")
+    oversized = {"messages": [{"role": "user", "content": "word " * 3000}], "max_tokens": 4}
+    async with httpx.AsyncClient(timeout=60) as http:
+        real = await http.post(f"{llama_server.base_url}/chat/completions", json=oversized)
+        fake = await http.post(f"{fake_llm.base_url}/chat/completions", json=oversized)
+        real_props = (await http.get(f"{llama_server.url}/props")).json()
+        fake_props = (await http.get(f"{fake_llm.url}/props")).json()
+    assert real.status_code == fake.status_code == 400
+    real_error, fake_error = real.json()["error"], fake.json()["error"]
+    assert set(fake_error) == set(real_error)
+    assert fake_error["type"] == real_error["type"] and fake_error["code"] == real_error["code"]
+    assert fake_error["n_ctx"] == real_error["n_ctx"] == llama_server.n_ctx
+    pattern = r"request \(\d+ tokens\) exceeds the available context size \(\d+ tokens\), try increasing it"
+    assert re.fullmatch(pattern, real_error["message"])
+    assert re.fullmatch(pattern, fake_error["message"])
+    for props in (real_props, fake_props):
+        assert props["default_generation_settings"]["n_ctx"] == llama_server.n_ctx
+        assert isinstance(props["total_slots"], int)
 
 
 # -- answers ---------------------------------------------------------------------------

@@ -455,6 +455,8 @@ class FakeLLM:
             self.hold_until(int(body["n"]), float(body.get("timeout", 5)))
         elif what == "reset":
             self.reset()
+        elif what == "context":  # {"tokens": 4096, "server": "ollama", ...}; {} = no window
+            self.context = ContextWindow(**body) if body else None
         else:
             return web.json_response({"ok": False, "description": "unknown action"}, status=404)
         return web.json_response({"ok": True})
