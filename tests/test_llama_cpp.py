@@ -22,11 +22,11 @@ import httpx
 import pytest
 import yaml
 
-from bot.context_budget import estimate_messages, estimate_tokens
+from bot.token_estimate import estimate_messages, estimate_tokens
 from tests.fakes.llm_context import ContextWindow
 from tests.helpers import rows, tickets
-from tests.test_context_budget import MEASURED
 from tests.test_kill import tune
+from tests.test_token_estimate import MEASURED
 
 pytestmark = pytest.mark.real_llm
 
