@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 
+import httpx
 import pytest
 
 from bot.context_window import origin, overflow_error
@@ -193,3 +194,14 @@ async def test_an_ordinary_400_stays_an_http_error(fake_llm):
     finally:
         await client.aclose()
     assert not isinstance(caught.value, LLMContextOverflow)
+
+
+async def test_the_doubles_window_can_be_set_over_its_control_api(fake_llm):
+    """For the double run as a process (benchmarks): the same window, set over HTTP."""
+    async with httpx.AsyncClient() as http:
+        await http.post(f"{fake_llm.url}/_control/context", json={"tokens": 777, "server": "vllm"})
+        models = (await http.get(f"{fake_llm.base_url}/models")).json()["data"]
+        assert {m["max_model_len"] for m in models} == {777}
+        assert (await http.get(f"{fake_llm.url}/props")).status_code == 404, "vLLM has no /props"
+        await http.post(f"{fake_llm.url}/_control/context", json={})
+        assert fake_llm.context is None
