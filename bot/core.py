@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from bot.context_budget import ContextBudget, PromptParts
 from bot.errors import LLMBadResponse, LLMError
 from bot.handoff import asks_for_person, matching_rule, normalise
 from bot.knowledge.faq import SearchResult
@@ -22,7 +23,7 @@ from bot.knowledge.language import detect_language
 from bot.knowledge.live import Knowledge, KnowledgeBase
 from bot.llm import Completion, LLMClient
 from bot.person_request import PersonRequests
-from bot.prompt import ESCALATE_TOOL, Turn, build_messages
+from bot.prompt import ESCALATE_TOOL, Turn
 from bot.settings import Settings
 from bot.store.conversations import AnswerAudit, ConversationStore, Customer
 from bot.store.inbox import current_journal
@@ -118,6 +119,7 @@ class SupportCore:
         self.desk = desk
         self.semantic = semantic  # matching by meaning, when switched on
         self.person_requests = person_requests or PersonRequests(None)
+        self.budget = ContextBudget(llm, settings.llm.context_tokens) if llm else None
         self._recent_messages: dict[int, deque[float]] = defaultdict(deque)
         self._rate_noticed: set[int] = set()
 
@@ -299,10 +301,10 @@ class SupportCore:
         offer: bool,
         on_done: DoneCallback | None = None,
     ) -> Outcome:
-        assert self.llm is not None
+        assert self.budget is not None
         llm_settings = self.settings.llm
         conv = self.settings.conversation
-        messages = build_messages(
+        prompt = PromptParts(
             knowledge.persona,
             matches,
             turns,
@@ -315,7 +317,7 @@ class SupportCore:
         tools = [ESCALATE_TOOL] if llm_settings.use_tools else None
         stream = on_text if (llm_settings.streaming and llm_settings.use_tools) else None
         try:
-            completion = await self.llm.complete(messages, tools, on_text=stream)
+            completion, messages = await self.budget.complete(prompt, tools, stream)
         finally:
             if on_done is not None:
                 on_done()

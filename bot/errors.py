@@ -72,3 +72,25 @@ class LLMBadResponse(LLMError):
 
 class LLMUnavailable(LLMError):
     """The circuit breaker is open: the API failed repeatedly and is left alone for a while."""
+
+
+class LLMContextOverflow(LLMHTTPError):
+    """The request did not fit the model's context window.
+
+    ``window`` is the window the server stated in its error, when it stated one;
+    the caller may try once more with a smaller prompt, so this is not retryable
+    as it stands and says nothing about the API's health.
+    """
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        window: int | None = None,
+        prompt_tokens: int | None = None,
+    ):
+        super().__init__(status, message)
+        self.retryable = False
+        self.window = window
+        self.prompt_tokens = prompt_tokens

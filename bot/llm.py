@@ -19,9 +19,11 @@ from typing import Any
 
 import httpx
 
+from bot.context_window import overflow_error, probe_window
 from bot.errors import (
     LLMBadResponse,
     LLMConnectionError,
+    LLMContextOverflow,
     LLMError,
     LLMHTTPError,
     LLMTimeout,
@@ -97,7 +99,8 @@ class LLMClient:
     ):
         self.settings = settings
         self.model = model or settings.model
-        self.url = base_url.rstrip("/") + "/chat/completions"
+        self.base_url = base_url.rstrip("/")
+        self.url = self.base_url + "/chat/completions"
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         limits = httpx.Limits(
             max_connections=settings.max_concurrent_requests,
@@ -117,6 +120,10 @@ class LLMClient:
 
     async def aclose(self) -> None:
         await self._http.aclose()
+
+    async def context_window(self) -> int | None:
+        """The context window the server reports, if it reports one (``bot.context_window``)."""
+        return await probe_window(self._http, self.base_url, self.model)
 
     def request_body(
         self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None, stream: bool
@@ -168,7 +175,8 @@ class LLMClient:
                 delay = _backoff(attempt, error.retry_after)
                 streamed_text = error.partial
                 if not error.retryable or streamed_text or time.monotonic() + delay >= deadline:
-                    self.breaker.record_failure()
+                    if not isinstance(error, LLMContextOverflow):  # the API itself is fine
+                        self.breaker.record_failure()
                     raise
                 await asyncio.sleep(delay)
                 if self.breaker.is_open:
@@ -346,9 +354,14 @@ def _error_text(body: Any) -> str:
 
 def _http_error(response: httpx.Response) -> LLMHTTPError:
     try:
-        message = _error_text(response.json())
+        body = response.json()
+        message = _error_text(body)
     except ValueError:
+        body = None
         message = response.text[:200]
+    overflow = overflow_error(response.status_code, body, response.text)
+    if overflow is not None:
+        return overflow
     return LLMHTTPError(response.status_code, message, retry_after=_retry_after(response))
 
 

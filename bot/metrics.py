@@ -25,7 +25,13 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily
 from prometheus_client.registry import Collector
 
-from bot.errors import LLMConnectionError, LLMHTTPError, LLMTimeout, LLMUnavailable
+from bot.errors import (
+    LLMConnectionError,
+    LLMContextOverflow,
+    LLMHTTPError,
+    LLMTimeout,
+    LLMUnavailable,
+)
 from bot.logging_setup import message_text
 
 if TYPE_CHECKING:
@@ -35,6 +41,7 @@ log = logging.getLogger("bot.events")
 
 PREFIX = "support_bot"
 REPLY_PATHS = ("llm", "faq", "fallback", "handoff", "relay", "notice", "dropped")
+TRIM_KINDS = ("history", "faq", "overflow_retry")
 TICKET_STATUSES = ("open", "active")
 
 
@@ -46,6 +53,8 @@ def llm_error_kind(error: BaseException) -> str:
         return "connection"
     if isinstance(error, LLMUnavailable):
         return "circuit_open"
+    if isinstance(error, LLMContextOverflow):
+        return "context_overflow"
     if isinstance(error, LLMHTTPError):
         status = getattr(error, "status", 0) or 0
         if status == 429:
@@ -120,6 +129,19 @@ class BotMetrics:
         self.llm_errors = Counter(
             f"{PREFIX}_llm_errors", "Failed model calls by kind.", ["kind"], registry=r
         )
+        self.prompt_trims = Counter(
+            f"{PREFIX}_prompt_trims",
+            "Model requests made smaller to fit the context window, by what was dropped.",
+            ["kind"],
+            registry=r,
+        )
+        for kind in TRIM_KINDS:
+            self.prompt_trims.labels(kind)
+        self.prompt_cuts = Counter(
+            f"{PREFIX}_prompt_cut_by_server",
+            "Answers whose reported prompt tokens show the server cut the prompt (Ollama).",
+            registry=r,
+        )
         self.telegram_429 = Counter(
             f"{PREFIX}_telegram_rate_limited",
             "Bot API requests Telegram answered with 429 Too Many Requests.",
@@ -139,6 +161,12 @@ class BotMetrics:
             self.llm_latency.observe(seconds)
         else:
             self.llm_errors.labels(llm_error_kind(error)).inc()
+
+    def prompt_trimmed(self, kind: str) -> None:
+        self.prompt_trims.labels(kind).inc()
+
+    def prompt_cut(self) -> None:
+        self.prompt_cuts.inc()
 
     # -- scrape -------------------------------------------------------------------------
 

@@ -15,6 +15,7 @@ class LlmSettings:
     model: str = "gpt-4o-mini"
     temperature: float = 0.3
     max_tokens: int = 600
+    context_tokens: int = 0  # the model's context window; 0 = ask the server
     connect_timeout_seconds: float = 5.0
     read_timeout_seconds: float = 60.0
     max_concurrent_requests: int = 64  # calls in flight at once across all chats

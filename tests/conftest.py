@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -11,6 +11,7 @@ import pytest
 from bot.knowledge.loader import load_settings
 from bot.settings import Settings
 from bot.telegram.app import TelegramBot
+from tests import real_llm
 from tests.fakes import FakeLLM, FakeTelegram
 
 REPO = Path(__file__).resolve().parent.parent
@@ -77,3 +78,9 @@ async def start_bot() -> AsyncIterator[Callable[[Settings], object]]:
     yield start
     for bot in bots:
         await bot.stop()
+
+
+@pytest.fixture(scope="session")
+def llama_server() -> Iterator[real_llm.LlamaServer]:
+    """A real llama.cpp server with SmolLM2 (tests/real_llm.py); skips the test without it."""
+    yield from real_llm.session_server()

@@ -10,7 +10,6 @@ import asyncio
 import io
 import json
 import logging
-import socket
 import sqlite3
 from collections.abc import AsyncIterator, Callable
 
@@ -23,16 +22,11 @@ from bot.settings import Settings
 from bot.telegram.app import TelegramBot
 from tests.conftest import BOT_TOKEN
 from tests.fakes import Reply, TgUser
+from tests.helpers import free_port
 
 STAFF = -1009000
 AGENT = TgUser(id=501, first_name="Sam")
 LLM_KEY = "sk-test-0123456789abcdef"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import sys
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -21,7 +20,7 @@ import pytest
 
 from tests.conftest import REPO
 from tests.fakes import FakeLLM, FakeTelegram
-from tests.helpers import values
+from tests.helpers import free_port, values
 
 TOKEN = "123456:KILL-token"
 
@@ -37,12 +36,6 @@ def tune(config: Path, **settings: str) -> None:
             lines[i] = f"{indent}{key}: {settings.pop(key)}"
     assert not settings, f"not in bot.yaml: {settings}"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class BotProcess:

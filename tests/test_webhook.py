@@ -6,22 +6,15 @@ the secret token header), replies go back through python-telegram-bot to the dou
 
 from __future__ import annotations
 
-import socket
 import sqlite3
 
 import aiohttp
 import pytest
 
 from bot.telegram.app import TelegramBot
-from tests.helpers import values
+from tests.helpers import free_port, values
 
 SECRET = "webhook-secret_0123456789"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 PUBLIC = "https://bot.example.test"

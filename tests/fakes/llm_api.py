@@ -24,11 +24,11 @@ from typing import Any
 
 from aiohttp import web
 
+from tests.fakes.llm_context import ContextWindow, prompt_tokens
 from tests.fakes.llm_quirks import ServerQuirks
 from tests.fakes.llm_replies import (
     Reply,
     Responder,
-    content_text,
     count_tokens,
     default_responder,
     embed,
@@ -67,6 +67,7 @@ class FakeLLM(ServerQuirks):
         self.host = host
         self.port = port
         self.responder: Responder = default_responder
+        self.context: ContextWindow | None = None  # set to refuse or cut oversized prompts
         self.requests: list[dict] = []
         self.embedding_requests: list[dict] = []
         self.headers: list[dict[str, str]] = []
@@ -205,7 +206,8 @@ class FakeLLM(ServerQuirks):
 
     @staticmethod
     def _error_response(reply: Reply) -> web.Response:
-        return web.json_response({"error": reply.error}, status=reply.status, headers=reply.headers)
+        body = reply.error_body if reply.error_body is not None else {"error": reply.error}
+        return web.json_response(body, status=reply.status, headers=reply.headers)
 
     async def _read_json(self, request: web.Request) -> dict | web.Response:
         try:
@@ -237,6 +239,11 @@ class FakeLLM(ServerQuirks):
         self._changed()
         try:
             await self._gate()
+            if self.context is not None:
+                refusal = self.context.refusal(body)
+                if refusal is not None:
+                    return self._error_response(refusal)
+                body = self.context.cut(body)
             reply = await self._next_reply(body)
             if reply.hangs:
                 await self._stopping.wait()
@@ -257,7 +264,7 @@ class FakeLLM(ServerQuirks):
     def _usage(self, request: dict, reply: Reply) -> dict:
         if reply.usage is not None:
             return dict(reply.usage)
-        prompt = sum(count_tokens(content_text(m.get("content"))) + 4 for m in request["messages"])
+        prompt = prompt_tokens(request)
         completion = count_tokens(reply.content or "") + sum(
             count_tokens(self._arguments(c)) for c in reply.tool_calls
         )
@@ -427,8 +434,9 @@ class FakeLLM(ServerQuirks):
     async def _handle_models(self, request: web.Request) -> web.StreamResponse:
         if (denied := self._unauthorized(request)) is not None:
             return denied
+        extra = self.context.model_fields() if self.context is not None else {}
         models: list[dict[str, Any]] = [
-            {"id": name, "object": "model", "created": 1_700_000_000, "owned_by": "fake"}
+            {"id": name, "object": "model", "created": 1_700_000_000, "owned_by": "fake", **extra}
             for name in self.models
         ]
         if self.server == "vllm":
@@ -436,6 +444,25 @@ class FakeLLM(ServerQuirks):
                 entry.update(owned_by="vllm", root=entry["id"], parent=None)
                 entry["max_model_len"] = self.context_window
         return web.json_response({"object": "list", "data": models})
+
+    async def _handle_props(self, request: web.Request) -> web.StreamResponse:
+        if self.context is None:  # the window doctor is shown, if any (ServerQuirks)
+            return await ServerQuirks._handle_props(self, request)
+        props = self.context.props(self.model)
+        if props is None:  # what a server without the endpoint answers
+            return web.json_response({"error": "Not Found"}, status=404)
+        return web.json_response(props)
+
+    async def _handle_ollama_show(self, request: web.Request) -> web.StreamResponse:
+        if self.context is None:
+            return await ServerQuirks._handle_ollama_show(self, request)
+        body = await self._read_json(request)
+        if isinstance(body, web.Response):
+            return body
+        shown = self.context.ollama_show(body.get("model"))
+        if shown is None:
+            return web.json_response({"error": "Not Found"}, status=404)
+        return web.json_response(shown)
 
     # ------------------------------------------------------------------ control API
 
@@ -455,6 +482,8 @@ class FakeLLM(ServerQuirks):
             for key in ("check_models", "tool_support", "server", "context_window", "models"):
                 if key in body:
                     setattr(self, key, body[key])
+        elif what == "context":  # {"tokens": 4096, "server": "ollama", ...}; {} = no window
+            self.context = ContextWindow(**body) if body else None
         else:
             return web.json_response({"ok": False, "description": "unknown action"}, status=404)
         return web.json_response({"ok": True})

@@ -31,6 +31,7 @@ class Reply:
     finish_reason: str | None = None
     status: int = 200
     error: dict | None = None  # the OpenAI error object, for status != 200
+    error_body: dict | None = None  # a whole error body, for servers that do not wrap it
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
     hangs: bool = False
