@@ -25,6 +25,7 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup, ReplyParameters
 from telegram.error import BadRequest, Conflict, Forbidden, InvalidToken, RetryAfter
 
 from tests.fakes import FakeLLM, FakeTelegram, Reply, TgUser, embed
+from tests.fakes.telegram_files import JPEG
 
 ROOT = Path(__file__).resolve().parent.parent
 CUSTOMER = TgUser(id=5001, first_name="Ana", username="ana_b", language_code="pt")
@@ -362,7 +363,7 @@ async def test_other_update_kinds_parse(bot, tg):
     with pytest.raises(BadRequest, match="(?i)query is too old"):
         await query.answer("again")
     photo_file = await bot.get_file(updates[0].message.photo[-1].file_id)
-    assert bytes(await photo_file.download_as_bytearray()) == b"\xff\xd8photo"
+    assert bytes(await photo_file.download_as_bytearray()) == JPEG
 
 
 async def test_forum_topics_and_group_messages(bot, tg):

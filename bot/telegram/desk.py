@@ -142,7 +142,7 @@ class TelegramDesk:
             return
         await self.post(ticket, self._staff_text("staff_earlier_attachments"))
         for attachment in earlier:
-            await self._copy_to_staff(
+            sent = await self._copy_to_staff(
                 ticket,
                 customer.display_name,
                 customer.chat_id,
@@ -151,6 +151,14 @@ class TelegramDesk:
                 attachment.transcript,
                 attachment.outcome,
             )
+            if sent is not None:
+                await self.tickets.record_relay(
+                    ticket.id,
+                    self.staff_chat_id,
+                    sent,
+                    customer.chat_id,
+                    attachment.telegram_message_id,
+                )
 
     async def ticket_escalated_again(self, ticket: Ticket, reason: str) -> None:
         await self.post(ticket, f"ℹ️ The customer asked again ({reason}).")

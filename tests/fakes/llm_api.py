@@ -24,6 +24,7 @@ from typing import Any
 
 from aiohttp import web
 
+from tests.fakes.llm_media import MediaEndpoints
 from tests.fakes.llm_replies import (
     Reply,
     Responder,
@@ -40,7 +41,7 @@ __all__ = ["FakeLLM", "Reply", "embed"]
 _ids = itertools.count(1)
 
 
-class FakeLLM:
+class FakeLLM(MediaEndpoints):
     """One OpenAI-compatible endpoint; every request and its concurrency are recorded."""
 
     def __init__(
@@ -70,6 +71,7 @@ class FakeLLM:
         self._changed_event = asyncio.Event()
         self._stopping = asyncio.Event()
         self._runner: web.AppRunner | None = None
+        self._init_media()
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -88,6 +90,7 @@ class FakeLLM:
             app.router.add_post(f"{prefix}/chat/completions", self._handle_chat)
             app.router.add_post(f"{prefix}/embeddings", self._handle_embeddings)
             app.router.add_get(f"{prefix}/models", self._handle_models)
+            app.router.add_post(f"{prefix}/audio/transcriptions", self._handle_transcription)
         app.router.add_get("/_control/{what}", self._handle_control_get)
         app.router.add_post("/_control/{what}", self._handle_control_post)
         return app
@@ -137,6 +140,7 @@ class FakeLLM:
         self._hold = None
         self.max_in_flight = self.in_flight
         self.responder = default_responder
+        self._reset_media()
 
     @property
     def last_request(self) -> dict:
@@ -215,6 +219,8 @@ class FakeLLM:
             return self._error_response(
                 Reply.http_error(400, "[] is too short - 'messages'", code="invalid_value")
             )
+        if (refused := self._check_content_parts(body)) is not None:
+            return refused
         self.requests.append(body)
         self.headers.append(dict(request.headers))
         self.in_flight += 1
