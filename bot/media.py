@@ -173,6 +173,7 @@ class MediaHandler:
             log.info("no transcript for staff in chat %s: %s", incoming.customer.chat_id, error)
             return self._record(incoming, attachment, _reason(error))
         attachment = dataclasses.replace(attachment, transcript=transcript)
+        incoming = dataclasses.replace(incoming, text=_said(incoming.text, transcript))
         return self._record(incoming, attachment, "transcribed")
 
     # -- photos -----------------------------------------------------------------------
@@ -223,8 +224,7 @@ class MediaHandler:
             return self._refuse(incoming, attachment, "silent", "voice_failed")
         attachment = dataclasses.replace(attachment, transcript=transcript)
         prepared = self._done(incoming, attachment, "transcribed")
-        said = f"{text}\n\n{transcript}" if text else transcript
-        prepared.incoming = dataclasses.replace(prepared.incoming, text=said)
+        prepared.incoming = dataclasses.replace(prepared.incoming, text=_said(text, transcript))
         return prepared
 
     async def _transcribe(self, attachment: Attachment) -> str:
@@ -277,6 +277,12 @@ class MediaHandler:
             self.observer.media(attachment.kind, outcome)
         done = dataclasses.replace(attachment, outcome=outcome)
         return dataclasses.replace(incoming, attachments=(done, *incoming.attachments[1:]))
+
+
+def _said(caption: str | None, transcript: str) -> str:
+    """What a voice message or audio file says: its caption, if any, then the transcript."""
+    caption = (caption or "").strip()
+    return f"{caption}\n\n{transcript}" if caption else transcript
 
 
 def _reason(error: Exception) -> str:

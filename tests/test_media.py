@@ -238,6 +238,7 @@ async def test_staff_see_the_transcript_and_can_play_the_voice_note(
     assert len(fake_telegram.sent_messages(CUSTOMER.id)) == 1, "staff answer, not the bot"
     assert fake_llm.requests == []
     assert attachments(settings)[0]["transcript"] == "The sofa leg snapped off."
+    assert customer_messages(settings)[-1] == ("voice", "The sofa leg snapped off.")
 
 
 @pytest.mark.parametrize(
