@@ -16,10 +16,11 @@ from typing import Protocol
 
 from bot.errors import LLMBadResponse, LLMError
 from bot.handoff import asks_for_person, matching_rule, normalise
+from bot.images import without_images
 from bot.knowledge.faq import SearchResult
 from bot.knowledge.live import Knowledge, KnowledgeBase
 from bot.llm import Completion, LLMClient
-from bot.media import Attachment, MediaHandler, without_images
+from bot.media import Attachment, MediaHandler
 from bot.prompt import ESCALATE_TOOL, Turn, build_messages
 from bot.settings import Settings
 from bot.store.conversations import AnswerAudit, ConversationStore, Customer

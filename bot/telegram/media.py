@@ -9,7 +9,8 @@ from __future__ import annotations
 from telegram import Bot, Message
 from telegram.error import BadRequest, TelegramError
 
-from bot.media import Attachment, ImageSize, MediaError
+from bot.images import ImageSize
+from bot.media import Attachment, MediaError
 
 # Message fields that carry a file, with the duration field they may have.
 _FILE_KINDS = ("voice", "audio", "video", "video_note", "animation", "document")
