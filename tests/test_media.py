@@ -418,3 +418,16 @@ async def test_the_core_takes_attachments_from_any_door(fake_llm, make_settings,
     assert image["mime"] == "image/png" and image["data"] == PNG
     url = fake_llm.last_request["messages"][-1]["content"][1]["image_url"]["url"]
     assert base64.b64decode(url.split(",", 1)[1]) == PNG
+
+
+def test_image_size_and_type_are_chosen_by_pixels_and_signature():
+    from bot.images import ImageSize, image_type, pick_size
+
+    sizes = tuple(
+        ImageSize(f"f{w}", f"u{w}", w, h) for w, h in ((90, 90), (800, 800), (2560, 2560))
+    )
+    assert pick_size(sizes, 1_000_000).file_id == "f800"
+    assert pick_size(sizes, 100).file_id == "f90", "none fits: the smallest, not nothing"
+    assert image_type(JPEG) == "image/jpeg" and image_type(PNG) == "image/png"
+    assert image_type(b"RIFF\x10\x00\x00\x00WEBPVP8 ") == "image/webp"
+    assert image_type(b"GIF89a") is None and image_type(b"") is None
