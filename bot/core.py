@@ -17,11 +17,13 @@ from typing import Protocol
 from bot.context_budget import ContextBudget, PromptParts
 from bot.errors import LLMBadResponse, LLMError
 from bot.handoff import asks_for_person, matching_rule, normalise
+from bot.images import without_images
 from bot.knowledge.faq import SearchResult
 from bot.knowledge.followup import search_in_context
 from bot.knowledge.language import detect_language
 from bot.knowledge.live import Knowledge, KnowledgeBase
 from bot.llm import Completion, LLMClient
+from bot.media import Attachment, MediaHandler
 from bot.person_request import PersonRequests
 from bot.prompt import ESCALATE_TOOL, Turn
 from bot.settings import Settings
@@ -39,12 +41,14 @@ RATING_PREFIX = "rate"
 
 @dataclass(frozen=True)
 class Incoming:
-    """One message from a customer, whatever the door. ``kind`` is 'text' or the media type."""
+    """One message from a customer, whatever the door. ``kind`` is 'text' or the media type;
+    a photo's or file's caption is ``text``."""
 
     customer: Customer
     text: str | None
     kind: str = "text"
     message_id: int | None = None
+    attachments: tuple[Attachment, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -110,6 +114,7 @@ class SupportCore:
         desk: StaffDesk | None = None,
         semantic: Retriever | None = None,
         person_requests: PersonRequests | None = None,
+        media: MediaHandler | None = None,
     ):
         self.settings = settings
         self.knowledge = knowledge
@@ -120,6 +125,8 @@ class SupportCore:
         self.semantic = semantic  # matching by meaning, when switched on
         self.person_requests = person_requests or PersonRequests(None)
         self.budget = ContextBudget(llm, settings.llm.context_tokens) if llm else None
+        # open_services gives it transcription; the doors give it a fetcher.
+        self.media = media or MediaHandler(settings)
         self._recent_messages: dict[int, deque[float]] = defaultdict(deque)
         self._rate_noticed: set[int] = set()
 
@@ -178,6 +185,7 @@ class SupportCore:
 
         ticket = await self.tickets.open_for_chat(customer.chat_id)
         if ticket is not None and self.desk is not None:
+            incoming = await self.media.for_staff(incoming)
             await self.conversations.upsert_customer(customer)
             await self.conversations.add_message(
                 customer.chat_id,
@@ -186,6 +194,7 @@ class SupportCore:
                 kind=incoming.kind,
                 telegram_message_id=incoming.message_id,
                 ticket_id=ticket.id,
+                attachments=incoming.attachments,
             )
             await self.desk.relay_from_customer(ticket, incoming)
             return Outcome(path="relay", ticket=ticket)
@@ -198,18 +207,20 @@ class SupportCore:
             self._rate_noticed.add(customer.chat_id)
             return Outcome([Reply(persona.message("rate_limited"))], path="notice")
 
-        if incoming.kind != "text" or not (incoming.text or "").strip():
+        prepared = await self.media.prepare(incoming)  # caption or transcript, or a notice
+        incoming = prepared.incoming
+        if prepared.notice is not None:
             await self.conversations.upsert_customer(customer)
             await self._store_customer(incoming)
             return await self._say(
                 customer,
-                persona.message("unsupported_media"),
+                prepared.notice_text(persona),
                 path="notice",
                 buttons=(Button(persona.message("talk_to_person_button"), HUMAN_BUTTON),),
             )
 
         text = incoming.text or ""
-        notices: list[Reply] = []
+        notices = [Reply(persona.message(prepared.warning))] if prepared.warning else []
         limit = self.settings.conversation.max_input_chars
         if len(text) > limit:
             text = text[:limit]
@@ -224,6 +235,7 @@ class SupportCore:
                 kind=incoming.kind,
                 telegram_message_id=incoming.message_id,
                 history_limit=history_limit,
+                attachments=incoming.attachments,
             )
         else:
             await self.conversations.upsert_customer(customer)
@@ -261,7 +273,15 @@ class SupportCore:
         if self.llm is not None:
             try:
                 outcome = await self._answer_with_llm(
-                    customer, knowledge, matches, turns, text, on_text, offer, on_done
+                    customer,
+                    knowledge,
+                    matches,
+                    turns,
+                    text,
+                    on_text,
+                    offer,
+                    on_done,
+                    images=prepared.image_parts(),
                 )
             except LLMError as error:
                 log.warning("model answer failed for chat %s: %s", customer.chat_id, error)
@@ -300,6 +320,7 @@ class SupportCore:
         on_text: StreamCallback | None,
         offer: bool,
         on_done: DoneCallback | None = None,
+        images: list[dict] | None = None,
     ) -> Outcome:
         assert self.budget is not None
         llm_settings = self.settings.llm
@@ -313,6 +334,7 @@ class SupportCore:
             history_chars=conv.history_chars,
             tools=llm_settings.use_tools,
             marker=llm_settings.escalation_marker,
+            images=images or (),
         )
         tools = [ESCALATE_TOOL] if llm_settings.use_tools else None
         stream = on_text if (llm_settings.streaming and llm_settings.use_tools) else None
@@ -321,7 +343,7 @@ class SupportCore:
         finally:
             if on_done is not None:
                 on_done()
-        audit = _audit("llm", completion, messages, matches, knowledge.version)
+        audit = _audit("llm", completion, without_images(messages), matches, knowledge.version)
         handoff = _handoff_request(completion, llm_settings.escalation_marker)
         if handoff is not None:
             return await self.escalate(
@@ -470,6 +492,7 @@ class SupportCore:
             incoming.text,
             kind=incoming.kind,
             telegram_message_id=incoming.message_id,
+            attachments=incoming.attachments,
         )
 
     def _over_rate_limit(self, chat_id: int) -> bool:

@@ -142,6 +142,12 @@ class BotMetrics:
             "Answers whose reported prompt tokens show the server cut the prompt (Ollama).",
             registry=r,
         )
+        self.media_in = Counter(
+            f"{PREFIX}_media",
+            "Photos, voice notes and files from customers by kind and what became of them.",
+            ["kind", "outcome"],
+            registry=r,
+        )
         self.telegram_429 = Counter(
             f"{PREFIX}_telegram_rate_limited",
             "Bot API requests Telegram answered with 429 Too Many Requests.",
@@ -155,6 +161,9 @@ class BotMetrics:
     def replied(self, path: str) -> None:
         if path not in ("none", "ignored"):
             self.replies.labels(path).inc()
+
+    def media(self, kind: str, outcome: str) -> None:
+        self.media_in.labels(kind, outcome).inc()
 
     def llm_attempt(self, seconds: float, error: BaseException | None = None) -> None:
         if error is None:

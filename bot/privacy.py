@@ -3,7 +3,8 @@
 Both keep ticket metadata (ids, status, reason, times, ratings): support
 statistics and audits need them, and they say nothing about what was written.
 What goes is the text: messages, model requests kept for audit, feedback,
-stored Telegram updates, ticket summaries.
+stored Telegram updates, ticket summaries, and the file ids and transcripts of
+photos, voice notes and files.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ async def forget_chat(db: Database, chat_id: int, keep_update_id: int | None = N
             "DELETE FROM answers WHERE message_id IN (SELECT id FROM messages WHERE chat_id = ?)",
             (chat_id,),
         )
+        await conn.execute("DELETE FROM attachments WHERE chat_id = ?", (chat_id,))
         feedback = await conn.execute(
             "DELETE FROM feedback WHERE chat_id = ? OR message_id IN "
             "(SELECT id FROM messages WHERE chat_id = ?)",
@@ -96,6 +98,7 @@ async def purge_older_than(db: Database, days: int, now: datetime | None = None)
             "UPDATE messages SET text = NULL WHERE created_at < ? AND text IS NOT NULL", (cutoff,)
         )
         purged = cursor.rowcount
+        await conn.execute("DELETE FROM attachments WHERE created_at < ?", (cutoff,))
         await conn.execute(
             "UPDATE answers SET request_json = NULL WHERE request_json IS NOT NULL AND "
             "message_id IN (SELECT id FROM messages WHERE created_at < ?)",

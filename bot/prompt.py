@@ -109,7 +109,9 @@ def build_messages(
     history_chars: int,
     tools: bool = True,
     marker: str = "[[HANDOFF]]",
+    images: Sequence[dict[str, Any]] = (),
 ) -> list[dict[str, Any]]:
+    """``images``: content parts of pictures the customer sent, for a model that can see."""
     messages: list[dict[str, Any]] = [
         {
             "role": "system",
@@ -117,7 +119,11 @@ def build_messages(
         }
     ]
     messages.extend(_recent(history, history_messages, history_chars))
-    messages.append({"role": "user", "content": customer_text})
+    content: Any = customer_text
+    if images:
+        content = [{"type": "text", "text": customer_text}] if customer_text else []
+        content.extend(images)
+    messages.append({"role": "user", "content": content})
     return messages
 
 

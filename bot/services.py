@@ -15,12 +15,14 @@ from bot.knowledge.local_embeddings import LocalEmbedder
 from bot.knowledge.semantic import Embedder, SemanticSearch
 from bot.knowledge.sentence_model import load_model, unavailable_reason
 from bot.llm import LLMClient
+from bot.media import MediaHandler
 from bot.person_request import PersonRequests
 from bot.settings import Settings
 from bot.store.conversations import ConversationStore
 from bot.store.db import Database
 from bot.store.inbox import Inbox
 from bot.store.tickets import TicketStore
+from bot.transcription import Transcriber
 
 
 @dataclass
@@ -40,6 +42,7 @@ class Services:
             await self.semantic.aclose()
         if self.llm is not None:
             await self.llm.aclose()
+        await self.core.media.aclose()
         await self.db.close()
 
 
@@ -66,7 +69,15 @@ async def open_services(settings: Settings, desk: StaffDesk | None = None) -> Se
     semantic = semantic_search(settings, db)
     model = load_model() if settings.retrieval.semantic else None
     core = SupportCore(
-        settings, knowledge, conversations, tickets, llm, desk, semantic, PersonRequests(model)
+        settings,
+        knowledge,
+        conversations,
+        tickets,
+        llm,
+        desk,
+        semantic,
+        PersonRequests(model),
+        MediaHandler(settings, open_transcriber(settings)),
     )
     if semantic is not None:
         # Embed the FAQ now rather than on the first customer's message; on failure
@@ -74,6 +85,31 @@ async def open_services(settings: Settings, desk: StaffDesk | None = None) -> Se
         await semantic.prepare(knowledge.current)
         knowledge.on_reload(semantic.prepare)
     return Services(settings, db, knowledge, conversations, tickets, Inbox(db), llm, core, semantic)
+
+
+def open_transcriber(settings: Settings) -> Transcriber | None:
+    """The voice-note transcriber the settings ask for, or None.
+
+    It talks to the LLM provider unless ``llm.transcription_base_url`` names a
+    speech server of its own; the LLM's API key is never sent to that one.
+    """
+    llm, env = settings.llm, settings.env
+    if not llm.transcription_model:
+        return None
+    if llm.transcription_base_url:
+        base_url, api_key = llm.transcription_base_url, None
+    elif env.llm_configured:
+        base_url, api_key = env.effective_llm_base_url, env.llm_api_key
+    else:
+        return None
+    return Transcriber(
+        base_url,
+        api_key,
+        llm.transcription_model,
+        language=llm.transcription_language,
+        timeout=settings.media.transcription_timeout_seconds,
+        connect_timeout=llm.connect_timeout_seconds,
+    )
 
 
 def semantic_search(settings: Settings, db: Database) -> SemanticSearch | None:

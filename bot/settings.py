@@ -25,6 +25,11 @@ class LlmSettings:
     streaming: bool = True
     use_tools: bool = True  # offer the escalate() tool; false = the model emits a marker instead
     escalation_marker: str = "[[HANDOFF]]"
+    vision: bool = False  # the model can see: photos go to it as image content parts
+    vision_max_pixels: int = 1_600_000  # the largest photo size (width x height) sent to it
+    transcription_model: str = ""  # voice notes via /audio/transcriptions; "" = not transcribed
+    transcription_base_url: str = ""  # a separate speech server; "" = the LLM's base URL
+    transcription_language: str = ""  # ISO-639-1 hint such as "de"; "" = detected
 
 
 @dataclass(frozen=True)
@@ -85,6 +90,14 @@ class StorageSettings:
 
 
 @dataclass(frozen=True)
+class MediaSettings:
+    max_download_mb: float = 20.0  # Telegram's cloud Bot API serves files up to 20 MB
+    download_timeout_seconds: float = 30.0
+    max_voice_seconds: int = 120  # longer voice notes are not transcribed
+    transcription_timeout_seconds: float = 60.0
+
+
+@dataclass(frozen=True)
 class LoggingSettings:
     level: str = "INFO"
     format: str = "text"  # "text" or "json"
@@ -101,6 +114,7 @@ class Settings:
     escalation: EscalationSettings = field(default_factory=EscalationSettings)
     telegram: TelegramSettings = field(default_factory=TelegramSettings)
     storage: StorageSettings = field(default_factory=StorageSettings)
+    media: MediaSettings = field(default_factory=MediaSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
     env: Environment = field(default_factory=lambda: Environment())
 
@@ -114,6 +128,7 @@ class Environment:
     llm_base_url: str | None = None
     llm_api_key: str | None = field(default=None, repr=False)
     llm_model: str | None = None
+    llm_transcription_model: str | None = None
     database_path: str | None = None
     config_dir: str = "config"
     faq_dir: str = "faq"

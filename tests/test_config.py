@@ -316,6 +316,12 @@ def test_wrong_type_says_what_was_expected_and_found() -> None:
             "admin_user_ids[1]: expected an integer, got 'abc'",
         ),
         ("llm: fast\n", "llm: expected a mapping, got 'fast'"),
+        (
+            "llm:\n  transcription_base_url: localhost:8000\n",
+            "llm.transcription_base_url: 'localhost:8000' is not an http:// or https:// URL",
+        ),
+        ("llm:\n  vision_max_pixels: 0\n", "llm.vision_max_pixels: must be greater than 0"),
+        ("media:\n  max_voice_seconds: 0\n", "media.max_voice_seconds: must be greater than 0"),
         ("lmm:\n  model: x\n", "unknown key 'lmm', did you mean 'llm'?"),
         ("env:\n  http_port: 1\n", "unknown key 'env'"),
         ("colour: blue\n", "unknown key 'colour'; allowed keys: conversation, escalation, llm"),
@@ -336,6 +342,13 @@ def test_environment_overrides_settings(tmp_path: Path) -> None:
     assert settings.telegram.staff_chat_id == -1001234
     assert settings.telegram.admin_user_ids == (7, 8)
     assert settings.env.staff_chat_id == -1001234
+
+
+def test_transcription_model_comes_from_the_environment_first(tmp_path: Path) -> None:
+    write(tmp_path / "bot.yaml", "llm:\n  transcription_model: whisper-1\n")
+    assert load_settings(tmp_path, {}).llm.transcription_model == "whisper-1"
+    environ = {"LLM_TRANSCRIPTION_MODEL": "whisper-large-v3"}
+    assert load_settings(tmp_path, environ).llm.transcription_model == "whisper-large-v3"
 
 
 def test_settings_and_environment_problems_come_together(tmp_path: Path) -> None:

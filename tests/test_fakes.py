@@ -25,6 +25,7 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup, MessageEntity, 
 from telegram.error import BadRequest, Conflict, Forbidden, InvalidToken, RetryAfter
 
 from tests.fakes import FakeLLM, FakeTelegram, Reply, TgUser, embed
+from tests.fakes.telegram_files import JPEG
 
 ROOT = Path(__file__).resolve().parent.parent
 CUSTOMER = TgUser(id=5001, first_name="Ana", username="ana_b", language_code="pt")
@@ -434,7 +435,7 @@ async def test_other_update_kinds_parse(bot, tg):
     with pytest.raises(BadRequest, match="(?i)query is too old"):
         await query.answer("again")
     photo_file = await bot.get_file(updates[0].message.photo[-1].file_id)
-    assert bytes(await photo_file.download_as_bytearray()) == b"\xff\xd8photo"
+    assert bytes(await photo_file.download_as_bytearray()) == JPEG
 
 
 async def test_forum_topics_and_group_messages(bot, tg):
@@ -843,3 +844,42 @@ async def test_embeddings_and_models(client, llm):
     models = (await client.get("/models")).json()
     assert models["object"] == "list" and models["data"][0]["id"] == "fake-model"
     assert len(llm.embedding_requests) == 2
+
+
+async def test_image_parts_are_checked_and_recorded(client, llm):
+    picture = base64.b64encode(JPEG).decode()
+    message = {
+        "role": "user",
+        "content": [
+            {"type": "text", "text": "look"},
+            {"type": "image_url", "image_url": {"url": f"data:image/jpeg;base64,{picture}"}},
+        ],
+    }
+    ok = await client.post("/chat/completions", json={"model": "m", "messages": [message]})
+    assert ok.status_code == 200
+    assert [(i["mime"], i["data"]) for i in llm.images] == [("image/jpeg", JPEG)]
+    fake = base64.b64encode(b"<html>").decode()
+    message["content"][1]["image_url"]["url"] = f"data:image/jpeg;base64,{fake}"
+    refused = await client.post("/chat/completions", json={"model": "m", "messages": [message]})
+    assert refused.status_code == 400
+    assert "unsupported image" in refused.json()["error"]["message"]
+    assert len(llm.images) == 1
+
+
+async def test_transcriptions_take_multipart_and_fail_as_scripted(client, llm):
+    async def transcribe(name: str = "voice.ogg", data: bytes = b"OggS hello there"):
+        return await client.post(
+            "/audio/transcriptions",
+            data={"model": "whisper-1", "language": "en"},
+            files={"file": (name, data, "audio/ogg")},
+        )
+
+    heard = await transcribe()
+    assert heard.json() == {"text": "hello there"}
+    assert llm.transcription_requests[0]["language"] == "en"
+    assert (await transcribe("notes.wma")).status_code == 400
+    llm.script_transcription(Reply.http_error(413, "too big"), "scripted words")
+    assert (await transcribe()).status_code == 413
+    assert (await transcribe()).json() == {"text": "scripted words"}
+    missing = await client.post("/audio/transcriptions", data={"model": "whisper-1"})
+    assert missing.status_code == 400

@@ -143,6 +143,7 @@ async def test_retention_purges_old_text_but_keeps_tickets(tmp_path):
     path = tmp_path / "bot.sqlite3"
     assert values(path, "SELECT text FROM messages ORDER BY id") == [(None,), ("recent words",)]
     assert values(path, "SELECT request_json FROM answers") == [(None,)]
+    assert values(path, "SELECT file_id FROM attachments") == [("recent-file",)]
     assert values(path, "SELECT status, reason, summary FROM tickets") == [
         ("resolved", "user_request", None)
     ]
@@ -184,6 +185,12 @@ async def _seed(db: Database, old: str, recent: str) -> None:
         )
         await conn.execute(
             "INSERT INTO answers (message_id, path, request_json) VALUES (1, 'llm', '[\"old\"]')"
+        )
+        await conn.execute(
+            "INSERT INTO attachments (message_id, chat_id, kind, file_id, transcript, created_at) "
+            "VALUES (1, 7, 'voice', 'old-file', 'old words', ?), "
+            "(2, 7, 'photo', 'recent-file', NULL, ?)",
+            (old, recent),
         )
         await conn.execute(
             "INSERT INTO tickets (chat_id, status, reason, summary, created_at, resolved_at, "

@@ -42,6 +42,7 @@ from bot.settings import (
     EscalationSettings,
     LlmSettings,
     LoggingSettings,
+    MediaSettings,
     RetrievalSettings,
     Settings,
     StorageSettings,
@@ -191,6 +192,13 @@ def _embedding_source(value: str) -> str | None:
     return wrong
 
 
+def _optional_url(value: str) -> str | None:
+    parts = urlsplit(value)
+    if not value or (parts.scheme in ("http", "https") and parts.netloc):
+        return None
+    return f"{value!r} is not an http:// or https:// URL"
+
+
 def _user_ids(value: tuple[int, ...]) -> str | None:
     wrong = [v for v in value if v <= 0]
     return f"user ids are positive numbers, got {wrong[0]}" if wrong else None
@@ -207,6 +215,10 @@ _SETTING_CHECKS: dict[tuple[type, str], Any] = {
     (LlmSettings, "retry_budget_seconds"): _not_negative,  # 0 = answer or fail at once
     (LlmSettings, "circuit_failures"): _positive,
     (LlmSettings, "escalation_marker"): _not_empty,
+    (LlmSettings, "vision_max_pixels"): _positive,
+    (LlmSettings, "transcription_base_url"): _optional_url,
+    (MediaSettings, "max_download_mb"): _positive,
+    (MediaSettings, "max_voice_seconds"): _positive,
     (RetrievalSettings, "top_k"): _between(1, 20),
     (RetrievalSettings, "confidence_threshold"): _between(0, 1),
     (RetrievalSettings, "embedding_source"): _embedding_source,
@@ -247,6 +259,8 @@ def _apply_environment(settings: Settings, env: Environment) -> Settings:
     llm, storage, telegram = settings.llm, settings.storage, settings.telegram
     if env.llm_model:
         llm = dataclasses.replace(llm, model=env.llm_model)
+    if env.llm_transcription_model:
+        llm = dataclasses.replace(llm, transcription_model=env.llm_transcription_model)
     if env.database_path:
         storage = dataclasses.replace(storage, database_path=env.database_path)
     if env.staff_chat_id is not None:
@@ -547,6 +561,7 @@ def _parse_environment(environ: Mapping[str, str]) -> tuple[Environment, list[Pr
 
     for name, attr in (
         ("LLM_MODEL", "llm_model"),
+        ("LLM_TRANSCRIPTION_MODEL", "llm_transcription_model"),
         ("DATABASE_PATH", "database_path"),
         ("CONFIG_DIR", "config_dir"),
         ("FAQ_DIR", "faq_dir"),

@@ -15,7 +15,17 @@ MESSAGE_KEYS: tuple[str, ...] = (
     "help",  # /help text; {name} {company}
     "reset",  # after /reset
     "no_answer",  # FAQ-only mode or LLM down, no confident FAQ match
-    "unsupported_media",  # photo, sticker, voice ... outside a handoff
+    "unsupported_media",  # sticker, location, contact ... outside a handoff
+    "media_no_vision",  # a photo without words, and no model that can see
+    "media_file_kept",  # a file without words: kept for staff, not opened
+    "media_caption_only",  # before an answer from the caption when the picture failed
+    "media_too_large",  # {limit_mb}
+    "media_unreadable",  # empty or damaged file
+    "media_unsupported",  # {format}
+    "media_download_failed",  # the file could not be fetched
+    "voice_no_transcription",  # voice note, no transcription configured
+    "voice_too_long",  # {seconds} {limit}
+    "voice_failed",  # the transcription service failed or heard nothing
     "handoff_opened",  # {ticket_id} {office_hours}
     "handoff_joined",  # ticket already open; {ticket_id}
     "handoff_unavailable",  # no staff group configured; {ticket_id}
@@ -35,6 +45,9 @@ MESSAGE_KEYS: tuple[str, ...] = (
     "forget_done",
     "forget_cancelled",
     "edited_ignored",  # an edited message is not answered again
+    "staff_voice_transcript",  # staff side: {name} {transcript}
+    "staff_voice_untranscribed",  # staff side: {name}
+    "staff_earlier_attachments",  # staff side, before copies of what came before the ticket
 )
 
 

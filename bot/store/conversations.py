@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from bot.store.attachments import insert_attachments
 from bot.store.db import Database, utcnow
 from bot.store.inbox import current_journal
+
+if TYPE_CHECKING:
+    from bot.media import Attachment
 
 
 @dataclass(frozen=True)
@@ -83,8 +88,9 @@ class ConversationStore:
         telegram_message_id: int | None = None,
         ticket_id: int | None = None,
         audit: AnswerAudit | None = None,
+        attachments: Sequence[Attachment] = (),
     ) -> int:
-        """Store a message (and what produced it) in one transaction and one trip."""
+        """Store a message (what produced it, what came with it) in one transaction and trip."""
         known = self._conversation_ids.get(chat_id)
         now = utcnow()
         row = (chat_id, role, kind, text, telegram_message_id, ticket_id, now)
@@ -108,6 +114,8 @@ class ConversationStore:
                 conversation_id = _open_conversation(conn, chat_id, now)
             cursor = conn.execute(_INSERT_MESSAGE, (*row, conversation_id))
             message_id = cursor.lastrowid or 0
+            if attachments:
+                insert_attachments(conn, message_id, chat_id, attachments, now)
             if answer is not None:
                 conn.execute(
                     "INSERT INTO answers (message_id, path, model, request_json, latency_ms, "
@@ -152,6 +160,7 @@ class ConversationStore:
         kind: str,
         telegram_message_id: int | None,
         history_limit: int,
+        attachments: Sequence[Attachment] = (),
     ) -> list[StoredMessage]:
         """Store a customer's message and return the history before it, in one trip.
 
@@ -172,7 +181,9 @@ class ConversationStore:
             conversation_id = known
             if conversation_id is None:
                 conversation_id = _open_conversation(conn, chat_id, now)
-            conn.execute(_INSERT_MESSAGE, (*row, conversation_id))
+            cursor = conn.execute(_INSERT_MESSAGE, (*row, conversation_id))
+            if attachments:
+                insert_attachments(conn, cursor.lastrowid or 0, chat_id, attachments, now)
             return conversation_id, rows
 
         conversation_id, rows = await self.db.write(work)

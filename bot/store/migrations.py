@@ -220,3 +220,32 @@ async def m005_sent_replies(conn: aiosqlite.Connection) -> None:
         ALTER TABLE inbox ADD COLUMN uncertain_resends INTEGER NOT NULL DEFAULT 0;
         """,
     )
+
+
+@migration
+async def m006_attachments(conn: aiosqlite.Connection) -> None:
+    # Photos, voice notes and files customers send, by Telegram file_id: the bytes
+    # stay at Telegram, so the database holds no media, only what points at it.
+    await _script(
+        conn,
+        """
+        CREATE TABLE attachments (
+            id INTEGER PRIMARY KEY,
+            message_id INTEGER NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
+            chat_id INTEGER NOT NULL,
+            kind TEXT NOT NULL,
+            file_id TEXT NOT NULL,
+            file_unique_id TEXT,
+            mime TEXT,
+            size INTEGER,
+            duration INTEGER,
+            file_name TEXT,
+            transcript TEXT,
+            -- What the bot did with it: seen, transcribed, attached, too_large, corrupt ...
+            outcome TEXT,
+            created_at TEXT NOT NULL
+        );
+        CREATE INDEX attachments_message ON attachments(message_id);
+        CREATE INDEX attachments_chat ON attachments(chat_id, id);
+        """,
+    )

@@ -33,6 +33,7 @@ from bot.settings import Settings
 from bot.telegram import admin, customer, staff
 from bot.telegram.desk import STAFF_PREFIX, TelegramDesk
 from bot.telegram.intake import IntakeQueue
+from bot.telegram.media import TelegramFetcher
 from bot.telegram.processor import OrderedChatProcessor
 from bot.telegram.ratelimit import ChatBudgetRateLimiter
 from bot.telegram.sender import send_text
@@ -151,12 +152,15 @@ class TelegramBot:
         settings = self.settings
         desk = None
         self.services = await open_services(settings)
+        self.services.core.media.fetcher = TelegramFetcher(self.app.bot)
+        self.services.core.media.observer = self.metrics
         if settings.telegram.staff_chat_id is not None:
             desk = TelegramDesk(
                 self.app.bot,
                 settings.telegram.staff_chat_id,
                 self.services.tickets,
                 self.services.conversations,
+                self.services.knowledge,
             )
             self.services.core.desk = desk
         self.app.bot_data.update(

@@ -13,6 +13,7 @@ from bot.metrics import note_reply
 from bot.privacy import forget_chat
 from bot.services import Services
 from bot.store.conversations import Customer
+from bot.telegram.media import attachments_of
 from bot.telegram.sender import RecipientGone, TypingIndicator, send_text
 from bot.telegram.streaming import LiveReply
 
@@ -123,6 +124,7 @@ async def message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         text=msg.text if msg.text is not None else msg.caption,
         kind=message_kind(msg),
         message_id=msg.message_id,
+        attachments=attachments_of(msg),
     )
     live = None
     if core.settings.llm.streaming and core.llm is not None:

@@ -13,6 +13,8 @@ from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup
 from telegram.error import BadRequest, TelegramError
 
 from bot.core import Incoming, TicketContext
+from bot.knowledge.live import KnowledgeBase
+from bot.store.attachments import conversation_attachments
 from bot.store.conversations import ConversationStore
 from bot.store.tickets import Ticket, TicketStore
 from bot.telegram.markdown import plain_text
@@ -82,12 +84,18 @@ def waiting_since(timestamp: str) -> str:
 
 class TelegramDesk:
     def __init__(
-        self, bot: Bot, staff_chat_id: int, tickets: TicketStore, conversations: ConversationStore
+        self,
+        bot: Bot,
+        staff_chat_id: int,
+        tickets: TicketStore,
+        conversations: ConversationStore,
+        knowledge: KnowledgeBase,
     ):
         self.bot = bot
         self.staff_chat_id = staff_chat_id
         self.tickets = tickets
         self.conversations = conversations
+        self.knowledge = knowledge  # for the staff texts in persona.yaml
         self._is_forum: bool | None = None
 
     async def is_forum(self) -> bool:
@@ -119,6 +127,41 @@ class TelegramDesk:
         await self.tickets.set_staff_place(
             ticket.id, self.staff_chat_id, thread_id, card.message_id
         )
+        await self._earlier_attachments(ticket.id, context)
+
+    async def _earlier_attachments(self, ticket_id: int, context: TicketContext) -> None:
+        """Copy the photos, voice notes and files the customer sent before the ticket, so
+        staff see what the card's transcript only names."""
+        customer = context.customer
+        earlier = [
+            a
+            for a in await conversation_attachments(self.conversations.db, customer.chat_id)
+            if a.telegram_message_id is not None
+        ]
+        if not earlier:
+            return
+        ticket = await self.tickets.get(ticket_id)
+        if ticket is None:
+            return
+        await self.post(ticket, self._staff_text("staff_earlier_attachments"))
+        for attachment in earlier:
+            sent = await self._copy_to_staff(
+                ticket,
+                customer.display_name,
+                customer.chat_id,
+                attachment.telegram_message_id,
+                attachment.kind,
+                attachment.transcript,
+                attachment.outcome,
+            )
+            if sent is not None:
+                await self.tickets.record_relay(
+                    ticket.id,
+                    self.staff_chat_id,
+                    sent,
+                    customer.chat_id,
+                    attachment.telegram_message_id,
+                )
 
     async def ticket_escalated_again(self, ticket: Ticket, reason: str) -> None:
         await self.post(ticket, f"ℹ️ The customer asked again ({reason}).")
@@ -129,31 +172,65 @@ class TelegramDesk:
         if incoming.kind == "text":
             sent = await self.post(ticket, f"👤 {name}: {incoming.text}")
         else:
-            sent_id = None
-            if incoming.message_id is not None:
-                try:
-                    copied = await with_retries(
-                        lambda: self.bot.copy_message(
-                            self.staff_chat_id,
-                            incoming.customer.chat_id,
-                            incoming.message_id,
-                            message_thread_id=ticket.staff_thread_id,
-                            reply_to_message_id=None
-                            if ticket.staff_thread_id
-                            else ticket.staff_card_message_id,
-                        )
-                    )
-                    sent_id = copied.message_id
-                except TelegramError as error:
-                    log.warning("could not copy a %s to staff: %s", incoming.kind, error)
-            if sent_id is None:
-                sent = await self.post(ticket, f"👤 {name} sent a {incoming.kind}.")
-            else:
-                sent = sent_id
+            attachment = incoming.attachments[0] if incoming.attachments else None
+            sent = await self._copy_to_staff(
+                ticket,
+                name,
+                incoming.customer.chat_id,
+                incoming.message_id,
+                incoming.kind,
+                attachment.transcript if attachment else None,
+                attachment.outcome if attachment else None,
+            )
         if sent is not None:
             await self.tickets.record_relay(
                 ticket.id, self.staff_chat_id, sent, incoming.customer.chat_id, incoming.message_id
             )
+
+    async def _copy_to_staff(
+        self,
+        ticket: Ticket,
+        name: str,
+        chat_id: int,
+        message_id: int | None,
+        kind: str,
+        transcript: str | None,
+        outcome: str | None,
+    ) -> int | None:
+        """Copy a customer's media into the ticket's place; a voice note comes with its
+        transcript (as its caption when it fits). Returns the id staff can reply to."""
+        note = None
+        if kind in ("voice", "audio") and transcript:
+            note = self._staff_text("staff_voice_transcript", name=name, transcript=transcript)
+        elif kind in ("voice", "audio") and outcome and outcome != "relayed":
+            note = self._staff_text("staff_voice_untranscribed", name=name)
+        caption = note if note and len(note) <= 1024 else None
+        copied_id = None
+        if message_id is not None:
+            try:
+                copied = await with_retries(
+                    lambda: self.bot.copy_message(
+                        self.staff_chat_id,
+                        chat_id,
+                        message_id,
+                        caption=caption,
+                        message_thread_id=ticket.staff_thread_id,
+                        reply_to_message_id=None
+                        if ticket.staff_thread_id
+                        else ticket.staff_card_message_id,
+                    )
+                )
+                copied_id = copied.message_id
+            except TelegramError as error:
+                log.warning("could not copy a %s to staff: %s", kind, error)
+        if copied_id is None:
+            return await self.post(ticket, note or f"👤 {name} sent a {kind}.")
+        if note and caption is None:
+            await self.post(ticket, note)
+        return copied_id
+
+    def _staff_text(self, key: str, **values: object) -> str:
+        return self.knowledge.current.persona.message(key, **values)
 
     async def post(self, ticket: Ticket, text: str) -> int | None:
         """Post into the ticket's topic, or as a reply to its card; returns the message id."""

@@ -160,7 +160,8 @@ async def show_ticket(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
     ]
     icons = {"customer": "👤", "bot": "🤖", "staff": "🧑‍💼", "note": "📝"}
     for m in transcript[-15:]:
-        lines.append(f"{icons.get(m['role'], '?')} {(m['text'] or '[' + m['kind'] + ']')[:300]}")
+        media = f"[{m['kind']}] " if m["kind"] not in ("text", "media") else ""
+        lines.append(f"{icons.get(m['role'], '?')} {media}{(m['text'] or '')[:300]}".rstrip())
     await _staff_notice(update, "\n".join(lines))
 
 

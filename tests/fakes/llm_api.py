@@ -25,6 +25,7 @@ from typing import Any
 from aiohttp import web
 
 from tests.fakes.llm_context import ContextWindow, prompt_tokens
+from tests.fakes.llm_media import MediaEndpoints
 from tests.fakes.llm_quirks import ServerQuirks
 from tests.fakes.llm_replies import (
     Reply,
@@ -42,7 +43,7 @@ __all__ = ["FakeLLM", "Reply", "embed"]
 _ids = itertools.count(1)
 
 
-class FakeLLM(ServerQuirks):
+class FakeLLM(ServerQuirks, MediaEndpoints):
     """One OpenAI-compatible endpoint; every request and its concurrency are recorded."""
 
     def __init__(
@@ -79,6 +80,7 @@ class FakeLLM(ServerQuirks):
         self._changed_event = asyncio.Event()
         self._stopping = asyncio.Event()
         self._runner: web.AppRunner | None = None
+        self._init_media()
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -97,6 +99,7 @@ class FakeLLM(ServerQuirks):
             app.router.add_post(f"{prefix}/chat/completions", self._handle_chat)
             app.router.add_post(f"{prefix}/embeddings", self._handle_embeddings)
             app.router.add_get(f"{prefix}/models", self._handle_models)
+            app.router.add_post(f"{prefix}/audio/transcriptions", self._handle_transcription)
         app.router.add_get("/props", self._handle_props)
         app.router.add_post("/api/show", self._handle_ollama_show)
         app.router.add_get("/_control/{what}", self._handle_control_get)
@@ -148,6 +151,7 @@ class FakeLLM(ServerQuirks):
         self._hold = None
         self.max_in_flight = self.in_flight
         self.responder = default_responder
+        self._reset_media()
 
     @property
     def last_request(self) -> dict:
@@ -232,6 +236,8 @@ class FakeLLM(ServerQuirks):
             )
         if (refusal := self._refusal(body)) is not None:
             return self._error_response(refusal)
+        if (refused := self._check_content_parts(body)) is not None:
+            return refused
         self.requests.append(body)
         self.headers.append(dict(request.headers))
         self.in_flight += 1

@@ -20,6 +20,7 @@ from aiohttp import web
 
 from tests.fakes.telegram_chat_methods import ChatMethods
 from tests.fakes.telegram_control import RecordingAndControl
+from tests.fakes.telegram_files import FileServing
 from tests.fakes.telegram_methods import BotApiMethods, Files, Params
 from tests.fakes.telegram_state import (
     ApiError,
@@ -127,7 +128,7 @@ class _Fault:
         return ApiError(self.status, description, self.retry_after)
 
 
-class FakeTelegram(RecordingAndControl, UpdateInjection, BotApiMethods, ChatMethods):
+class FakeTelegram(RecordingAndControl, UpdateInjection, FileServing, BotApiMethods, ChatMethods):
     """The Bot API as seen by one bot token; also a recorder of everything the bot did."""
 
     def __init__(
@@ -172,6 +173,7 @@ class FakeTelegram(RecordingAndControl, UpdateInjection, BotApiMethods, ChatMeth
         self._outbox: list[dict] = []
         self._files_meta: dict[str, dict] = {}
         self._file_data: dict[str, tuple[bytes, str]] = {}
+        self._init_files()
         self._pending: list[dict] = []
         self._history: list[dict] = []
         self._next_update_id = 100_000_001
@@ -473,15 +475,6 @@ class FakeTelegram(RecordingAndControl, UpdateInjection, BotApiMethods, ChatMeth
     def _record(self, call: Call) -> None:
         self._calls.append(call)
         self._changed()
-
-    async def _handle_file(self, request: web.Request) -> web.StreamResponse:
-        if request.match_info["token"] != self.token:
-            return web.Response(status=401)
-        path = request.match_info["path"]
-        for file_id, (data, _) in self._file_data.items():
-            if self._file_path(file_id) == path:
-                return web.Response(body=data, content_type="application/octet-stream")
-        return web.Response(status=404, text="Not Found")
 
 
 async def _serve(args: argparse.Namespace) -> None:

@@ -435,14 +435,3 @@ class BotApiMethods:
     async def api_sendLocation(self: FakeTelegram, p: Params, files: Files) -> Any:
         location = {"latitude": float(p["latitude"]), "longitude": float(p["longitude"])}
         return self._public(self._bot_message(p, {"location": location}))
-
-    async def api_getFile(self: FakeTelegram, p: Params, files: Files) -> Any:
-        meta = self._files_meta.get(p.get("file_id") or "")
-        if meta is None:
-            raise bad_request("invalid file_id")
-        return {
-            "file_id": meta["file_id"],
-            "file_unique_id": meta["file_unique_id"],
-            "file_size": meta.get("file_size", 0),
-            "file_path": self._file_path(meta["file_id"]),
-        }

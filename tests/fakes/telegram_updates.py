@@ -172,51 +172,10 @@ class UpdateInjection:
             **content,
         )
 
-    def _file_meta(self: FakeTelegram, kind: str, data: bytes, **extra: Any) -> dict:
-        return self.add_file(data, kind=kind, **extra)
-
-    def user_photo(
-        self: FakeTelegram,
-        chat_id: int,
-        user: UserLike = None,
-        caption: str | None = None,
-        data: bytes = b"\xff\xd8photo",
-    ) -> int:
-        content: dict[str, Any] = {"photo": [self._file_meta("photo", data)]}
-        if caption:
-            content["caption"] = caption
-        return self.user_message(chat_id, user, **content)
-
-    def user_document(
-        self: FakeTelegram,
-        chat_id: int,
-        user: UserLike = None,
-        file_name: str = "invoice.pdf",
-        caption: str | None = None,
-        data: bytes = b"%PDF-1.4",
-        mime_type: str = "application/pdf",
-    ) -> int:
-        meta = self._file_meta("document", data, file_name=file_name, mime_type=mime_type)
-        content: dict[str, Any] = {"document": meta}
-        if caption:
-            content["caption"] = caption
-        return self.user_message(chat_id, user, **content)
-
-    def user_voice(
-        self: FakeTelegram,
-        chat_id: int,
-        user: UserLike = None,
-        duration: int = 3,
-        data: bytes = b"OggS",
-    ) -> int:
-        meta = self._file_meta("voice", data, mime_type="audio/ogg")
-        meta["duration"] = duration
-        return self.user_message(chat_id, user, voice=meta)
-
     def user_sticker(
         self: FakeTelegram, chat_id: int, user: UserLike = None, emoji: str = "👍"
     ) -> int:
-        meta = self._file_meta("sticker", b"RIFFwebp")
+        meta = self.add_file(b"RIFFwebp", kind="sticker")
         meta["emoji"] = emoji
         return self.user_message(chat_id, user, sticker=meta)
 
