@@ -23,7 +23,7 @@ from bot.prompt import ESCALATE_TOOL, Turn, build_messages
 from bot.settings import Settings
 from bot.store.conversations import AnswerAudit, ConversationStore, Customer
 from bot.store.inbox import current_journal
-from bot.store.tickets import Ticket, TicketStore
+from bot.store.tickets import Ticket, TicketStore, summary_of
 
 log = logging.getLogger(__name__)
 
@@ -345,7 +345,7 @@ class SupportCore:
         history = await self.conversations.history(customer.chat_id, 10)
         turns = tuple(Turn(m.role, m.text or f"[{m.kind}]") for m in history)
         if not summary:
-            summary = " / ".join(t.text for t in turns if t.role == "customer")[-500:] or reason
+            summary = summary_of([t.text for t in turns if t.role == "customer"]) or reason
         ticket, created = await self.tickets.open_or_join(
             customer.chat_id,
             customer.user_id,

@@ -88,9 +88,10 @@ async def test_forum_ticket_lifecycle(fake_telegram, fake_llm, make_settings, st
 
     # One topic named after the ticket, opened with a card carrying Claim and Close.
     topics = fake_telegram.topics(STAFF)
-    assert [t.name for t in topics.values()] == ["#1 · Alice Archer · user_request"]
+    assert [t.name for t in topics.values()] == ["#1 · Alice Archer · Asked for a person"]
     card = staff_messages(fake_telegram, thread_id)[0]
-    assert "Ticket #1" in card["text"] and "user_request" in card["text"]
+    assert "Ticket #1 · Asked for a person" in card["text"]
+    assert "Earlier tickets" not in card["text"], "a first ticket has no history"
     assert "Alice Archer (@alice)" in card["text"]
     assert "I want to talk to a human" in card["text"], "the card shows the last messages"
     assert buttons(card) == ["staff:claim:1", "staff:close:1"]
@@ -329,7 +330,7 @@ async def test_staff_commands_list_show_claim_reopen(
 
     fake_telegram.group_text(STAFF, "/tickets", AGENT, is_forum=True)
     listing = (await fake_telegram.wait_for(said("open ticket(s)")))[0]["text"]
-    assert "#1 · open · user_request · Alice Archer" in listing
+    assert "#1 · open · Asked for a person · Alice Archer (@alice)" in listing
 
     fake_telegram.group_text(STAFF, "/ticket 1", AGENT)
     shown = (await fake_telegram.wait_for(said("🎫 #1 ·")))[0]["text"]

@@ -12,7 +12,7 @@ from pathlib import Path
 from bot.knowledge.faq import FaqSet, SearchResult
 from bot.knowledge.live import faq_knowledge
 from bot.knowledge.loader import check as check_files
-from bot.knowledge.loader import faq_paths, load_faq, load_settings
+from bot.knowledge.loader import faq_paths, load_faq, load_settings, warnings
 from bot.knowledge.search import FaqIndex
 from bot.services import semantic_search
 from bot.settings import Settings
@@ -26,7 +26,7 @@ def _dirs() -> tuple[Path, Path]:
 def check() -> int:
     config_dir, faq_dir = _dirs()
     problems = check_files(config_dir, faq_dir, os.environ)
-    for problem in problems:
+    for problem in problems + warnings(os.environ):
         print(problem)
     if problems:
         return 1
