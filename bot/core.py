@@ -20,6 +20,7 @@ from bot.knowledge.faq import SearchResult
 from bot.knowledge.live import Knowledge, KnowledgeBase
 from bot.llm import Completion, LLMClient
 from bot.prompt import ESCALATE_TOOL, Turn, build_messages
+from bot.reasons import outranks
 from bot.settings import Settings
 from bot.store.conversations import AnswerAudit, ConversationStore, Customer
 from bot.store.inbox import current_journal
@@ -178,6 +179,7 @@ class SupportCore:
                 telegram_message_id=incoming.message_id,
                 ticket_id=ticket.id,
             )
+            ticket = await self._upgrade_on_request(ticket, incoming)
             await self.desk.relay_from_customer(ticket, incoming)
             return Outcome(path="relay", ticket=ticket)
 
@@ -389,6 +391,21 @@ class SupportCore:
         outcome = await self._say(customer, text, "handoff", (), audit, ticket_id=ticket.id)
         outcome.ticket = ticket
         return outcome
+
+    async def _upgrade_on_request(self, ticket: Ticket, incoming: Incoming) -> Ticket:
+        """A customer waiting on a ticket the bot opened who now asks for a person: the
+        ticket's reason becomes their request, which staff triage by."""
+        if not outranks("user_request", ticket.reason) or not asks_for_person(
+            incoming.text or "", self.settings.escalation.handoff_phrases
+        ):
+            return ticket
+        chat_id = incoming.customer.chat_id
+        ticket, _ = await self.tickets.open_or_join(
+            chat_id, incoming.customer.user_id, "user_request", None, f"customer:{chat_id}"
+        )
+        assert self.desk is not None
+        await self.desk.ticket_escalated_again(ticket, "user_request")
+        return ticket
 
     # -- helpers ------------------------------------------------------------------------
 

@@ -52,10 +52,11 @@ class Agent:
 
     id: int
     name: str
+    role: str = "staff"  # "cli" for the command line
 
     @property
     def actor(self) -> str:
-        return f"staff:{self.id}"
+        return f"{self.role}:{self.id}"
 
 
 @dataclass(frozen=True)
