@@ -52,23 +52,24 @@ def ticket_card(
     who = customer.display_name
     if customer.username:
         who += f" (@{customer.username})"
+    say = persona.staff_message
     lines = [
-        f"🎫 Ticket #{ticket.id} · {persona.reason_name(context.reason)}",
-        f"Customer: {who}, chat {customer.chat_id}"
-        + (f", language {customer.language}" if customer.language else ""),
-        f"Summary: {context.summary}",
+        say("card_title", ticket_id=ticket.id, reason=persona.reason_name(context.reason)),
+        say("card_customer", customer=who, chat_id=customer.chat_id),
     ]
+    if customer.language:
+        lines.append(say("card_language", language=customer.language))
+    lines.append(say("card_summary", summary=context.summary))
     if context.last_messages:
         lines.append("")
-        lines.append("Last messages:")
+        lines.append(say("card_last_messages"))
         for turn in context.last_messages[-6:]:
             who_said = "👤" if turn.role == "customer" else "🤖"
             lines.append(f"{who_said} {turn.text[:300]}")
     if context.faq_matches:
         lines.append("")
-        lines.append(
-            "FAQ found: " + ", ".join(f"{m.id} ({m.confidence:.2f})" for m in context.faq_matches)
-        )
+        found = ", ".join(f"{m.id} ({m.confidence:.2f})" for m in context.faq_matches)
+        lines.append(say("card_faq_found", matches=found))
     if earlier:
         lines.append("")
         lines.append(persona.staff_message("earlier_tickets", count=len(earlier)))
@@ -204,8 +205,9 @@ class TelegramDesk:
     async def relay_from_customer(self, ticket: Ticket, incoming: Incoming) -> None:
         ticket = await self.tickets.get(ticket.id) or ticket
         name = incoming.customer.display_name
+        say = self.knowledge.current.persona.staff_message
         if incoming.kind == "text":
-            sent = await self.post(ticket, f"👤 {name}: {incoming.text}")
+            sent = await self.post(ticket, say("relayed_text", customer=name, text=incoming.text))
         else:
             sent_id = None
             if incoming.message_id is not None:
@@ -225,7 +227,9 @@ class TelegramDesk:
                 except TelegramError as error:
                     log.warning("could not copy a %s to staff: %s", incoming.kind, error)
             if sent_id is None:
-                sent = await self.post(ticket, f"👤 {name} sent a {incoming.kind}.")
+                sent = await self.post(
+                    ticket, say("relayed_media", customer=name, kind=incoming.kind)
+                )
             else:
                 sent = sent_id
         if sent is not None:

@@ -179,13 +179,17 @@ async def show_ticket(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
         return
     customer = await services.conversations.get_customer(ticket.chat_id)
     transcript = await services.tickets.transcript(ticket)
-    lines = [
-        f"🎫 #{ticket.id} · {ticket.status} · {persona.reason_name(ticket.reason)}",
-        f"Customer: {customer.display_name if customer else ticket.chat_id}",
-        f"Opened {ticket.created_at[:16]} · assignee {ticket.assignee_name or 'nobody'}",
-        f"Summary: {ticket.summary or '-'}",
-        "",
-    ]
+    details = persona.staff_message(
+        "ticket_details",
+        ticket_id=ticket.id,
+        status=ticket.status,
+        reason=persona.reason_name(ticket.reason),
+        customer=customer.display_name if customer else ticket.chat_id,
+        opened=ticket.created_at[:16].replace("T", " "),
+        assignee=ticket.assignee_name or persona.staff_message("nobody"),
+        summary=ticket.summary or "-",
+    )
+    lines = [details, ""]
     icons = {"customer": "👤", "bot": "🤖", "staff": "🧑‍💼", "note": "📝"}
     for m in transcript[-15:]:
         lines.append(f"{icons.get(m['role'], '?')} {(m['text'] or '[' + m['kind'] + ']')[:300]}")
@@ -280,8 +284,9 @@ async def staff_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
         await query.answer()
         return
     ticket = await services.tickets.get(int(parts[2]))
+    persona = services.knowledge.current.persona
     if ticket is None or ticket.staff_chat_id != staff_chat:
-        await query.answer("Unknown ticket.")
+        await query.answer(persona.staff_message("unknown_ticket"))
         return
     agent = agent_of(update)
     if parts[1] == "claim" and ticket.is_open:
@@ -293,7 +298,9 @@ async def staff_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
         result = await desk_actions.close_ticket(services, desk_of(context), ticket, agent)
         await query.answer(result.notice[:200])
     else:
-        await query.answer(f"#{ticket.id} is {ticket.status}.")
+        await query.answer(
+            persona.staff_message("ticket_status", ticket_id=ticket.id, status=ticket.status)
+        )
 
 
 async def _staff_notice(update: Update, text: str) -> None:
