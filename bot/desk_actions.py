@@ -66,6 +66,7 @@ class ActionResult:
     ok: bool
     notice: str
     delivered: bool = True  # False: the customer was not told (no channel, or unreachable)
+    changed: bool = True  # False: nothing to announce (e.g. claiming one's own ticket)
 
 
 async def claim_ticket(
@@ -77,9 +78,8 @@ async def claim_ticket(
     if before is None:
         return ActionResult(False, persona.staff_message("no_ticket", command="claim"))
     if before.assignee_id == agent.id:
-        return ActionResult(
-            True, persona.staff_message("claimed_already_yours", ticket_id=ticket.id)
-        )
+        notice = persona.staff_message("claimed_already_yours", ticket_id=ticket.id)
+        return ActionResult(True, notice, changed=False)
     holder = before.assignee_name or str(before.assignee_id)
     if before.is_claimed and not force:
         return ActionResult(

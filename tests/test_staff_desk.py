@@ -639,3 +639,23 @@ async def test_tickets_search(fake_telegram, fake_llm, make_settings, start_bot)
         assert listed == expected, (term, found)
     fake_telegram.group_text(STAFF, "/tickets nothing-like-this", AGENT)
     await fake_telegram.wait_for(said_in_staff(fake_telegram, "No tickets match"))
+
+
+async def test_the_claim_button_refuses_a_colleagues_ticket(
+    fake_telegram, fake_llm, make_settings, start_bot
+):
+    _, db, card = await open_ticket_in_plain_group(
+        fake_telegram, fake_llm, make_settings, start_bot
+    )
+    fake_telegram.callback_query(STAFF, AGENT, "staff:claim:1", card["message_id"])
+    await fake_telegram.wait_for(said_in_staff(fake_telegram, "Sam claimed ticket #1"))
+    pressed = fake_telegram.callback_query(STAFF, AGENT_TWO, "staff:claim:1", card["message_id"])
+    answer = await fake_telegram.wait_for(lambda: fake_telegram.callback_answer(pressed))
+    assert "already claimed by Sam" in answer["text"]
+    again = fake_telegram.callback_query(STAFF, AGENT, "staff:claim:1", card["message_id"])
+    assert (
+        "already yours"
+        in (await fake_telegram.wait_for(lambda: fake_telegram.callback_answer(again)))["text"]
+    )
+    assert tickets(db)[0]["assignee_id"] == AGENT.id
+    assert len(said_in_staff(fake_telegram, "claimed ticket #1")()) == 1

@@ -292,7 +292,7 @@ async def staff_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
     if parts[1] == "claim" and ticket.is_open:
         result = await desk_actions.claim_ticket(services, ticket, agent)
         await query.answer(result.notice[:200])
-        if result.ok:
+        if result.ok and result.changed:
             await desk_of(context).post(ticket, result.notice)
     elif parts[1] == "close" and ticket.is_open:
         result = await desk_actions.close_ticket(services, desk_of(context), ticket, agent)
