@@ -393,18 +393,26 @@ class SupportCore:
         return outcome
 
     async def _upgrade_on_request(self, ticket: Ticket, incoming: Incoming) -> Ticket:
-        """A customer waiting on a ticket the bot opened who now asks for a person: the
-        ticket's reason becomes their request, which staff triage by."""
-        if not outranks("user_request", ticket.reason) or not asks_for_person(
-            incoming.text or "", self.settings.escalation.handoff_phrases
-        ):
+        """A customer waiting on a ticket who now asks for a person, or raises what the
+        rules always hand over (chargeback, legal, safety): the ticket takes that stronger
+        reason, which staff triage by. The message itself is relayed as usual."""
+        text = incoming.text or ""
+        esc = self.settings.escalation
+        rule = matching_rule(text, esc.rules)
+        if rule is not None and rule.action == "escalate":
+            reason = "keyword"
+        elif asks_for_person(text, esc.handoff_phrases):
+            reason = "user_request"
+        else:
+            return ticket
+        if not outranks(reason, ticket.reason):
             return ticket
         chat_id = incoming.customer.chat_id
         ticket, _ = await self.tickets.open_or_join(
-            chat_id, incoming.customer.user_id, "user_request", None, f"customer:{chat_id}"
+            chat_id, incoming.customer.user_id, reason, None, f"customer:{chat_id}"
         )
         assert self.desk is not None
-        await self.desk.ticket_escalated_again(ticket, "user_request")
+        await self.desk.ticket_escalated_again(ticket, reason)
         return ticket
 
     # -- helpers ------------------------------------------------------------------------

@@ -659,3 +659,25 @@ async def test_the_claim_button_refuses_a_colleagues_ticket(
     )
     assert tickets(db)[0]["assignee_id"] == AGENT.id
     assert len(said_in_staff(fake_telegram, "claimed ticket #1")()) == 1
+
+
+async def test_a_chargeback_while_waiting_makes_the_ticket_sensitive(
+    fake_telegram, make_settings, start_bot
+):
+    fake_telegram.add_forum_group(STAFF)
+    settings = make_settings(fake_telegram, None, STAFF_CHAT_ID=str(STAFF))
+    await start_bot(settings)
+    db = settings.storage.database_path
+    fake_telegram.user_text(CUSTOMER.id, "I want to talk to a human", CUSTOMER)
+    thread_id = next(iter(await fake_telegram.wait_for(lambda: fake_telegram.topics(STAFF))))
+    fake_telegram.user_text(CUSTOMER.id, "or I file a chargeback today", CUSTOMER)
+    await fake_telegram.wait_for(said_in_staff(fake_telegram, "file a chargeback", thread_id))
+    await fake_telegram.wait_for(
+        lambda: fake_telegram.topics(STAFF)[thread_id].name == "#1 · Alice Archer · Sensitive topic"
+    )
+    assert tickets(db)[0]["reason"] == "keyword"
+    fake_telegram.user_text(CUSTOMER.id, "let me talk to an actual person", CUSTOMER)
+    await fake_telegram.wait_for(said_in_staff(fake_telegram, "an actual person", thread_id))
+    assert tickets(db)[0]["reason"] == "keyword", "a weaker reason never replaces a stronger one"
+    events = rows(db, "SELECT reason FROM ticket_events WHERE event = 'escalated'")
+    assert [e["reason"] for e in events] == ["user_request", "keyword"]
