@@ -53,6 +53,15 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("id", type=int)
     export = tickets.add_parser("export", help="all tickets as CSV or JSON lines")
     export.add_argument("--format", choices=["csv", "jsonl"], default="csv")
+    for name, text in (
+        ("close", "resolve a ticket (the customer is not messaged)"),
+        ("reopen", "hand a resolved ticket to staff again"),
+        ("note", "add an internal note to a ticket"),
+    ):
+        action = tickets.add_parser(name, help=text)
+        action.add_argument("id", type=int)
+        if name == "note":
+            action.add_argument("text", nargs="+", help="the note")
 
     stats = sub.add_parser("stats", help="deflection, escalations, response times, ratings")
     stats.add_argument("--days", type=float, default=30.0)

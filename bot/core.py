@@ -26,10 +26,11 @@ from bot.llm import Completion, LLMClient
 from bot.media import Attachment, MediaHandler
 from bot.person_request import PersonRequests
 from bot.prompt import ESCALATE_TOOL, Turn
+from bot.reasons import outranks
 from bot.settings import Settings
 from bot.store.conversations import AnswerAudit, ConversationStore, Customer
 from bot.store.inbox import current_journal
-from bot.store.tickets import Ticket, TicketStore
+from bot.store.tickets import Ticket, TicketStore, summary_of
 
 log = logging.getLogger(__name__)
 
@@ -196,6 +197,7 @@ class SupportCore:
                 ticket_id=ticket.id,
                 attachments=incoming.attachments,
             )
+            ticket = await self._upgrade_on_request(ticket, incoming)
             await self.desk.relay_from_customer(ticket, incoming)
             return Outcome(path="relay", ticket=ticket)
 
@@ -401,7 +403,7 @@ class SupportCore:
         history = await self.conversations.history(customer.chat_id, 10)
         turns = tuple(Turn(m.role, m.text or f"[{m.kind}]") for m in history)
         if not summary:
-            summary = " / ".join(t.text for t in turns if t.role == "customer")[-500:] or reason
+            summary = summary_of([t.text for t in turns if t.role == "customer"]) or reason
         ticket, created = await self.tickets.open_or_join(
             customer.chat_id,
             customer.user_id,
@@ -440,6 +442,29 @@ class SupportCore:
         outcome = await self._say(customer, text, "handoff", (), audit, ticket_id=ticket.id)
         outcome.ticket = ticket
         return outcome
+
+    async def _upgrade_on_request(self, ticket: Ticket, incoming: Incoming) -> Ticket:
+        """A customer waiting on a ticket who now asks for a person, or raises what the
+        rules always hand over (chargeback, legal, safety): the ticket takes that stronger
+        reason, which staff triage by. The message itself is relayed as usual."""
+        text = incoming.text or ""
+        esc = self.settings.escalation
+        rule = matching_rule(text, esc.rules)
+        if rule is not None and rule.action == "escalate":
+            reason = "keyword"
+        elif asks_for_person(text, esc.handoff_phrases):
+            reason = "user_request"
+        else:
+            return ticket
+        if not outranks(reason, ticket.reason):
+            return ticket
+        chat_id = incoming.customer.chat_id
+        ticket, _ = await self.tickets.open_or_join(
+            chat_id, incoming.customer.user_id, reason, None, f"customer:{chat_id}"
+        )
+        assert self.desk is not None
+        await self.desk.ticket_escalated_again(ticket, reason)
+        return ticket
 
     # -- helpers ------------------------------------------------------------------------
 

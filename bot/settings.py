@@ -84,6 +84,27 @@ class TelegramSettings:
 
 
 @dataclass(frozen=True)
+class OfficeHoursSettings:
+    """When the support team works: the same hours on each listed day, in one time zone."""
+
+    timezone: str = "Europe/Berlin"  # an IANA name, e.g. "Europe/Berlin" or "UTC"
+    days: tuple[str, ...] = ("mon", "tue", "wed", "thu", "fri")
+    start: str = "09:00"  # 24-hour clock, local time
+    end: str = "18:00"  # later than start; "24:00" = until midnight
+
+
+@dataclass(frozen=True)
+class SupportSettings:
+    """How the staff desk is run: reminders for tickets that wait, and office hours."""
+
+    sla_minutes: int = 30  # a ticket without a staff reply for this long gets a reminder; 0 = off
+    sla_repeat_minutes: int = 60  # remind again at most this often while it still waits
+    sla_check_seconds: float = 60.0  # how often waiting tickets are looked at
+    remind_outside_office_hours: bool = False
+    office_hours: OfficeHoursSettings = field(default_factory=OfficeHoursSettings)
+
+
+@dataclass(frozen=True)
 class StorageSettings:
     database_path: str = "data/bot.sqlite3"
     retention_days: int = 0  # 0 keeps message text forever
@@ -113,6 +134,7 @@ class Settings:
     conversation: ConversationSettings = field(default_factory=ConversationSettings)
     escalation: EscalationSettings = field(default_factory=EscalationSettings)
     telegram: TelegramSettings = field(default_factory=TelegramSettings)
+    support: SupportSettings = field(default_factory=SupportSettings)
     storage: StorageSettings = field(default_factory=StorageSettings)
     media: MediaSettings = field(default_factory=MediaSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)

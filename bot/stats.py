@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import statistics
+from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -14,11 +15,14 @@ class Stats:
     since: str
     conversations: int
     handed_over: int
-    escalations_by_reason: dict[str, int]
+    tickets_by_reason: dict[str, int]  # each ticket once, under the reason it ended with
     median_first_response_minutes: float | None
     median_resolution_minutes: float | None
     average_rating: float | None
     ratings: int
+    helpful: int = 0  # 👍 presses under answers
+    not_helpful: int = 0  # 👎 presses
+    top_faq: tuple[tuple[str, int], ...] = ()  # (entry id, answers built on it), most first
 
     @property
     def deflection_rate(self) -> float | None:
@@ -37,8 +41,8 @@ class Stats:
             f"Conversations: {self.conversations}",
             f"Answered by the bot alone: {'-' if rate is None else f'{rate:.0%}'}",
             f"Handed to staff: {self.handed_over}",
-            "Escalations by reason: "
-            + (", ".join(f"{k} {v}" for k, v in sorted(self.escalations_by_reason.items())) or "-"),
+            "Tickets by reason: "
+            + (", ".join(f"{k} {v}" for k, v in sorted(self.tickets_by_reason.items())) or "-"),
             f"Median time to first staff response: {minutes(self.median_first_response_minutes)}",
             f"Median resolution time: {minutes(self.median_resolution_minutes)}",
             "Average rating: "
@@ -47,6 +51,9 @@ class Stats:
                 if self.average_rating is None
                 else f"{self.average_rating:.2f} ({self.ratings})"
             ),
+            f"Answer feedback: 👍 {self.helpful} · 👎 {self.not_helpful}",
+            "Most-used FAQ entries: "
+            + (", ".join(f"{entry} {n}" for entry, n in self.top_faq) or "-"),
         ]
         return out
 
@@ -63,9 +70,9 @@ async def compute_stats(db: Database, days: float = 30) -> Stats:
         (since,),
     )
     tickets = await db.fetchall("SELECT * FROM tickets WHERE created_at >= ?", (since,))
-    reasons = await db.fetchall(
-        "SELECT reason, COUNT(*) AS n FROM ticket_events WHERE event = 'escalated' "
-        "AND created_at >= ? GROUP BY reason",
+    feedback = await db.fetchone(
+        "SELECT COALESCE(SUM(helpful = 1), 0) AS up, COALESCE(SUM(helpful = 0), 0) AS down "
+        "FROM feedback WHERE created_at >= ?",
         (since,),
     )
     first = [
@@ -81,9 +88,23 @@ async def compute_stats(db: Database, days: float = 30) -> Stats:
         since=since,
         conversations=int(conversations["n"]) if conversations else 0,
         handed_over=len(tickets),
-        escalations_by_reason={r["reason"]: int(r["n"]) for r in reasons},
+        tickets_by_reason=dict(Counter(t["reason"] for t in tickets)),
         median_first_response_minutes=statistics.median(first) if first else None,
         median_resolution_minutes=statistics.median(resolved) if resolved else None,
         average_rating=statistics.fmean(ratings) if ratings else None,
         ratings=len(ratings),
+        helpful=int(feedback["up"]) if feedback else 0,
+        not_helpful=int(feedback["down"]) if feedback else 0,
+        top_faq=await _top_faq(db, since),
     )
+
+
+async def _top_faq(db: Database, since: str, limit: int = 5) -> tuple[tuple[str, int], ...]:
+    """Entries answers were built on: the best match of bot answers, and canned staff replies."""
+    rows = await db.fetchall(
+        "SELECT a.faq_ids FROM answers a JOIN messages m ON m.id = a.message_id "
+        "WHERE a.path IN ('faq', 'llm', 'canned') AND a.faq_ids != '' AND m.created_at >= ?",
+        (since,),
+    )
+    counts = Counter(r["faq_ids"].split(",")[0] for r in rows)
+    return tuple(sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:limit])

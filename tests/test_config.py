@@ -20,7 +20,8 @@ from bot.knowledge.loader import (
     load_persona,
     load_settings,
 )
-from bot.knowledge.persona import MESSAGE_KEYS
+from bot.knowledge.persona import MESSAGE_KEYS, STAFF_MESSAGE_KEYS
+from bot.reasons import REASON_CODES
 from bot.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent
@@ -43,6 +44,8 @@ def persona_yaml(messages: dict[str, str] | None = None) -> str:
         "messages:",
     ]
     lines += [f"  {key}: {value!r}" for key, value in messages.items()]
+    lines += ["reasons:"] + [f"  {code}: Reason {code}" for code in REASON_CODES]
+    lines += ["staff_messages:"] + [f"  {key}: Staff text {key}" for key in STAFF_MESSAGE_KEYS]
     return "\n".join(lines) + "\n"
 
 
@@ -381,7 +384,11 @@ def test_broken_placeholder_is_reported() -> None:
 
 def test_persona_messages_left_blank_are_all_missing(tmp_path: Path) -> None:
     path = write(tmp_path / "persona.yaml", "name: N\ncompany: C\ninstructions: I\nmessages:\n")
-    [problem] = problems_of(load_persona, path)
+    problem, *others = problems_of(load_persona, path)
+    assert others == [
+        f"{path}:1: missing required key 'reasons'",
+        f"{path}:1: missing required key 'staff_messages'",
+    ]
     assert problem.startswith(f"{path}:4: messages: is empty; it needs start, help,")
 
 

@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from bot.knowledge.loader import load_persona
 from tests.fakes import Reply, TgUser
-from tests.helpers import rows, tickets
+from tests.helpers import REPO, rows, tickets
 
 STAFF = -1009100
 CUSTOMER = TgUser(id=3001, first_name="Bruno")
@@ -82,8 +83,9 @@ async def handed_over(fake, db: Path, reason: str) -> sqlite3.Row:
         CUSTOMER.id,
     )
     assert escalations(db) == [(1, reason)]
+    readable = load_persona(REPO / "config" / "persona.yaml").reason_name(reason)
     await fake.wait_for(
-        lambda: any("Ticket #1 · " + reason in t for t in fake.sent_messages(STAFF))
+        lambda: any("Ticket #1 · " + readable in t for t in fake.sent_messages(STAFF))
     )
     told = await fake.wait_for(lambda: [t for t in fake.sent_messages(CUSTOMER.id) if "#1" in t])
     assert_told_handoff(told[-1])
@@ -169,7 +171,7 @@ async def test_an_open_ticket_is_joined_not_duplicated(fake_telegram, fake_llm, 
     fake_telegram.user_text(CUSTOMER.id, "/human", CUSTOMER)
     told = await fake_telegram.wait_for_messages(CUSTOMER.id, 2)
     assert "#1 is already with our team" in told[1]
-    assert escalations(db) == [(1, "user_request"), (1, "user_request")]
+    assert escalations(db) == [(1, "user_request")], "asking again is not a second escalation"
     assert [t["id"] for t in tickets(db)] == [1]
     await fake_telegram.wait_for(
         lambda: any("asked again" in t for t in fake_telegram.sent_messages(STAFF))

@@ -8,15 +8,19 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
+import sqlite3
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+import pytest
 
 from bot.privacy import purge_older_than
 from bot.store.conversations import Customer
 from bot.store.db import Database
 from tests.fakes import TgUser
-from tests.helpers import values
+from tests.helpers import run_main, values
 
 REPO = Path(__file__).resolve().parent.parent
 STAFF = -1009000
@@ -251,3 +255,17 @@ async def test_backup_while_the_bot_writes(
     assert before <= copied <= written
     assert values(target, "PRAGMA journal_mode") == [("delete",)]
     assert not list(target.parent.glob("*.partial"))
+
+
+@pytest.mark.parametrize("folder", ["existing", "new/"])
+def test_backup_into_a_folder_writes_a_timestamped_file(tmp_path, knowledge_dirs, folder):
+    database = tmp_path / "bot.sqlite3"
+    sqlite3.connect(database).close()
+    (tmp_path / "existing").mkdir()
+    target = f"{tmp_path}/{folder}"  # pathlib would drop the trailing slash
+    done = run_main(knowledge_dirs, database, "backup", target)
+    assert done.returncode == 0, done.stderr
+    [written] = list((tmp_path / folder.rstrip("/")).iterdir())
+    assert re.fullmatch(r"bot-\d{8}-\d{6}\.sqlite3", written.name), written.name
+    assert str(written) in done.stdout
+    assert values(written, "PRAGMA integrity_check") == [("ok",)]

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from bot.knowledge.loader import faq_paths, load_faq
 from tests.fakes import TgUser
-from tests.helpers import rows, tickets
+from tests.helpers import rows, run_main, tickets
 
 STAFF = -1009000
 CUSTOMER = TgUser(id=1001, first_name="Alice", last_name="Archer", username="alice")
@@ -88,9 +89,10 @@ async def test_forum_ticket_lifecycle(fake_telegram, fake_llm, make_settings, st
 
     # One topic named after the ticket, opened with a card carrying Claim and Close.
     topics = fake_telegram.topics(STAFF)
-    assert [t.name for t in topics.values()] == ["#1 · Alice Archer · user_request"]
+    assert [t.name for t in topics.values()] == ["#1 · Alice Archer · Asked for a person"]
     card = staff_messages(fake_telegram, thread_id)[0]
-    assert "Ticket #1" in card["text"] and "user_request" in card["text"]
+    assert "Ticket #1 · Asked for a person" in card["text"]
+    assert "Earlier tickets" not in card["text"], "a first ticket has no history"
     assert "Alice Archer (@alice)" in card["text"]
     assert "I want to talk to a human" in card["text"], "the card shows the last messages"
     assert buttons(card) == ["staff:claim:1", "staff:close:1"]
@@ -329,7 +331,7 @@ async def test_staff_commands_list_show_claim_reopen(
 
     fake_telegram.group_text(STAFF, "/tickets", AGENT, is_forum=True)
     listing = (await fake_telegram.wait_for(said("open ticket(s)")))[0]["text"]
-    assert "#1 · open · user_request · Alice Archer" in listing
+    assert "#1 · open · Asked for a person · Alice Archer (@alice)" in listing
 
     fake_telegram.group_text(STAFF, "/ticket 1", AGENT)
     shown = (await fake_telegram.wait_for(said("🎫 #1 ·")))[0]["text"]
@@ -440,21 +442,19 @@ async def test_stats_and_reload_only_for_admins(fake_telegram, fake_llm, make_se
     await settled(fake_telegram)
     assert staff_messages(fake_telegram) == []
     assert all(
-        "Escalations" not in t and "Knowledge version" not in t
+        "Tickets by reason" not in t and "Knowledge version" not in t
         for t in fake_telegram.sent_messages(OTHER.id)
     )
 
     fake_telegram.user_text(ADMIN.id, "/stats", ADMIN)
     stats = await fake_telegram.wait_for_messages(ADMIN.id, 1)
-    assert "Escalations by reason" in stats[0]
+    assert "Tickets by reason" in stats[0]
     fake_telegram.user_text(ADMIN.id, "/reload", ADMIN)
     reloaded = await fake_telegram.wait_for_messages(ADMIN.id, 2)
     assert "Knowledge version" in reloaded[1]
     fake_telegram.group_text(STAFF, "/stats", ADMIN, is_forum=True)
     await fake_telegram.wait_for(
-        lambda: any(
-            "Escalations by reason" in m.get("text", "") for m in staff_messages(fake_telegram)
-        )
+        lambda: any("Tickets by reason" in m.get("text", "") for m in staff_messages(fake_telegram))
     )
 
 
@@ -470,3 +470,214 @@ async def test_customer_buttons_pressed_in_a_group_open_nothing(
     await settled(fake_telegram)
     assert [(t["id"], t["chat_id"], t["rating"]) for t in tickets(db)] == [(1, CUSTOMER.id, None)]
     assert len(staff_messages(fake_telegram)) == 1
+
+
+# -- a desk staff can run all day -------------------------------------------------------------
+
+AGENT_TWO = TgUser(id=502, first_name="Kim")
+
+
+def said_in_staff(fake, text: str, thread_id: int | None = None):
+    return lambda: [m for m in staff_messages(fake, thread_id) if text in m.get("text", "")]
+
+
+async def test_a_second_claim_is_refused_until_forced(
+    fake_telegram, fake_llm, make_settings, start_bot
+):
+    _, db, thread_id = await open_ticket_in_forum(fake_telegram, fake_llm, make_settings, start_bot)
+    fake_telegram.group_text(STAFF, "/claim", AGENT, thread_id)
+    await fake_telegram.wait_for(said_in_staff(fake_telegram, "Sam claimed ticket #1"))
+
+    fake_telegram.group_text(STAFF, "/claim", AGENT_TWO, thread_id)
+    refused = await fake_telegram.wait_for(said_in_staff(fake_telegram, "already claimed"))
+    assert "by Sam" in refused[0]["text"] and "/claim force" in refused[0]["text"]
+    assert tickets(db)[0]["assignee_id"] == AGENT.id, "a plain claim never takes a ticket over"
+
+    fake_telegram.group_text(STAFF, "/claim force", AGENT_TWO, thread_id)
+    await fake_telegram.wait_for(said_in_staff(fake_telegram, "Kim took over ticket #1 from Sam"))
+    ticket = tickets(db)[0]
+    assert (ticket["assignee_id"], ticket["assignee_name"]) == (AGENT_TWO.id, "Kim")
+    events = rows(db, "SELECT event, actor, detail FROM ticket_events WHERE ticket_id = 1")
+    assert [(e["event"], e["actor"]) for e in events if e["event"] != "escalated"] == [
+        ("claimed", f"staff:{AGENT.id}"),
+        ("taken_over", f"staff:{AGENT_TWO.id}"),
+    ]
+    assert events[-1]["detail"] == "Kim from Sam"
+
+
+async def test_a_claim_is_not_a_first_response(fake_telegram, fake_llm, make_settings, start_bot):
+    _, db, card = await open_ticket_in_plain_group(
+        fake_telegram, fake_llm, make_settings, start_bot
+    )
+    fake_telegram.callback_query(STAFF, AGENT, "staff:claim:1", card["message_id"])
+    await wait_db(fake_telegram, db, "SELECT status = 'active' FROM tickets WHERE id = 1")
+    assert tickets(db)[0]["first_response_at"] is None
+
+    fake_telegram.group_text(STAFF, "On it", AGENT, reply_to_message_id=card["message_id"])
+    await fake_telegram.wait_for_messages(CUSTOMER.id, 2)
+    await wait_db(fake_telegram, db, "SELECT first_response_at FROM tickets WHERE id = 1")
+
+
+async def test_faq_command_sends_a_canned_answer(
+    fake_telegram, fake_llm, make_settings, start_bot, knowledge_dirs
+):
+    _, db, thread_id = await open_ticket_in_forum(fake_telegram, fake_llm, make_settings, start_bot)
+    [entry] = [
+        e for e in load_faq(faq_paths(knowledge_dirs[1])).entries if e.id == "damaged_parcel"
+    ]
+    fake_telegram.group_text(STAFF, "/faq damaged_parcel", AGENT, thread_id)
+    told = await fake_telegram.wait_for_messages(CUSTOMER.id, 2)
+    assert told[1] == "👤 Support: " + entry.answer.strip()
+    await fake_telegram.wait_for(said_in_staff(fake_telegram, "damaged_parcel sent", thread_id))
+    stored = rows(
+        db,
+        "SELECT m.role, a.path, a.faq_ids FROM messages m JOIN answers a ON a.message_id = m.id "
+        "WHERE m.role = 'staff'",
+    )
+    assert [tuple(r) for r in stored] == [("staff", "canned", "damaged_parcel")]
+    ticket = tickets(db)[0]
+    assert ticket["first_response_at"] and ticket["assignee_id"] == AGENT.id
+
+    # A mistyped id says so, with the ids it might have meant, and sends nothing.
+    fake_telegram.group_text(STAFF, "/faq damaged_parcle", AGENT, thread_id)
+    unknown = await fake_telegram.wait_for(said_in_staff(fake_telegram, "no FAQ entry"))
+    assert "damaged_parcle" in unknown[0]["text"] and "damaged_parcel" in unknown[0]["text"]
+    await settled(fake_telegram)
+    assert len(fake_telegram.sent_messages(CUSTOMER.id)) == 2
+
+
+async def test_handback_gives_the_customer_back_to_the_bot(
+    fake_telegram, fake_llm, make_settings, start_bot
+):
+    _, db, thread_id = await open_ticket_in_forum(fake_telegram, fake_llm, make_settings, start_bot)
+    fake_telegram.group_text(STAFF, "/handback", AGENT, thread_id)
+    told = await fake_telegram.wait_for_messages(CUSTOMER.id, 2)
+    assert "handed this conversation back to me" in told[1]
+    await fake_telegram.wait_for(said_in_staff(fake_telegram, "handed back to the bot by Sam"))
+    await fake_telegram.wait_for(lambda: fake_telegram.topics(STAFF)[thread_id].closed)
+    ticket = tickets(db)[0]
+    assert ticket["status"] == "resolved" and ticket["rating"] is None
+    resolved = rows(db, "SELECT detail FROM ticket_events WHERE event = 'resolved'")
+    assert [r["detail"] for r in resolved] == ["handback"]
+    assert all(not buttons(m) for m in fake_telegram.bot_messages(CUSTOMER.id)), "no rating"
+
+    fake_telegram.user_text(CUSTOMER.id, "How long does a refund take?", CUSTOMER)
+    await fake_telegram.wait_for(
+        lambda: (
+            "Answer to: How long does a refund take?" in fake_telegram.sent_messages(CUSTOMER.id)
+        )
+    )
+    assert "talk to a human" not in llm_saw(fake_llm.last_request)
+    assert len(tickets(db)) == 1
+
+
+async def test_waiting_customer_who_asks_for_a_person_upgrades_the_ticket_once(
+    fake_telegram, make_settings, start_bot
+):
+    """No model: each unanswerable question would once have been an escalation of its own."""
+    fake_telegram.add_forum_group(STAFF)
+    settings = make_settings(fake_telegram, None, STAFF_CHAT_ID=str(STAFF))
+    await start_bot(settings)
+    db = settings.storage.database_path
+    fake_telegram.user_text(CUSTOMER.id, "zqx vortal plimb 0", CUSTOMER)
+    await wait_db(fake_telegram, db, "SELECT COUNT(*) FROM tickets")
+    thread_id = next(iter(await fake_telegram.wait_for(lambda: fake_telegram.topics(STAFF))))
+    for n in range(1, 10):
+        fake_telegram.user_text(CUSTOMER.id, f"zqx vortal plimb {n}", CUSTOMER)
+    fake_telegram.user_text(CUSTOMER.id, "I want to talk to a human", CUSTOMER)
+    await fake_telegram.wait_for(said_in_staff(fake_telegram, "talk to a human", thread_id))
+
+    [ticket] = tickets(db)
+    assert ticket["reason"] == "user_request"
+    events = rows(db, "SELECT reason FROM ticket_events WHERE event = 'escalated'")
+    assert [e["reason"] for e in events] == ["low_confidence", "user_request"]
+    await fake_telegram.wait_for(
+        lambda: (
+            fake_telegram.topics(STAFF)[thread_id].name == "#1 · Alice Archer · Asked for a person"
+        )
+    )
+    stats = run_main((Path(settings.env.config_dir), Path(settings.env.faq_dir)), Path(db), "stats")
+    assert "Handed to staff: 1" in stats.stdout
+    assert "Tickets by reason: user_request 1" in stats.stdout
+
+
+async def test_card_lists_the_customers_earlier_tickets(
+    fake_telegram, fake_llm, make_settings, start_bot
+):
+    _, db, card = await open_ticket_in_plain_group(
+        fake_telegram, fake_llm, make_settings, start_bot
+    )
+    fake_telegram.group_text(STAFF, "/close", AGENT, reply_to_message_id=card["message_id"])
+    await wait_db(fake_telegram, db, "SELECT status = 'resolved' FROM tickets WHERE id = 1")
+    fake_telegram.user_text(OTHER.id, "I want to talk to a human", OTHER)
+    await wait_db(fake_telegram, db, "SELECT COUNT(*) = 2 FROM tickets")
+    fake_telegram.user_text(CUSTOMER.id, "/human", CUSTOMER)
+    new_card = (await fake_telegram.wait_for(said_in_staff(fake_telegram, "Ticket #3")))[0]
+    earlier = new_card["text"].split("Earlier tickets of this customer (1):")[1]
+    day = tickets(db)[0]["created_at"][:10]
+    assert f"#1 · {day} · Asked for a person · resolved" in earlier
+    assert "#2" not in earlier, "another customer's ticket is not this customer's history"
+    other_card = [m for m in staff_messages(fake_telegram) if "Ticket #2" in m.get("text", "")]
+    assert "Earlier tickets" not in other_card[0]["text"]
+
+
+async def test_tickets_search(fake_telegram, fake_llm, make_settings, start_bot):
+    _, db, card = await open_ticket_in_plain_group(
+        fake_telegram, fake_llm, make_settings, start_bot
+    )
+    fake_telegram.user_text(CUSTOMER.id, "The kettle lid is cracked", CUSTOMER)
+    await fake_telegram.wait_for(said_in_staff(fake_telegram, "kettle lid"))
+    fake_telegram.user_text(OTHER.id, "I want to talk to a human", OTHER)
+    await wait_db(fake_telegram, db, "SELECT COUNT(*) = 2 FROM tickets")
+
+    for term, expected in (("kettle", ["#1"]), ("@alice", ["#1"]), ("mallory", ["#2"])):
+        fake_telegram.group_text(STAFF, f"/tickets {term}", AGENT)
+        found = (await fake_telegram.wait_for(said_in_staff(fake_telegram, f"matching “{term}”")))[
+            0
+        ]["text"]
+        listed = [line.split(" · ")[0] for line in found.splitlines()[1:]]
+        assert listed == expected, (term, found)
+    fake_telegram.group_text(STAFF, "/tickets nothing-like-this", AGENT)
+    await fake_telegram.wait_for(said_in_staff(fake_telegram, "No tickets match"))
+
+
+async def test_the_claim_button_refuses_a_colleagues_ticket(
+    fake_telegram, fake_llm, make_settings, start_bot
+):
+    _, db, card = await open_ticket_in_plain_group(
+        fake_telegram, fake_llm, make_settings, start_bot
+    )
+    fake_telegram.callback_query(STAFF, AGENT, "staff:claim:1", card["message_id"])
+    await fake_telegram.wait_for(said_in_staff(fake_telegram, "Sam claimed ticket #1"))
+    pressed = fake_telegram.callback_query(STAFF, AGENT_TWO, "staff:claim:1", card["message_id"])
+    answer = await fake_telegram.wait_for(lambda: fake_telegram.callback_answer(pressed))
+    assert "already claimed by Sam" in answer["text"]
+    again = fake_telegram.callback_query(STAFF, AGENT, "staff:claim:1", card["message_id"])
+    assert (
+        "already yours"
+        in (await fake_telegram.wait_for(lambda: fake_telegram.callback_answer(again)))["text"]
+    )
+    assert tickets(db)[0]["assignee_id"] == AGENT.id
+    assert len(said_in_staff(fake_telegram, "claimed ticket #1")()) == 1
+
+
+async def test_a_chargeback_while_waiting_makes_the_ticket_sensitive(
+    fake_telegram, make_settings, start_bot
+):
+    fake_telegram.add_forum_group(STAFF)
+    settings = make_settings(fake_telegram, None, STAFF_CHAT_ID=str(STAFF))
+    await start_bot(settings)
+    db = settings.storage.database_path
+    fake_telegram.user_text(CUSTOMER.id, "I want to talk to a human", CUSTOMER)
+    thread_id = next(iter(await fake_telegram.wait_for(lambda: fake_telegram.topics(STAFF))))
+    fake_telegram.user_text(CUSTOMER.id, "or I file a chargeback today", CUSTOMER)
+    await fake_telegram.wait_for(said_in_staff(fake_telegram, "file a chargeback", thread_id))
+    await fake_telegram.wait_for(
+        lambda: fake_telegram.topics(STAFF)[thread_id].name == "#1 · Alice Archer · Sensitive topic"
+    )
+    assert tickets(db)[0]["reason"] == "keyword"
+    fake_telegram.user_text(CUSTOMER.id, "let me talk to an actual person", CUSTOMER)
+    await fake_telegram.wait_for(said_in_staff(fake_telegram, "an actual person", thread_id))
+    assert tickets(db)[0]["reason"] == "keyword", "a weaker reason never replaces a stronger one"
+    events = rows(db, "SELECT reason FROM ticket_events WHERE event = 'escalated'")
+    assert [e["reason"] for e in events] == ["user_request", "keyword"]

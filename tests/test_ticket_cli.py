@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.store.conversations import ConversationStore, Customer
+from bot.store.conversations import AnswerAudit, ConversationStore, Customer
 from bot.store.db import Database
 from bot.store.tickets import TicketStore
 from tests.helpers import run_main
@@ -39,7 +39,24 @@ async def fill(path: Path) -> None:
             await conversations.upsert_customer(customer)
 
         await conversations.add_message(ALICE.chat_id, "customer", "Where is my parcel?")
-        await conversations.add_message(ALICE.chat_id, "bot", "It left our warehouse on Monday.")
+        answer = await conversations.add_message(
+            ALICE.chat_id,
+            "bot",
+            "It left our warehouse on Monday.",
+            audit=AnswerAudit(path="faq", faq_ids=("track_order", "refund_time")),
+        )
+        await conversations.add_feedback(answer, ALICE.chat_id, True)
+        for text, ids in (
+            ("Tracking is in your email.", ("track_order",)),
+            ("Refunds", ("refund_time",)),
+        ):
+            shown = await conversations.add_message(
+                BRUNO.chat_id, "bot", text, audit=AnswerAudit(path="llm", faq_ids=ids)
+            )
+            await conversations.add_feedback(shown, BRUNO.chat_id, text == "Refunds")
+        await conversations.add_message(
+            BRUNO.chat_id, "bot", "I don't know", audit=AnswerAudit(path="handoff", faq_ids=("x",))
+        )
         await conversations.add_message(ALICE.chat_id, "customer", "I want to talk to a human")
         first, created = await tickets.open_or_join(
             ALICE.chat_id, ALICE.user_id, "user_request", "Where is my parcel?", "customer:1001"
@@ -188,6 +205,53 @@ def test_stats(filled, knowledge_dirs):
     assert done.returncode == 0, done.stderr
     out = done.stdout
     assert "Handed to staff: 3" in out
-    assert "Escalations by reason: keyword 1, model 1, user_request 1" in out
+    assert "Tickets by reason: keyword 1, model 1, user_request 1" in out
+    assert "Answer feedback: 👍 2 · 👎 1" in out
+    assert "Most-used FAQ entries: track_order 2, refund_time 1" in out
     assert "Average rating: 5.00 (1)" in out
     assert "Median resolution time: " in out and "Median resolution time: -" not in out
+
+
+def test_close_reopen_and_note_from_the_command_line(filled, knowledge_dirs):
+    closed = cli(filled, knowledge_dirs, "tickets", "close", "2")
+    assert closed.returncode == 0, closed.stderr
+    assert "Ticket #2 closed" in closed.stdout and "not messaged" in closed.stdout
+    again = cli(filled, knowledge_dirs, "tickets", "close", "2")
+    assert again.returncode == 1 and "already resolved" in again.stderr
+
+    noted = cli(filled, knowledge_dirs, "tickets", "note", "2", "called", "the", "customer")
+    assert noted.returncode == 0, noted.stderr
+    reopened = cli(filled, knowledge_dirs, "tickets", "reopen", "2")
+    assert reopened.returncode == 0 and "Ticket #2 reopened" in reopened.stdout
+
+    listed = {
+        t["id"]: t
+        for t in json.loads(cli(filled, knowledge_dirs, "tickets", "list", "--json").stdout)
+    }
+    assert listed[2]["status"] == "active" and listed[2]["resolved_at"] is None
+    shown = cli(filled, knowledge_dirs, "tickets", "show", "2").stdout
+    assert "called the customer" in shown
+    for event in ("resolved", "note", "reopened"):
+        assert event in shown
+    assert "cli:0" in shown
+
+
+@pytest.mark.parametrize("action", [["close"], ["reopen"], ["note", "hello"]])
+def test_actions_on_an_unknown_ticket_fail_clearly(filled, knowledge_dirs, action):
+    done = cli(filled, knowledge_dirs, "tickets", action[0], "99", *action[1:])
+    assert done.returncode == 1
+    assert "no ticket #99" in done.stderr and done.stdout == ""
+
+
+def test_reopen_refused_while_another_is_open(filled, knowledge_dirs):
+    """Alice's ticket 1 is resolved; once she has a new one open, it cannot come back."""
+    asyncio.run(_open_new_for_alice(filled))
+    done = cli(filled, knowledge_dirs, "tickets", "reopen", "1")
+    assert done.returncode == 1 and "cannot be reopened" in done.stderr
+
+
+async def _open_new_for_alice(path: Path) -> None:
+    async with Database(path) as db:
+        await TicketStore(db).open_or_join(
+            ALICE.chat_id, ALICE.user_id, "user_request", "again", "customer:1001"
+        )

@@ -11,16 +11,25 @@ from __future__ import annotations
 import os
 import sqlite3
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 from bot.settings import Settings
 
 
 def backup_database(source: str, target: str | Path) -> Path:
-    """Copy ``source`` to ``target`` atomically and check the copy; returns the target path."""
+    """Copy ``source`` to ``target`` atomically and check the copy; returns the target path.
+
+    A folder (one that exists, or any path ending in a slash) gets a new file
+    named after the database and the time, so backups into one folder never
+    overwrite each other.
+    """
+    as_folder = str(target).endswith(("/", os.sep)) or Path(target).is_dir()
     target = Path(target)
-    if target.is_dir():
-        target = target / Path(source).name
+    if as_folder:
+        stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+        name = Path(source)
+        target = target / f"{name.stem}-{stamp}{name.suffix or '.sqlite3'}"
     if not Path(source).exists():
         raise FileNotFoundError(f"{source}: no database here")
     target.parent.mkdir(parents=True, exist_ok=True)

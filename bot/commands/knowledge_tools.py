@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 from collections.abc import Iterable
@@ -12,7 +13,7 @@ from pathlib import Path
 from bot.knowledge.faq import FaqSet, SearchResult
 from bot.knowledge.live import faq_knowledge
 from bot.knowledge.loader import check as check_files
-from bot.knowledge.loader import faq_paths, load_faq, load_settings
+from bot.knowledge.loader import faq_paths, load_faq, load_settings, warnings
 from bot.knowledge.search import FaqIndex
 from bot.services import semantic_search, words_only_reason
 from bot.settings import Settings
@@ -26,7 +27,7 @@ def _dirs() -> tuple[Path, Path]:
 def check() -> int:
     config_dir, faq_dir = _dirs()
     problems = check_files(config_dir, faq_dir, os.environ)
-    for problem in problems:
+    for problem in problems + warnings(os.environ):
         print(problem)
     if problems:
         return 1
@@ -47,11 +48,12 @@ async def faq_search(args: argparse.Namespace) -> int:
     top_k = args.top_k or settings.retrieval.top_k
     queries = [args.query] if args.query is not None else (line.strip() for line in sys.stdin)
     queries = (q for q in queries if q)
+    threshold = settings.retrieval.confidence_threshold
     if settings.retrieval.semantic:
         return await _search_by_meaning(settings, faq, queries, top_k, args.json)
     index = FaqIndex(faq.entries)
     for query in queries:
-        _show(query, index.search(query, top_k), args.json)
+        _show(query, index.search(query, top_k), args.json, threshold)
     return 0
 
 
@@ -71,7 +73,7 @@ async def _search_by_meaning(
                 results = knowledge.search(query, top_k)
             else:
                 results = await semantic.search(knowledge, query, top_k)
-            _show(query, results, as_json)
+            _show(query, results, as_json, settings.retrieval.confidence_threshold)
     finally:
         if semantic is not None:
             await semantic.aclose()
@@ -79,7 +81,10 @@ async def _search_by_meaning(
     return 0
 
 
-def _show(query: str, results: list[SearchResult], as_json: bool) -> None:
+def _show(query: str, results: list[SearchResult], as_json: bool, threshold: float) -> None:
+    """The matches, and what the bot would do without a model: answer from the best
+    entry when its confidence reaches ``retrieval.confidence_threshold``, else hand over."""
+    answers = bool(results) and results[0].confidence >= threshold
     if as_json:
         record = {
             "query": query,
@@ -87,17 +92,33 @@ def _show(query: str, results: list[SearchResult], as_json: bool) -> None:
                 {"id": r.id, "score": round(r.score, 4), "confidence": round(r.confidence, 4)}
                 for r in results
             ],
+            "threshold": threshold,
+            "would_answer": answers,
         }
         print(json.dumps(record, ensure_ascii=False), flush=True)
         return
     print(f"Query: {query}")
     if not results:
-        print("  (no match)")
+        print("  (no match: the bot hands over)\n")
+        return
     width = max((len(r.id) for r in results), default=2)
-    print(f"  {'#':<2} {'id':<{width}}  {'score':>7}  {'conf':>5}  question")
+    print(
+        f"  {'#':<2} {'id':<{width}}  {'score':>7}  {'conf':>5}  {'bot (≥ ' + _floor3(threshold) + ')':<17}"
+        "  question"
+    )
     for rank, r in enumerate(results, start=1):
         question = r.entry.question.replace("\n", " ")
         if len(question) > 70:
             question = question[:69] + "…"
-        print(f"  {rank:<2} {r.id:<{width}}  {r.score:>7.3f}  {r.confidence:>5.2f}  {question}")
+        verdict = ("answers" if answers else "hands over") if rank == 1 else ""
+        print(
+            f"  {rank:<2} {r.id:<{width}}  {r.score:>7.3f}  {_floor3(r.confidence):>5}  "
+            f"{verdict:<17}  {question}"
+        )
     print()
+
+
+def _floor3(value: float) -> str:
+    """Three decimals, cut rather than rounded: 0.8299 must not show as 0.830 beside a
+    threshold of 0.830 that it misses."""
+    return f"{math.floor(value * 1000 + 1e-9) / 1000:.3f}"

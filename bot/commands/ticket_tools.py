@@ -1,10 +1,11 @@
-"""``tickets list|show|export`` and ``stats``: the ticket log from the command line."""
+"""``tickets list|show|export|close|reopen|note`` and ``stats``: tickets from the command line."""
 
 from __future__ import annotations
 
 import argparse
 import csv
 import dataclasses
+import getpass
 import json
 import sys
 
@@ -16,6 +17,8 @@ from bot.store.tickets import TicketStore
 
 
 async def run(args: argparse.Namespace, settings: Settings) -> int:
+    if args.tickets_command in ("close", "reopen", "note"):
+        return await _act(args, settings)
     async with Database(settings.storage.database_path) as db:
         tickets = TicketStore(db)
         if args.tickets_command == "list":
@@ -70,6 +73,42 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
             writer.writeheader()
             writer.writerows(rows)
         return 0
+
+
+async def _act(args: argparse.Namespace, settings: Settings) -> int:
+    """The staff group's /close, /reopen and /note, through the same desk actions.
+
+    The command line has no Telegram connection, so nobody is messaged: the
+    ticket changes in the database, and a running bot acts on the change
+    (relaying or answering the customer's next message accordingly).
+    """
+    from bot.desk_actions import Agent, add_note, close_ticket, reopen_ticket
+    from bot.services import open_services
+
+    services = await open_services(settings)
+    try:
+        ticket = await services.tickets.get(args.id)
+        if ticket is None:
+            print(
+                f"no ticket #{args.id}; `python main.py tickets list` shows them", file=sys.stderr
+            )
+            return 1
+        agent = Agent(0, f"{getpass.getuser()} (command line)", role="cli")
+        if args.tickets_command == "close":
+            result = await close_ticket(services, None, ticket, agent)
+        elif args.tickets_command == "reopen":
+            result = await reopen_ticket(services, None, ticket, agent)
+        else:
+            result = await add_note(services, ticket, agent, " ".join(args.text))
+    finally:
+        await services.close()
+    if not result.ok:
+        print(result.notice, file=sys.stderr)
+        return 1
+    print(result.notice)
+    if args.tickets_command == "close":
+        print("The customer was not messaged; close tickets in the staff group to tell them.")
+    return 0
 
 
 async def stats(args: argparse.Namespace, settings: Settings) -> int:

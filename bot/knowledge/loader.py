@@ -21,7 +21,12 @@ from bot.errors import ConfigError, Problem
 from bot.knowledge.faq import FaqEntry, FaqSet
 from bot.knowledge.local_embeddings import INSTALL_HINT, local_model_installed
 from bot.knowledge.local_embeddings import PACKAGE as LOCAL_PACKAGE
-from bot.knowledge.persona import MESSAGE_KEYS, Persona
+from bot.knowledge.persona import (
+    MESSAGE_KEYS,
+    STAFF_MESSAGE_KEYS,
+    Persona,
+    allowed_placeholders,
+)
 from bot.knowledge.schema import INVALID, Report, Rules, build, closest_key, unknown_key_message
 from bot.knowledge.yaml_source import (
     MappingNode,
@@ -35,6 +40,7 @@ from bot.knowledge.yaml_source import (
     read_yaml,
     scalar_value,
 )
+from bot.reasons import REASON_CODES
 from bot.settings import (
     ConversationSettings,
     Environment,
@@ -43,14 +49,17 @@ from bot.settings import (
     LlmSettings,
     LoggingSettings,
     MediaSettings,
+    OfficeHoursSettings,
     RetrievalSettings,
     Settings,
     StorageSettings,
+    SupportSettings,
     TelegramSettings,
 )
 
 __all__ = [
     "check",
+    "warnings",
     "faq_paths",
     "load_environment",
     "load_faq",
@@ -128,6 +137,23 @@ def check(config_dir: Path, faq_dir: Path, environ: Mapping[str, str]) -> list[P
     return sorted(problems, key=lambda p: (p.path, p.line or 0))
 
 
+def warnings(environ: Mapping[str, str]) -> list[Problem]:
+    """Likely mistakes that may still be right: ``check`` shows them but does not fail."""
+    found = []
+    url = (environ.get("LLM_BASE_URL") or "").strip()
+    if url and not urlsplit(url).path.rstrip("/").endswith("/v1"):
+        found.append(
+            Problem(
+                ENVIRONMENT,
+                None,
+                f"warning: LLM_BASE_URL: {url!r} does not end in /v1; OpenAI-compatible "
+                f"servers usually answer at {url.rstrip('/')}/v1 (ignore this if your "
+                "provider documents another path)",
+            )
+        )
+    return found
+
+
 # --- bot.yaml -------------------------------------------------------------------
 
 
@@ -199,6 +225,34 @@ def _optional_url(value: str) -> str | None:
     return f"{value!r} is not an http:// or https:// URL"
 
 
+# Group and supergroup ids are negative; a positive id is a person or a bot, and the
+# usual slip is copying a supergroup's id without its "-100" in front.
+STAFF_CHAT_HINT = (
+    "is positive, but a staff group's id is negative (supergroups start with -100, "
+    "e.g. -100{}); copy the whole id, minus sign included"
+)
+
+
+def _staff_chat_id(value: int | None) -> str | None:
+    return None if value is None or value < 0 else STAFF_CHAT_HINT.format(value)
+
+
+def _office_hours(node: Node, name: str, report: Report) -> Any:
+    """Office hours as a whole: "end after start" is a rule about two fields at once."""
+    from bot.office_hours import problem
+
+    if isinstance(node, ScalarNode) and node.tag == "tag:yaml.org,2002:null":
+        return OfficeHoursSettings()
+    hours = build(OfficeHoursSettings, node, report, _SETTINGS_RULES, label=name)
+    if hours is INVALID:
+        return INVALID
+    wrong = problem(hours)
+    if wrong:
+        report.add(node, f"{name}.{wrong}")
+        return INVALID
+    return hours
+
+
 def _user_ids(value: tuple[int, ...]) -> str | None:
     wrong = [v for v in value if v <= 0]
     return f"user ids are positive numbers, got {wrong[0]}" if wrong else None
@@ -231,10 +285,12 @@ _SETTING_CHECKS: dict[tuple[type, str], Any] = {
     (EscalationSettings, "not_helpful_limit"): _positive,
     (EscalationSettings, "repeat_limit"): _positive,
     (TelegramSettings, "admin_user_ids"): _user_ids,
-    (TelegramSettings, "staff_chat_id"): lambda value: None,  # supergroup ids are negative
+    (TelegramSettings, "staff_chat_id"): _staff_chat_id,
     (TelegramSettings, "shutdown_grace_seconds"): _not_negative,
     (TelegramSettings, "overall_limit"): _one_of("adaptive", "always", "off"),
     (TelegramSettings, "overall_messages_per_second"): _positive,
+    (SupportSettings, "sla_check_seconds"): _positive,
+    (OfficeHoursSettings, "days"): _not_empty,
     (StorageSettings, "database_path"): _not_empty,
     (LoggingSettings, "level"): _log_level,
     (LoggingSettings, "format"): _one_of("text", "json"),
@@ -252,7 +308,11 @@ def _check_setting(cls: type, name: str, value: Any) -> str | None:
     return _not_negative(value)
 
 
-_SETTINGS_RULES = Rules(hidden={Settings: frozenset({"env"})}, check=_check_setting)
+_SETTINGS_RULES = Rules(
+    hidden={Settings: frozenset({"env"})},
+    hooks={(SupportSettings, "office_hours"): _office_hours},
+    check=_check_setting,
+)
 
 
 def _apply_environment(settings: Settings, env: Environment) -> Settings:
@@ -291,31 +351,34 @@ def _read_persona(path: Path) -> tuple[Persona, list[Problem]]:
     return persona, []
 
 
-def _persona_messages(node: Node, name: str, report: Report) -> Any:
-    if isinstance(node, ScalarNode) and node.tag == "tag:yaml.org,2002:null":
-        report.add(node, f"{name}: is empty; it needs {', '.join(MESSAGE_KEYS)}")
-        return INVALID
-    if not isinstance(node, MappingNode):
-        report.add(
-            node, f"{name}: expected a mapping of message names to texts, got {describe(node)}"
-        )
-        return INVALID
-    before = len(report.problems)
-    messages: dict[str, str] = {}
-    accounted: set[str] = set()  # given, or misspelt and already reported as such
-    for key, key_node, value_node in mapping_items(node, report.path, report.problems, name):
-        if key not in MESSAGE_KEYS:
-            report.add(key_node, f"{name}: {unknown_key_message(key, MESSAGE_KEYS)}")
-            accounted.add(closest_key(key, MESSAGE_KEYS) or key)
-            continue
-        accounted.add(key)
-        text = _message_text(key, value_node, f"{name}.{key}", report)
-        if text is not None:
-            messages[key] = text
-    missing = [key for key in MESSAGE_KEYS if key not in accounted]
-    if missing:
-        report.add(node, f"{name}: missing {', '.join(missing)}")
-    return INVALID if len(report.problems) > before else messages
+def _text_section(keys: Sequence[str], what: str):
+    """A hook reading a mapping that must hold a text for each of ``keys``."""
+
+    def read(node: Node, name: str, report: Report) -> Any:
+        if isinstance(node, ScalarNode) and node.tag == "tag:yaml.org,2002:null":
+            report.add(node, f"{name}: is empty; it needs {', '.join(keys)}")
+            return INVALID
+        if not isinstance(node, MappingNode):
+            report.add(node, f"{name}: expected a mapping of {what}, got {describe(node)}")
+            return INVALID
+        before = len(report.problems)
+        texts: dict[str, str] = {}
+        accounted: set[str] = set()  # given, or misspelt and already reported as such
+        for key, key_node, value_node in mapping_items(node, report.path, report.problems, name):
+            if key not in keys:
+                report.add(key_node, f"{name}: {unknown_key_message(key, keys)}")
+                accounted.add(closest_key(key, keys) or key)
+                continue
+            accounted.add(key)
+            text = _message_text(key, value_node, f"{name}.{key}", report)
+            if text is not None:
+                texts[key] = text
+        missing = [key for key in keys if key not in accounted]
+        if missing:
+            report.add(node, f"{name}: missing {', '.join(missing)}")
+        return INVALID if len(report.problems) > before else texts
+
+    return read
 
 
 def _message_text(key: str, node: Node, name: str, report: Report) -> str | None:
@@ -340,18 +403,49 @@ def _message_text(key: str, node: Node, name: str, report: Report) -> str | None
         report.add(node, f"{name}: is empty")
         return None
     try:
-        list(string.Formatter().parse(text))
+        fields = [field for _, field, _, _ in string.Formatter().parse(text) if field is not None]
     except ValueError as exc:
         report.add(
             node, f"{name}: broken placeholder ({exc}); write {{{{ and }}}} for literal braces"
         )
         return None
+    section = name.split(".")[0]
+    allowed = allowed_placeholders(section, key) if section != "reasons" else ()
+    for field in dict.fromkeys(fields):
+        if field not in allowed:
+            shown = " ".join("{" + a + "}" for a in allowed) or "none"
+            report.add(
+                _line_of_text(report.path, node, "{" + field),
+                f"{name}: unknown placeholder {{{field}}}; the customer would see it as "
+                f"written. Allowed here: {shown}; write {{{{ and }}}} for literal braces",
+            )
+            return None
     return text
 
 
+def _line_of_text(path: str, node: Node, needle: str) -> int:
+    """The line of ``needle`` inside a (possibly multi-line) scalar, as the admin sees it.
+
+    Node marks only say where the value starts; in a block text the mistake may
+    be ten lines further down.
+    """
+    try:
+        lines = Path(path).read_text(encoding="utf-8-sig").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return line_of(node)
+    for number in range(node.start_mark.line, min(node.end_mark.line + 1, len(lines))):
+        if needle in lines[number]:
+            return number + 1
+    return line_of(node)
+
+
 _PERSONA_RULES = Rules(
-    required={Persona: frozenset({"messages"})},
-    hooks={(Persona, "messages"): _persona_messages},
+    required={Persona: frozenset({"messages", "reasons", "staff_messages"})},
+    hooks={
+        (Persona, "messages"): _text_section(MESSAGE_KEYS, "message names to texts"),
+        (Persona, "reasons"): _text_section(REASON_CODES, "reason codes to readable names"),
+        (Persona, "staff_messages"): _text_section(STAFF_MESSAGE_KEYS, "message names to texts"),
+    },
 )
 
 
@@ -573,8 +667,10 @@ def _parse_environment(environ: Mapping[str, str]) -> tuple[Environment, list[Pr
 
     staff = get("STAFF_CHAT_ID")
     if staff is not None:
-        if re.fullmatch(r"-?\d+", staff):
+        if re.fullmatch(r"-\d+", staff):
             values["staff_chat_id"] = int(staff)
+        elif re.fullmatch(r"\d+", staff):
+            bad("STAFF_CHAT_ID", f"{staff} " + STAFF_CHAT_HINT.format(staff))
         else:
             bad("STAFF_CHAT_ID", f"{staff!r} is not a chat id (an integer such as -1001234567890)")
     admins = get("ADMIN_USER_IDS")

@@ -48,7 +48,88 @@ MESSAGE_KEYS: tuple[str, ...] = (
     "staff_voice_transcript",  # staff side: {name} {transcript}
     "staff_voice_untranscribed",  # staff side: {name}
     "staff_earlier_attachments",  # staff side, before copies of what came before the ticket
+    "handed_back",  # staff gave the conversation back to the bot; {ticket_id}
 )
+
+# Placeholders every message may use, and the extra ones each message is given.
+# ``check`` reports any other placeholder, which the customer would otherwise
+# see as written. A message not listed here gets the common ones only.
+COMMON_PLACEHOLDERS: tuple[str, ...] = ("name", "company", "office_hours")
+MESSAGE_PLACEHOLDERS: dict[str, tuple[str, ...]] = {
+    "start": ("first_name",),
+    "handoff_opened": ("ticket_id",),
+    "handoff_joined": ("ticket_id",),
+    "handoff_unavailable": ("ticket_id",),
+    "llm_failed": ("ticket_id",),
+    "ticket_closed": ("ticket_id",),
+    "rating_prompt": ("ticket_id",),
+    "handed_back": ("ticket_id",),
+    "handoff_joined_unavailable": ("ticket_id",),
+    "llm_failed_unavailable": ("ticket_id",),
+    "media_too_large": ("limit_mb",),
+    "media_unsupported": ("format",),
+    "voice_too_long": ("seconds", "limit"),
+    "staff_voice_transcript": ("transcript",),
+}
+
+# Keys of ``staff_messages:``: what the bot says to staff in the staff group,
+# each with the placeholders it is given.
+STAFF_MESSAGE_PLACEHOLDERS: dict[str, tuple[str, ...]] = {
+    "card_title": ("ticket_id", "reason"),
+    "card_customer": ("customer", "chat_id"),
+    "card_language": ("language",),
+    "card_summary": ("summary",),
+    "card_last_messages": (),
+    "card_faq_found": ("matches",),
+    "card_hint": (),
+    "earlier_tickets": ("count",),
+    "claimed": ("ticket_id", "agent"),
+    "claimed_already_yours": ("ticket_id",),
+    "claim_refused": ("ticket_id", "assignee"),
+    "taken_over": ("ticket_id", "agent", "assignee"),
+    "closed": ("ticket_id", "agent"),
+    "handed_back": ("ticket_id", "agent"),
+    "already_resolved": ("ticket_id",),
+    "reopened": ("ticket_id",),
+    "reopen_refused": ("ticket_id",),
+    "resolved_reply": ("ticket_id",),
+    "no_ticket": ("command",),
+    "note_saved": ("ticket_id",),
+    "note_usage": (),
+    "faq_sent": ("ticket_id", "faq_id"),
+    "faq_unknown": ("faq_id", "suggestions"),
+    "faq_usage": (),
+    "customer_blocked": (),
+    "not_delivered": ("error",),
+    "asked_again": ("reason",),
+    "relayed_text": ("customer", "text"),
+    "relayed_media": ("customer", "kind"),
+    "ticket_details": (
+        "ticket_id",
+        "status",
+        "reason",
+        "customer",
+        "opened",
+        "assignee",
+        "summary",
+    ),
+    "nobody": (),
+    "unknown_ticket": (),
+    "ticket_status": ("ticket_id", "status"),
+    "sla_reminder": ("ticket_id", "customer", "reason", "waited"),
+    "no_open_tickets": (),
+    "open_tickets": ("count",),
+    "search_results": ("count", "term"),
+    "search_none": ("term",),
+}
+STAFF_MESSAGE_KEYS: tuple[str, ...] = tuple(STAFF_MESSAGE_PLACEHOLDERS)
+
+
+def allowed_placeholders(section: str, key: str) -> tuple[str, ...]:
+    """The placeholders a message may use: ``section`` is "messages" or "staff_messages"."""
+    if section == "staff_messages":
+        return STAFF_MESSAGE_PLACEHOLDERS.get(key, ())
+    return COMMON_PLACEHOLDERS + MESSAGE_PLACEHOLDERS.get(key, ())
 
 
 @dataclass(frozen=True)
@@ -59,12 +140,23 @@ class Persona:
     language_policy: str = "Answer in the language the customer writes in."
     office_hours: str = ""
     messages: dict[str, str] = field(default_factory=dict)
+    # Readable names of the escalation reason codes (bot.reasons), for staff.
+    reasons: dict[str, str] = field(default_factory=dict)
+    staff_messages: dict[str, str] = field(default_factory=dict)
 
     def message(self, key: str, **values: object) -> str:
         """Fill a persona message; unknown placeholders are left as written rather than crashing."""
         template = self.messages.get(key, "")
         defaults = {"name": self.name, "company": self.company, "office_hours": self.office_hours}
         return _SafeFormatter().format(template, **{**defaults, **values})
+
+    def staff_message(self, key: str, **values: object) -> str:
+        """A text for the staff group, filled like ``message``."""
+        return _SafeFormatter().format(self.staff_messages.get(key, ""), **values)
+
+    def reason_name(self, code: str) -> str:
+        """What staff read for a reason code; the code itself when it has no name."""
+        return self.reasons.get(code) or code
 
 
 class _SafeFormatter:

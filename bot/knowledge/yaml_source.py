@@ -203,6 +203,12 @@ def _explain(exc: yaml.MarkedYAMLError, text: str) -> tuple[int | None, str]:
             context_line or line,
             "unclosed quote: the quoted text starting on this line never ends",
         )
+    opened = _runaway_quote(text, line)
+    if opened is not None:
+        return opened, (
+            f"unclosed quote: the quoted text starting on this line runs on to line {line}; "
+            "add the closing quote on this line"
+        )
     if _char_at(text, mark) == "\t" or "tab" in problem:
         return line, "tab character; indent with spaces only"
     if "cannot start any token" in problem:
@@ -232,6 +238,33 @@ def _explain(exc: yaml.MarkedYAMLError, text: str) -> tuple[int | None, str]:
         return line, "anchor ('&name') defined twice"
     summary = "; ".join(part for part in (context, problem) if part)
     return line, f"invalid YAML: {summary}"
+
+
+def _runaway_quote(text: str, error_line: int | None) -> int | None:
+    """The line of an opening quote whose text ran on and caused an error at ``error_line``.
+
+    A quote left open mid-file is closed by the next quote character YAML meets,
+    often lines further down, and the error then shows up there as bad
+    indentation. A quoted value spanning lines that ends just before the error
+    is that case; the line to fix is where it opened.
+    """
+    if error_line is None:
+        return None
+    culprit = None
+    try:
+        for token in yaml.scan(text, Loader=yaml.SafeLoader):
+            if token.start_mark.line + 1 > error_line:
+                break
+            if (
+                isinstance(token, yaml.ScalarToken)
+                and token.style in ('"', "'")
+                and token.end_mark.line > token.start_mark.line
+                and token.end_mark.line + 1 >= error_line - 1
+            ):
+                culprit = token.start_mark.line + 1
+    except yaml.YAMLError:
+        pass  # scanning stops at the error; what was scanned before it is enough
+    return culprit
 
 
 def _char_at(text: str, mark: yaml.Mark | None) -> str:

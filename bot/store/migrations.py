@@ -249,3 +249,23 @@ async def m006_attachments(conn: aiosqlite.Connection) -> None:
         CREATE INDEX attachments_chat ON attachments(chat_id, id);
         """,
     )
+
+
+@migration
+async def m007_first_response_is_a_reply(conn: aiosqlite.Connection) -> None:
+    # A claim used to set first_response_at, so "time to first response" counted
+    # claims as answers. On claimed tickets it becomes the first staff message to
+    # the customer (none yet: empty). Chats deleted with /forget have no messages
+    # left to tell, so their tickets keep the value they had.
+    await conn.execute(
+        """
+        UPDATE tickets SET first_response_at = (
+            SELECT MIN(m.created_at) FROM messages m
+            WHERE m.ticket_id = tickets.id AND m.role = 'staff'
+        )
+        WHERE first_response_at IS NOT NULL
+          AND EXISTS (SELECT 1 FROM ticket_events e
+                      WHERE e.ticket_id = tickets.id AND e.event = 'claimed')
+          AND EXISTS (SELECT 1 FROM messages m WHERE m.chat_id = tickets.chat_id)
+        """
+    )

@@ -3,12 +3,34 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 from dataclasses import dataclass
 from typing import Any
 
+from bot.reasons import outranks
 from bot.store.db import Database, utcnow
 
 STATUSES = ("open", "active", "resolved")
+# How long this process trusts that a chat has no open ticket. Only the bot opens
+# tickets, except ``tickets reopen`` from the command line: a running bot notices
+# that within this many seconds.
+NO_TICKET_TRUST_SECONDS = 30.0
+
+
+def summary_of(texts: list[str], limit: int = 500) -> str:
+    """The customer's latest messages, joined, cut at a word boundary before ``limit``.
+
+    The newest words matter most to the person picking the ticket up, so the
+    cut drops the oldest ones and says so with an ellipsis.
+    """
+    joined = " / ".join(t.strip() for t in texts if t and t.strip())
+    if len(joined) <= limit:
+        return joined
+    tail = joined[-(limit - 2) :]
+    space = tail.find(" ")
+    if 0 <= space < len(tail) // 2:
+        tail = tail[space + 1 :]
+    return "… " + tail.lstrip(" /")
 
 
 @dataclass(frozen=True)
@@ -33,6 +55,10 @@ class Ticket:
     def is_open(self) -> bool:
         return self.status != "resolved"
 
+    @property
+    def is_claimed(self) -> bool:
+        return self.assignee_id is not None
+
     @classmethod
     def from_row(cls, row: Any) -> Ticket:
         return cls(**{name: row[name] for name in cls.__dataclass_fields__})
@@ -41,10 +67,10 @@ class Ticket:
 class TicketStore:
     def __init__(self, db: Database):
         self.db = db
-        # Chats known to have no open ticket: most messages come from them, and this
-        # saves a read per message. Only open_or_join and reopen can open a ticket,
-        # and both forget what they touch; nothing outside this process opens one.
-        self._without_open_ticket: set[int] = set()
+        # Chats known to have no open ticket (and since when): most messages come from
+        # them, and this saves a read per message. open_or_join and reopen forget what
+        # they touch; a reopen from another process is seen after NO_TICKET_TRUST_SECONDS.
+        self._without_open_ticket: dict[int, float] = {}
 
     async def open_or_join(
         self, chat_id: int, user_id: int | None, reason: str, summary: str | None, actor: str
@@ -54,10 +80,10 @@ class TicketStore:
         The partial unique index makes a second open ticket impossible even if two
         triggers race; the loser of the race simply joins the winner's ticket.
         """
-        self._without_open_ticket.discard(chat_id)
+        self._without_open_ticket.pop(chat_id, None)
         existing = await self.open_for_chat(chat_id)
         if existing is None:
-            self._without_open_ticket.discard(chat_id)
+            self._without_open_ticket.pop(chat_id, None)
             now = utcnow()
             try:
                 async with self.db.transaction() as conn:
@@ -72,7 +98,7 @@ class TicketStore:
                         "created_at) VALUES (?, 'escalated', ?, ?, ?, ?)",
                         (ticket_id, reason, actor, summary, now),
                     )
-                self._without_open_ticket.discard(chat_id)
+                self._without_open_ticket.pop(chat_id, None)
                 ticket = await self.get(int(ticket_id or 0))
                 assert ticket is not None
                 return ticket, True
@@ -80,22 +106,44 @@ class TicketStore:
                 existing = await self.open_for_chat(chat_id)
                 if existing is None:
                     raise
-        await self.add_event(existing.id, "escalated", reason=reason, actor=actor, detail=summary)
-        return existing, False
+        return await self._join(existing, reason, summary, actor), False
+
+    async def _join(self, ticket: Ticket, reason: str, summary: str | None, actor: str) -> Ticket:
+        """A new escalation on an open ticket: a stronger reason replaces the old one.
+
+        Only a change of reason is an event; asking again for the same reason (a
+        customer re-asking while waiting) just refreshes the summary, so the log
+        shows one line per real change instead of one per message.
+        """
+        upgrade = outranks(reason, ticket.reason)
+        if not upgrade and (not summary or summary == ticket.summary):
+            return ticket
+        now = utcnow()
+        async with self.db.transaction() as conn:
+            await conn.execute(
+                "UPDATE tickets SET reason = ?, summary = COALESCE(?, summary), updated_at = ? "
+                "WHERE id = ?",
+                (reason if upgrade else ticket.reason, summary, now, ticket.id),
+            )
+            if upgrade:
+                await self._event(conn, ticket.id, "escalated", reason, actor, summary)
+        return await self.get(ticket.id) or ticket
 
     async def get(self, ticket_id: int) -> Ticket | None:
         row = await self.db.fetchone("SELECT * FROM tickets WHERE id = ?", (ticket_id,))
         return Ticket.from_row(row) if row else None
 
     async def open_for_chat(self, chat_id: int) -> Ticket | None:
-        if chat_id in self._without_open_ticket:
+        known_since = self._without_open_ticket.get(chat_id)
+        if known_since is not None and time.monotonic() - known_since < NO_TICKET_TRUST_SECONDS:
             return None
         row = await self.db.fetchone(
             "SELECT * FROM tickets WHERE chat_id = ? AND status != 'resolved'", (chat_id,)
         )
         if row is None:
-            self._without_open_ticket.add(chat_id)
+            self._without_open_ticket[chat_id] = time.monotonic()
             return None
+        self._without_open_ticket.pop(chat_id, None)
         return Ticket.from_row(row)
 
     async def by_staff_thread(self, staff_chat_id: int, thread_id: int) -> Ticket | None:
@@ -144,18 +192,45 @@ class TicketStore:
             (staff_chat_id, staff_message_id, customer_chat_id, customer_message_id, ticket_id),
         )
 
-    async def claim(self, ticket_id: int, staff_id: int, staff_name: str) -> None:
+    async def claim(
+        self, ticket_id: int, staff_id: int, staff_name: str, *, force: bool = False
+    ) -> Ticket | None:
+        """Take an unresolved ticket; someone else's only with ``force`` (a recorded takeover).
+
+        Returns the ticket as it was before, or None when it is resolved or gone.
+        The check and the write are one transaction, so two agents pressing Claim
+        at once cannot both win. A claim is not a response: the first-response
+        time waits for a message to the customer.
+        """
         now = utcnow()
         async with self.db.transaction() as conn:
+            async with conn.execute(
+                "SELECT * FROM tickets WHERE id = ? AND status != 'resolved'", (ticket_id,)
+            ) as cursor:
+                row = await cursor.fetchone()
+            if row is None:
+                return None
+            before = Ticket.from_row(row)
+            held_by_other = before.is_claimed and before.assignee_id != staff_id
+            if held_by_other and not force:
+                return before
             await conn.execute(
                 "UPDATE tickets SET status = 'active', assignee_id = ?, assignee_name = ?, "
-                "first_response_at = COALESCE(first_response_at, ?), updated_at = ? WHERE id = ?",
-                (staff_id, staff_name, now, now, ticket_id),
+                "updated_at = ? WHERE id = ?",
+                (staff_id, staff_name, now, ticket_id),
             )
-            await self._event(conn, ticket_id, "claimed", None, f"staff:{staff_id}", staff_name)
+            if held_by_other:
+                detail = f"{staff_name} from {before.assignee_name or before.assignee_id}"
+                await self._event(conn, ticket_id, "taken_over", None, f"staff:{staff_id}", detail)
+            elif before.assignee_id != staff_id:
+                await self._event(conn, ticket_id, "claimed", None, f"staff:{staff_id}", staff_name)
+        return before
 
     async def staff_replied(self, ticket_id: int, staff_id: int, staff_name: str) -> None:
-        """A first staff reply makes the ticket active and sets the first-response time."""
+        """A staff message reached the customer: the first one sets the first-response time.
+
+        It also makes the ticket active, with the sender as assignee if nobody claimed it.
+        """
         now = utcnow()
         async with self.db.transaction() as conn:
             cursor = await conn.execute(
@@ -167,8 +242,15 @@ class TicketStore:
             )
             if cursor.rowcount:
                 await self._event(conn, ticket_id, "active", None, f"staff:{staff_id}", None)
+            else:  # already active (claimed, or answered before)
+                await conn.execute(
+                    "UPDATE tickets SET first_response_at = COALESCE(first_response_at, ?), "
+                    "updated_at = ? WHERE id = ? AND status = 'active'",
+                    (now, now, ticket_id),
+                )
 
-    async def resolve(self, ticket_id: int, actor: str) -> bool:
+    async def resolve(self, ticket_id: int, actor: str, resolution: str | None = None) -> bool:
+        """Resolve an unresolved ticket; ``resolution`` (e.g. "handback") goes on its event."""
         now = utcnow()
         async with self.db.transaction() as conn:
             cursor = await conn.execute(
@@ -178,7 +260,7 @@ class TicketStore:
             )
             if not cursor.rowcount:
                 return False
-            await self._event(conn, ticket_id, "resolved", None, actor, None)
+            await self._event(conn, ticket_id, "resolved", None, actor, resolution)
         return True
 
     async def reopen(self, ticket_id: int, actor: str) -> bool:
@@ -223,9 +305,11 @@ class TicketStore:
         reason: str | None = None,
         actor: str | None = None,
         detail: str | None = None,
+        at: str | None = None,
     ) -> None:
+        """Record an event; ``at`` (ISO-8601 UTC) for a clock other than the system's."""
         async with self.db.transaction() as conn:
-            await self._event(conn, ticket_id, event, reason, actor, detail)
+            await self._event(conn, ticket_id, event, reason, actor, detail, at)
 
     async def events(self, ticket_id: int) -> list[dict[str, Any]]:
         rows = await self.db.fetchall(
@@ -248,6 +332,41 @@ class TicketStore:
             rows = await self.db.fetchall("SELECT * FROM tickets ORDER BY id")
         return [Ticket.from_row(r) for r in rows]
 
+    async def search(self, term: str, limit: int = 20) -> list[Ticket]:
+        """Tickets whose customer name or username, summary or relayed messages contain
+        ``term`` (``#12`` or ``12`` finds ticket 12 too), newest first."""
+        term = term.strip().lstrip("@")
+        like = "%" + term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        ticket_id = int(term.lstrip("#")) if term.lstrip("#").isdigit() else -1
+        like_ = "LIKE :like ESCAPE '\\'"
+        rows = await self.db.fetchall(
+            "SELECT t.* FROM tickets t LEFT JOIN customers c ON c.chat_id = t.chat_id "
+            f"WHERE t.id = :id OR c.first_name {like_} OR c.last_name {like_} "
+            f"OR c.username {like_} OR t.summary {like_} "
+            f"OR (COALESCE(c.first_name, '') || ' ' || COALESCE(c.last_name, '')) {like_} "
+            "OR EXISTS (SELECT 1 FROM messages m WHERE m.ticket_id = t.id "
+            f"AND m.role = 'customer' AND m.text {like_}) ORDER BY t.id DESC LIMIT :limit",
+            {"id": ticket_id, "like": like, "limit": limit},
+        )
+        return [Ticket.from_row(r) for r in rows]
+
+    async def earlier_for_chat(self, chat_id: int, before_id: int, limit: int = 5) -> list[Ticket]:
+        """The customer's previous tickets, newest first: what staff should know on a new one."""
+        rows = await self.db.fetchall(
+            "SELECT * FROM tickets WHERE chat_id = ? AND id < ? ORDER BY id DESC LIMIT ?",
+            (chat_id, before_id, limit),
+        )
+        return [Ticket.from_row(r) for r in rows]
+
+    async def waiting_for_first_response(self) -> list[tuple[Ticket, str | None]]:
+        """Unresolved tickets no staff message has reached yet, with their last reminder time."""
+        rows = await self.db.fetchall(
+            "SELECT t.*, (SELECT MAX(e.created_at) FROM ticket_events e WHERE e.ticket_id = t.id "
+            "AND e.event = 'sla_reminder') AS last_reminder FROM tickets t "
+            "WHERE t.status != 'resolved' AND t.first_response_at IS NULL ORDER BY t.id"
+        )
+        return [(Ticket.from_row(r), r["last_reminder"]) for r in rows]
+
     async def transcript(self, ticket: Ticket) -> list[dict[str, Any]]:
         """Every message of the customer from the ticket's conversation on, notes included."""
         rows = await self.db.fetchall(
@@ -267,9 +386,10 @@ class TicketStore:
         reason: str | None,
         actor: str | None,
         detail: str | None,
+        at: str | None = None,
     ) -> None:
         await conn.execute(
             "INSERT INTO ticket_events (ticket_id, event, reason, actor, detail, created_at) "
             "VALUES (?, ?, ?, ?, ?, ?)",
-            (ticket_id, event, reason, actor, detail, utcnow()),
+            (ticket_id, event, reason, actor, detail, at or utcnow()),
         )

@@ -31,7 +31,7 @@ from bot.privacy import retention_loop
 from bot.services import Services, open_services
 from bot.settings import Settings
 from bot.telegram import admin, customer, staff
-from bot.telegram.desk import STAFF_PREFIX, TelegramDesk
+from bot.telegram.desk import STAFF_PREFIX, TelegramDesk, schedule_reminders
 from bot.telegram.intake import IntakeQueue
 from bot.telegram.media import TelegramFetcher
 from bot.telegram.processor import OrderedChatProcessor
@@ -88,6 +88,8 @@ def register_handlers(app: Application, settings: Settings) -> None:
         app.add_handler(CommandHandler("ticket", staff.show_ticket, in_staff))
         app.add_handler(CommandHandler("claim", staff.claim, in_staff))
         app.add_handler(CommandHandler("close", staff.close, in_staff))
+        app.add_handler(CommandHandler("handback", staff.handback, in_staff))
+        app.add_handler(CommandHandler("faq", staff.faq, in_staff))
         app.add_handler(CommandHandler("reopen", staff.reopen, in_staff))
         app.add_handler(CommandHandler("stats", admin.stats, in_staff))
         app.add_handler(CommandHandler("reload", admin.reload, in_staff))
@@ -163,6 +165,7 @@ class TelegramBot:
                 self.services.knowledge,
             )
             self.services.core.desk = desk
+            schedule_reminders(self.app, settings)
         self.app.bot_data.update(
             services=self.services, desk=desk, processor=self.processor, metrics=self.metrics
         )

@@ -11,14 +11,19 @@ from datetime import UTC, datetime
 
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup
 from telegram.error import BadRequest, TelegramError
+from telegram.ext import Application, ContextTypes
 
-from bot.core import Incoming, TicketContext
+from bot.core import Button, Incoming, TicketContext
+from bot.desk_actions import CustomerUnreachable
 from bot.knowledge.live import KnowledgeBase
+from bot.knowledge.persona import Persona
+from bot.settings import Settings
+from bot.sla import sweep
 from bot.store.attachments import conversation_attachments
 from bot.store.conversations import ConversationStore
 from bot.store.tickets import Ticket, TicketStore
 from bot.telegram.markdown import plain_text
-from bot.telegram.sender import send_text, with_retries
+from bot.telegram.sender import RecipientGone, send_text, with_retries
 
 log = logging.getLogger(__name__)
 
@@ -36,21 +41,30 @@ def staff_buttons(ticket: Ticket) -> InlineKeyboardMarkup:
     )
 
 
-def ticket_card(ticket: Ticket, context: TicketContext) -> str:
+def topic_title(ticket: Ticket, customer_name: str, persona: Persona) -> str:
+    """``#12 · Anna · Asked for a person``: Telegram allows 128 characters."""
+    return f"#{ticket.id} · {customer_name} · {persona.reason_name(ticket.reason)}"[:128]
+
+
+def ticket_card(
+    ticket: Ticket, context: TicketContext, persona: Persona, earlier: list[Ticket] = ()
+) -> str:
     """Plain text: staff read it on phones, and it must never fail to parse."""
     customer = context.customer
     who = customer.display_name
     if customer.username:
         who += f" (@{customer.username})"
+    say = persona.staff_message
     lines = [
-        f"🎫 Ticket #{ticket.id} · {context.reason}",
-        f"Customer: {who}, chat {customer.chat_id}"
-        + (f", language {customer.language}" if customer.language else ""),
-        f"Summary: {context.summary}",
+        say("card_title", ticket_id=ticket.id, reason=persona.reason_name(context.reason)),
+        say("card_customer", customer=who, chat_id=customer.chat_id),
     ]
+    if customer.language:
+        lines.append(say("card_language", language=customer.language))
+    lines.append(say("card_summary", summary=context.summary))
     if context.last_messages:
         lines.append("")
-        lines.append("Last messages:")
+        lines.append(say("card_last_messages"))
         for turn in context.last_messages[-6:]:
             who_said = "👤" if turn.role == "customer" else "🤖"
             # The bot's answers are Markdown: the card shows their words, not the asterisks.
@@ -58,15 +72,23 @@ def ticket_card(ticket: Ticket, context: TicketContext) -> str:
             lines.append(f"{who_said} {said[:300]}")
     if context.faq_matches:
         lines.append("")
-        lines.append(
-            "FAQ found: " + ", ".join(f"{m.id} ({m.confidence:.2f})" for m in context.faq_matches)
-        )
+        found = ", ".join(f"{m.id} ({m.confidence:.2f})" for m in context.faq_matches)
+        lines.append(say("card_faq_found", matches=found))
+    if earlier:
+        lines.append("")
+        lines.append(persona.staff_message("earlier_tickets", count=len(earlier)))
+        lines += [ticket_line(t, persona) for t in earlier]
     lines.append("")
-    lines.append(
-        "Reply in this topic (or to this card) to answer the customer. "
-        "/note for internal notes, /close when done."
-    )
+    lines.append(persona.staff_message("card_hint"))
     return "\n".join(lines)
+
+
+def ticket_line(ticket: Ticket, persona: Persona) -> str:
+    """One earlier ticket: number, date, reason, status."""
+    return (
+        f"#{ticket.id} · {ticket.created_at[:10]} · "
+        f"{persona.reason_name(ticket.reason)} · {ticket.status}"
+    )
 
 
 def waiting_since(timestamp: str) -> str:
@@ -83,6 +105,8 @@ def waiting_since(timestamp: str) -> str:
 
 
 class TelegramDesk:
+    """The core's ``StaffDesk`` and the desk actions' ``DeskChannel``, in one staff group."""
+
     def __init__(
         self,
         bot: Bot,
@@ -106,8 +130,10 @@ class TelegramDesk:
 
     async def ticket_opened(self, ticket: Ticket, context: TicketContext) -> None:
         thread_id = None
+        persona = self.knowledge.current.persona
+        earlier = await self.tickets.earlier_for_chat(ticket.chat_id, ticket.id)
         if await self.is_forum():
-            name = f"#{ticket.id} · {context.customer.display_name} · {context.reason}"[:128]
+            name = topic_title(ticket, context.customer.display_name, persona)
             try:
                 topic = await with_retries(
                     lambda: self.bot.create_forum_topic(self.staff_chat_id, name)
@@ -119,7 +145,7 @@ class TelegramDesk:
         card = await with_retries(
             lambda: self.bot.send_message(
                 self.staff_chat_id,
-                ticket_card(ticket, context),
+                ticket_card(ticket, context, persona, earlier),
                 message_thread_id=thread_id,
                 reply_markup=staff_buttons(ticket),
             )
@@ -164,13 +190,63 @@ class TelegramDesk:
                 )
 
     async def ticket_escalated_again(self, ticket: Ticket, reason: str) -> None:
-        await self.post(ticket, f"ℹ️ The customer asked again ({reason}).")
+        """``ticket`` is as joined: a stronger reason has replaced the old one already."""
+        persona = self.knowledge.current.persona
+        name = persona.reason_name(reason)
+        await self.post(ticket, persona.staff_message("asked_again", reason=name))
+        if ticket.staff_thread_id and ticket.reason == reason:
+            await self._rename_topic(ticket)
+
+    async def _rename_topic(self, ticket: Ticket) -> None:
+        """The ticket's reason shows in the topic's title, where staff triage from."""
+        customer = await self.conversations.get_customer(ticket.chat_id)
+        name = customer.display_name if customer else str(ticket.chat_id)
+        title = topic_title(ticket, name, self.knowledge.current.persona)
+        try:
+            await with_retries(
+                lambda: self.bot.edit_forum_topic(
+                    self.staff_chat_id, ticket.staff_thread_id, name=title
+                )
+            )
+        except TelegramError as error:
+            log.info("could not rename the topic of ticket #%s: %s", ticket.id, error)
+
+    # -- DeskChannel -------------------------------------------------------------------
+
+    async def to_customer(
+        self, ticket: Ticket, text: str, buttons: tuple[Button, ...] = ()
+    ) -> int | None:
+        try:
+            sent = await send_text(self.bot, ticket.chat_id, text, buttons=buttons)
+        except RecipientGone as error:
+            raise CustomerUnreachable(str(error), blocked=True) from error
+        except TelegramError as error:
+            raise CustomerUnreachable(error.message) from error
+        return sent[-1].message_id if sent else None
+
+    async def to_staff(self, ticket: Ticket, text: str) -> None:
+        await self.post(ticket, text)
+
+    async def ticket_closed(self, ticket: Ticket) -> None:
+        if ticket.staff_thread_id:
+            try:
+                await self.bot.close_forum_topic(ticket.staff_chat_id, ticket.staff_thread_id)
+            except TelegramError as error:
+                log.info("could not close topic of ticket #%s: %s", ticket.id, error)
+
+    async def ticket_reopened(self, ticket: Ticket) -> None:
+        if ticket.staff_thread_id:
+            try:
+                await self.bot.reopen_forum_topic(ticket.staff_chat_id, ticket.staff_thread_id)
+            except TelegramError as error:
+                log.info("could not reopen topic of ticket #%s: %s", ticket.id, error)
 
     async def relay_from_customer(self, ticket: Ticket, incoming: Incoming) -> None:
         ticket = await self.tickets.get(ticket.id) or ticket
         name = incoming.customer.display_name
+        say = self.knowledge.current.persona.staff_message
         if incoming.kind == "text":
-            sent = await self.post(ticket, f"👤 {name}: {incoming.text}")
+            sent = await self.post(ticket, say("relayed_text", customer=name, text=incoming.text))
         else:
             attachment = incoming.attachments[0] if incoming.attachments else None
             sent = await self._copy_to_staff(
@@ -246,3 +322,29 @@ class TelegramDesk:
             log.error("could not post to the staff group for ticket #%s: %s", ticket.id, error)
             return None
         return messages[-1].message_id if messages else None
+
+
+def schedule_reminders(app: Application, settings: Settings) -> None:
+    """Look for tickets waiting too long every ``support.sla_check_seconds``."""
+    if settings.support.sla_minutes <= 0 or app.job_queue is None:
+        return
+    interval = settings.support.sla_check_seconds
+    app.job_queue.run_repeating(_remind, interval=interval, first=interval, name="sla_reminders")
+
+
+async def _remind(context: ContextTypes.DEFAULT_TYPE) -> None:
+    desk: TelegramDesk | None = context.application.bot_data.get("desk")
+    services = context.application.bot_data.get("services")
+    if desk is None or services is None:
+        return
+    try:
+        await sweep(
+            services.settings,
+            desk.tickets,
+            desk.conversations,
+            desk.knowledge.current.persona,
+            desk.post,
+            datetime.now(UTC),
+        )
+    except Exception:  # the next run tries again; a reminder is never worth a crash
+        log.exception("could not send ticket reminders")

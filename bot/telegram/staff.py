@@ -2,7 +2,9 @@
 
 Only messages from the configured staff chat reach these handlers (the filter
 is set where they are registered), and every button press is checked again
-here: a button's data alone never proves who pressed it or where.
+here: a button's data alone never proves who pressed it or where. What a
+command does to a ticket lives in ``bot.desk_actions``; these handlers only
+find the ticket and the agent, and say the result where the command was given.
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ from telegram import Message, Update
 from telegram.error import TelegramError
 from telegram.ext import ContextTypes
 
-from bot.core import RATING_PREFIX, Button
+from bot import desk_actions
+from bot.desk_actions import ActionResult, Agent
 from bot.services import Services
 from bot.store.tickets import Ticket
 from bot.telegram.customer import services_of
@@ -27,15 +30,22 @@ def desk_of(context: ContextTypes.DEFAULT_TYPE) -> TelegramDesk:
     return context.application.bot_data["desk"]
 
 
-def staff_name(update: Update) -> str:
+def agent_of(update: Update) -> Agent:
     user = update.effective_user
-    return (user.full_name or user.username or str(user.id)) if user else "staff"
+    if user is None:
+        return Agent(0, "staff")
+    return Agent(user.id, user.full_name or user.username or str(user.id))
+
+
+def _id_args(args: list[str]) -> list[str]:
+    return [a for a in args if a.lstrip("#").isdigit()]
 
 
 async def ticket_for(update: Update, services: Services, args: list[str]) -> Ticket | None:
     """The ticket a staff message is about: an explicit id, its topic, or the message replied to."""
-    if args and args[0].lstrip("#").isdigit():
-        return await services.tickets.get(int(args[0].lstrip("#")))
+    ids = _id_args(args)
+    if ids:
+        return await services.tickets.get(int(ids[0].lstrip("#")))
     message = update.effective_message
     chat_id = update.effective_chat.id
     if message is None:
@@ -63,48 +73,56 @@ async def staff_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
         or (update.effective_user and update.effective_user.is_bot)
     ):
         return
-    if not ticket.is_open:
-        await _staff_notice(update, f"Ticket #{ticket.id} is resolved; /reopen it to reply.")
+    agent = agent_of(update)
+    if message.text is not None:
+        result, sent_id = await desk_actions.send_staff_text(
+            services, desk_of(context), ticket, agent, message.text
+        )
+    else:
+        result, sent_id = await _copy_media(update, context, ticket, agent)
+    if not result.ok:
+        await _staff_notice(update, result.notice)
         return
+    if sent_id is not None:
+        await services.tickets.record_relay(
+            ticket.id, message.chat_id, message.message_id, ticket.chat_id, sent_id
+        )
+
+
+async def _copy_media(
+    update: Update, context: ContextTypes.DEFAULT_TYPE, ticket: Ticket, agent: Agent
+) -> tuple[ActionResult, int | None]:
+    """Photos and files go to the customer as copies, so staff accounts stay private."""
+    services = services_of(context)
+    message = update.effective_message
     persona = services.knowledge.current.persona
-    show_name = services.settings.escalation.copy_staff_names
-    prefix = persona.messages.get("staff_reply_prefix", "")
-    if show_name:
-        prefix = f"{staff_name(update)}: "
+    if not ticket.is_open:
+        return ActionResult(
+            False, persona.staff_message("resolved_reply", ticket_id=ticket.id)
+        ), None
+    caption = (desk_actions.reply_prefix(services, agent) + (message.caption or "")).strip()
     try:
-        if message.text is not None:
-            sent = await send_text(context.bot, ticket.chat_id, prefix + message.text)
-            sent_id = sent[-1].message_id
-        else:
-            caption = (prefix + (message.caption or "")).strip() or None
-            copied = await with_retries(
-                lambda: context.bot.copy_message(
-                    ticket.chat_id, message.chat_id, message.message_id, caption=caption
-                )
+        copied = await with_retries(
+            lambda: context.bot.copy_message(
+                ticket.chat_id, message.chat_id, message.message_id, caption=caption or None
             )
-            sent_id = copied.message_id
+        )
     except RecipientGone:
         await services.conversations.mark_blocked(ticket.chat_id)
-        await _staff_notice(
-            update, "⚠️ The customer has blocked the bot; the reply was not delivered."
-        )
-        return
+        return ActionResult(False, persona.staff_message("customer_blocked"), False), None
     except TelegramError as error:
-        await _staff_notice(update, f"⚠️ Not delivered to the customer: {error.message}")
-        return
-    user = update.effective_user
-    await services.conversations.add_message(
-        ticket.chat_id,
-        "staff",
-        message.text or message.caption,
-        kind="text" if message.text is not None else "media",
-        telegram_message_id=sent_id,
-        ticket_id=ticket.id,
+        return ActionResult(
+            False, persona.staff_message("not_delivered", error=error.message)
+        ), None
+    await desk_actions.record_staff_reply(
+        services,
+        ticket,
+        agent,
+        message.caption,
+        kind="media",
+        telegram_message_id=copied.message_id,
     )
-    await services.tickets.staff_replied(ticket.id, user.id if user else 0, staff_name(update))
-    await services.tickets.record_relay(
-        ticket.id, message.chat_id, message.message_id, ticket.chat_id, sent_id
-    )
+    return ActionResult(True, ""), copied.message_id
 
 
 async def note(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -112,32 +130,41 @@ async def note(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     services = services_of(context)
     ticket = await ticket_for(update, services, [])
     text = " ".join(context.args or []).strip()
-    if ticket is None or not text:
-        await _staff_notice(
-            update, "Use /note <text> inside a ticket's topic or as a reply to its card."
-        )
+    if ticket is None:
+        persona = services.knowledge.current.persona
+        await _staff_notice(update, persona.staff_message("note_usage"))
         return
-    await services.conversations.add_message(ticket.chat_id, "note", text, ticket_id=ticket.id)
-    await services.tickets.add_event(
-        ticket.id, "note", actor=f"staff:{update.effective_user.id}", detail=text
-    )
-    await _staff_notice(update, f"📝 Note saved on ticket #{ticket.id}.")
+    result = await desk_actions.add_note(services, ticket, agent_of(update), text)
+    await _staff_notice(update, result.notice)
 
 
 async def list_tickets(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """/tickets: open and active tickets, oldest first, with how long they have waited."""
+    """/tickets [TERM]: open tickets oldest first, or every ticket matching TERM."""
     services = services_of(context)
-    tickets = await services.tickets.list("unresolved")
-    if not tickets:
-        await _staff_notice(update, "No open tickets. 🎉")
-        return
-    lines = [f"{len(tickets)} open ticket(s), oldest first:"]
+    persona = services.knowledge.current.persona
+    term = " ".join(context.args or []).strip()
+    if term:
+        tickets = await services.tickets.search(term)
+        if not tickets:
+            await _staff_notice(update, persona.staff_message("search_none", term=term))
+            return
+        heading = persona.staff_message("search_results", count=len(tickets), term=term)
+    else:
+        tickets = await services.tickets.list("unresolved")
+        if not tickets:
+            await _staff_notice(update, persona.staff_message("no_open_tickets"))
+            return
+        heading = persona.staff_message("open_tickets", count=len(tickets))
+    lines = [heading]
     for t in tickets:
         customer = await services.conversations.get_customer(t.chat_id)
         name = customer.display_name if customer else str(t.chat_id)
+        if customer and customer.username:
+            name += f" (@{customer.username})"
         who = f", {t.assignee_name}" if t.assignee_name else ""
+        when = f"waiting {waiting_since(t.created_at)}" if t.is_open else t.created_at[:10]
         lines.append(
-            f"#{t.id} · {t.status} · {t.reason} · {name} · waiting {waiting_since(t.created_at)}{who}"
+            f"#{t.id} · {t.status} · {persona.reason_name(t.reason)} · {name} · {when}{who}"
         )
     await _staff_notice(update, "\n".join(lines))
 
@@ -145,19 +172,24 @@ async def list_tickets(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
 async def show_ticket(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/ticket ID: the ticket's details and latest messages."""
     services = services_of(context)
+    persona = services.knowledge.current.persona
     ticket = await ticket_for(update, services, context.args or [])
     if ticket is None:
-        await _staff_notice(update, "No such ticket. Use /ticket <id>.")
+        await _staff_notice(update, persona.staff_message("no_ticket", command="ticket"))
         return
     customer = await services.conversations.get_customer(ticket.chat_id)
     transcript = await services.tickets.transcript(ticket)
-    lines = [
-        f"🎫 #{ticket.id} · {ticket.status} · {ticket.reason}",
-        f"Customer: {customer.display_name if customer else ticket.chat_id}",
-        f"Opened {ticket.created_at[:16]} · assignee {ticket.assignee_name or 'nobody'}",
-        f"Summary: {ticket.summary or '-'}",
-        "",
-    ]
+    details = persona.staff_message(
+        "ticket_details",
+        ticket_id=ticket.id,
+        status=ticket.status,
+        reason=persona.reason_name(ticket.reason),
+        customer=customer.display_name if customer else ticket.chat_id,
+        opened=ticket.created_at[:16].replace("T", " "),
+        assignee=ticket.assignee_name or persona.staff_message("nobody"),
+        summary=ticket.summary or "-",
+    )
+    lines = [details, ""]
     icons = {"customer": "👤", "bot": "🤖", "staff": "🧑‍💼", "note": "📝"}
     for m in transcript[-15:]:
         media = f"[{m['kind']}] " if m["kind"] not in ("text", "media") else ""
@@ -166,29 +198,37 @@ async def show_ticket(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
 
 
 async def claim(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """/claim: take the ticket."""
+    """/claim [ID] [force]: take the ticket; someone else's only with ``force``."""
     services = services_of(context)
-    ticket = await ticket_for(update, services, context.args or [])
+    args = context.args or []
+    ticket = await ticket_for(update, services, args)
     if ticket is None or not ticket.is_open:
-        await _staff_notice(update, "No open ticket here to claim.")
+        persona = services.knowledge.current.persona
+        await _staff_notice(update, persona.staff_message("no_ticket", command="claim"))
         return
-    user = update.effective_user
-    await services.tickets.claim(ticket.id, user.id, staff_name(update))
-    await _staff_notice(update, f"🙋 {staff_name(update)} claimed ticket #{ticket.id}.")
+    force = any(a.lower() == "force" for a in args)
+    result = await desk_actions.claim_ticket(services, ticket, agent_of(update), force=force)
+    await _staff_notice(update, result.notice)
 
 
 async def close(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """/close: resolve the ticket and give the customer back to the bot."""
+    """/close: resolve the ticket and give the customer back to the bot, asking for a rating."""
+    await _finish(update, context, desk_actions.close_ticket, "close")
+
+
+async def handback(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/handback: the bot answers the customer again; no rating is asked for."""
+    await _finish(update, context, desk_actions.hand_back, "handback")
+
+
+async def _finish(update: Update, context: ContextTypes.DEFAULT_TYPE, action, command: str) -> None:
     services = services_of(context)
     ticket = await ticket_for(update, services, context.args or [])
     if ticket is None:
-        await _staff_notice(update, "No ticket here to close. Use /close <id>.")
+        persona = services.knowledge.current.persona
+        await _staff_notice(update, persona.staff_message("no_ticket", command=command))
         return
-    if not await close_ticket(
-        context, ticket, f"staff:{update.effective_user.id}", staff_name(update)
-    ):
-        await _staff_notice(update, f"Ticket #{ticket.id} is already resolved.")
-        return
+    result = await action(services, desk_of(context), ticket, agent_of(update))
     message = update.effective_message
     in_its_topic = bool(
         ticket.staff_thread_id
@@ -196,8 +236,9 @@ async def close(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         and message.is_topic_message
         and message.message_thread_id == ticket.staff_thread_id
     )
-    if not in_its_topic:
-        await _staff_notice(update, f"✅ Ticket #{ticket.id} closed.")
+    # Done in its topic, the ticket's own closing line already said it there.
+    if not result.ok or not in_its_topic:
+        await _staff_notice(update, result.notice)
 
 
 async def reopen(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -205,58 +246,26 @@ async def reopen(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     services = services_of(context)
     ticket = await ticket_for(update, services, context.args or [])
     if ticket is None:
-        await _staff_notice(update, "No ticket here to reopen. Use /reopen <id>.")
+        persona = services.knowledge.current.persona
+        await _staff_notice(update, persona.staff_message("no_ticket", command="reopen"))
         return
-    if not await services.tickets.reopen(ticket.id, f"staff:{update.effective_user.id}"):
-        await _staff_notice(
-            update,
-            f"Ticket #{ticket.id} cannot be reopened (not resolved, "
-            "or the customer has another open ticket).",
-        )
-        return
-    if ticket.staff_thread_id:
-        try:
-            await context.bot.reopen_forum_topic(ticket.staff_chat_id, ticket.staff_thread_id)
-        except TelegramError as error:
-            log.info("could not reopen topic: %s", error)
-    await _staff_notice(update, f"🔁 Ticket #{ticket.id} reopened.")
+    result = await desk_actions.reopen_ticket(services, desk_of(context), ticket, agent_of(update))
+    await _staff_notice(update, result.notice)
 
 
-async def close_ticket(
-    context: ContextTypes.DEFAULT_TYPE, ticket: Ticket, actor: str, closed_by: str
-) -> bool:
-    """Resolve, close the topic, tell the customer, ask for a rating, and start a fresh conversation.
-
-    Ending the conversation keeps the handoff exchange out of the model's
-    context, so the bot does not pick the old problem up again and loop.
-    Staff are told in the ticket's place before its topic closes, because a
-    closed topic refuses new messages.
-    """
+async def faq(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/faq ID: send that FAQ entry's answer to the customer, as a staff reply."""
     services = services_of(context)
-    if not await services.tickets.resolve(ticket.id, actor):
-        return False
-    await services.conversations.end_conversation(ticket.chat_id, "ticket_closed")
-    await desk_of(context).post(ticket, f"✅ Ticket #{ticket.id} closed by {closed_by}.")
-    if ticket.staff_thread_id:
-        try:
-            await context.bot.close_forum_topic(ticket.staff_chat_id, ticket.staff_thread_id)
-        except TelegramError as error:
-            log.info("could not close topic of ticket #%s: %s", ticket.id, error)
     persona = services.knowledge.current.persona
-    rating = tuple(Button("⭐" * n, f"{RATING_PREFIX}:{ticket.id}:{n}") for n in range(1, 6))
-    try:
-        await send_text(
-            context.bot, ticket.chat_id, persona.message("ticket_closed", ticket_id=ticket.id)
-        )
-        await send_text(
-            context.bot,
-            ticket.chat_id,
-            persona.message("rating_prompt", ticket_id=ticket.id),
-            buttons=rating,
-        )
-    except RecipientGone:
-        await services.conversations.mark_blocked(ticket.chat_id)
-    return True
+    args = [a for a in (context.args or []) if not a.lstrip("#").isdigit()]
+    ticket = await ticket_for(update, services, context.args or [])
+    if ticket is None or not args:
+        await _staff_notice(update, persona.staff_message("faq_usage"))
+        return
+    result = await desk_actions.send_faq_answer(
+        services, desk_of(context), ticket, args[0], agent_of(update)
+    )
+    await _staff_notice(update, result.notice)
 
 
 async def staff_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -276,23 +285,29 @@ async def staff_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
         await query.answer()
         return
     ticket = await services.tickets.get(int(parts[2]))
+    persona = services.knowledge.current.persona
     if ticket is None or ticket.staff_chat_id != staff_chat:
-        await query.answer("Unknown ticket.")
+        await query.answer(persona.staff_message("unknown_ticket"))
         return
-    user = update.effective_user
+    agent = agent_of(update)
     if parts[1] == "claim" and ticket.is_open:
-        await services.tickets.claim(ticket.id, user.id, staff_name(update))
-        await query.answer(f"You claimed #{ticket.id}.")
-        await desk_of(context).post(ticket, f"🙋 {staff_name(update)} claimed ticket #{ticket.id}.")
+        result = await desk_actions.claim_ticket(services, ticket, agent)
+        await query.answer(result.notice[:200])
+        if result.ok and result.changed:
+            await desk_of(context).post(ticket, result.notice)
     elif parts[1] == "close" and ticket.is_open:
-        await close_ticket(context, ticket, f"staff:{user.id}", staff_name(update))
-        await query.answer(f"#{ticket.id} closed.")
+        result = await desk_actions.close_ticket(services, desk_of(context), ticket, agent)
+        await query.answer(result.notice[:200])
     else:
-        await query.answer(f"#{ticket.id} is {ticket.status}.")
+        await query.answer(
+            persona.staff_message("ticket_status", ticket_id=ticket.id, status=ticket.status)
+        )
 
 
 async def _staff_notice(update: Update, text: str) -> None:
     message = update.effective_message
+    if not text:
+        return
     try:
         await send_text(
             message.get_bot(),
