@@ -47,6 +47,7 @@ class PromptParts:
     history_chars: int
     tools: bool
     marker: str
+    images: Sequence[dict[str, Any]] = ()  # the customer's pictures, for a model that sees
 
     def messages(self) -> list[dict[str, Any]]:
         return build_messages(
@@ -58,6 +59,7 @@ class PromptParts:
             history_chars=self.history_chars,
             tools=self.tools,
             marker=self.marker,
+            images=self.images,
         )
 
     def system(self, snippets: int) -> dict[str, Any]:

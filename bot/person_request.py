@@ -38,7 +38,9 @@ class PersonRequests:
         self._examples: tuple[Any, Any] | None = None
 
     async def asks_for_person(self, text: str) -> bool:
-        if self.model is None or not text.strip() or len(text) > MAX_CHARS:
+        text = text.strip()
+        # A slash command for another bot ("/start@otherbot") is not a sentence.
+        if self.model is None or not text or text.startswith("/") or len(text) > MAX_CHARS:
             return False
         try:
             asking, not_asking = await self._example_vectors()

@@ -183,6 +183,13 @@ NOT_ASKING: tuple[str, ...] = (
     "vou conversar com a minha esposa primeiro",
     "посоветуюсь с женой и вернусь",
     "家族と相談してから決めます",
+    # The bot itself, or a word alone
+    "bot",
+    "are you a bot?",
+    "nice bot",
+    "is this chat automated?",
+    "machine",
+    "你是机器人吗",
     # Ordinary questions for the FAQ
     "how can I contact you by email?",
     "what are your customer service opening hours?",

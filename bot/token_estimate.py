@@ -89,8 +89,17 @@ def _content(message: dict[str, Any]) -> str:
     return "" if content is None else str(content)
 
 
+# A picture costs what the server makes of it: OpenAI counts up to about 1,100 tokens for
+# a detailed one, llama.cpp's vision models several hundred. On the high side, as always.
+IMAGE_TOKENS = 1500
+
+
 def estimate_message(message: dict[str, Any]) -> int:
-    return MESSAGE_OVERHEAD + estimate_tokens(_content(message))
+    content = message.get("content")
+    images = 0
+    if isinstance(content, list):
+        images = sum(1 for p in content if isinstance(p, dict) and p.get("type") == "image_url")
+    return MESSAGE_OVERHEAD + estimate_tokens(_content(message)) + images * IMAGE_TOKENS
 
 
 def estimate_messages(
