@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from bot.core import StaffDesk, SupportCore
+from bot.knowledge import language
 from bot.knowledge.embeddings import EmbeddingCache, EmbeddingClient
 from bot.knowledge.live import KnowledgeBase
 from bot.knowledge.loader import load_settings
@@ -79,11 +81,15 @@ async def open_services(settings: Settings, desk: StaffDesk | None = None) -> Se
         PersonRequests(model),
         MediaHandler(settings, open_transcriber(settings)),
     )
+    # The language model loads in a thread while the FAQ is embedded, so that the
+    # first customers are answered in their language too.
+    languages = asyncio.create_task(asyncio.to_thread(language.warm_up))
     if semantic is not None:
         # Embed the FAQ now rather than on the first customer's message; on failure
         # the bot starts anyway and matches by words until the endpoint answers.
         await semantic.prepare(knowledge.current)
         knowledge.on_reload(semantic.prepare)
+    await languages
     return Services(settings, db, knowledge, conversations, tickets, Inbox(db), llm, core, semantic)
 
 

