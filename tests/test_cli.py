@@ -212,7 +212,7 @@ def test_faq_search_says_whether_the_bot_would_answer(tmp_path, knowledge_dirs):
     bot_yaml = config / "bot.yaml"
     bot_yaml.write_text(
         bot_yaml.read_text(encoding="utf-8").replace(
-            "confidence_threshold: 0.83", "confidence_threshold: 0.5"
+            "confidence_threshold: 0.83", "confidence_threshold: 0.7"
         ),
         encoding="utf-8",
     )
@@ -223,9 +223,9 @@ def test_faq_search_says_whether_the_bot_would_answer(tmp_path, knowledge_dirs):
             tmp_path, knowledge_dirs, "faq", "search", "--json", stdin=f"{sure}\n{vague}\n"
         ).stdout.splitlines()
     ]
-    assert [(r["threshold"], r["would_answer"]) for r in records] == [(0.5, True), (0.5, False)]
+    assert [(r["threshold"], r["would_answer"]) for r in records] == [(0.7, True), (0.7, False)]
     table = cli(tmp_path, knowledge_dirs, "faq", "search", sure).stdout.splitlines()
-    assert "bot (≥ 0.500)" in table[1]
+    assert "bot (≥ 0.700)" in table[1]
     assert "answers" in table[2] and "damaged_parcel" in table[2]
     confidence = records[0]["results"][0]["confidence"]
     assert f"{int(confidence * 1000) / 1000:.3f}" in table[2], "three decimals, never rounded up"
