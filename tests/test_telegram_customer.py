@@ -198,7 +198,7 @@ async def test_faq_only_answers_known_questions_and_admits_unknown_ones(
 
     fake_telegram.user_text(CUSTOMER, "Which pottery glaze suits a volcanic teapot best?")
     texts = await fake_telegram.wait_for_messages(CUSTOMER, 2)
-    assert texts[1].startswith(persona_message(config, "no_answer"))
+    assert texts[1].startswith(persona_message(config, "no_answer_unavailable"))
     tickets = rows(database(settings), "SELECT * FROM tickets")
     assert len(tickets) == 1
     assert tickets[0]["chat_id"] == CUSTOMER

