@@ -96,9 +96,7 @@ async def test_a_request_for_a_person_is_recognised_in_other_words(
     fake_telegram.user_text(CUSTOMER + 1, "That was human error on my side, sorry")
     await fake_telegram.wait_for_messages(CUSTOMER, 1)
     await fake_telegram.wait_for_messages(CUSTOMER + 1, 1)
-    found = rows(
-        settings.storage.database_path, "SELECT chat_id, reason FROM tickets ORDER BY id"
-    )
+    found = rows(settings.storage.database_path, "SELECT chat_id, reason FROM tickets ORDER BY id")
     assert [(r["chat_id"], r["reason"]) for r in found if r["chat_id"] == CUSTOMER] == [
         (CUSTOMER, "user_request")
     ]
