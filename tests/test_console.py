@@ -95,7 +95,7 @@ async def test_unknown_question_in_faq_only_mode_opens_a_ticket(tmp_path, knowle
         environment(tmp_path, knowledge_dirs), "Which glaze suits a volcanic teapot best?"
     )
     assert code == 0, err
-    no_answer = persona(config)["messages"]["no_answer"].strip()
+    no_answer = persona(config)["messages"]["no_answer_unavailable"].strip()
     assert no_answer in out
     assert re.search(r"\(ticket #\d+, low_confidence\)", out), out
 
