@@ -79,7 +79,7 @@ class BotProcess:
             # Polling is about to begin once the bot clears any webhook.
             await tg.wait_for(
                 lambda: len(tg.calls("deleteWebhook")) > before or self.proc.returncode is not None,
-                20,
+                60,  # a first start embeds the whole FAQ with the bundled model
             )
         except TimeoutError:
             raise AssertionError(self.log.read_text()[-3000:]) from None

@@ -47,9 +47,6 @@ SEMANTIC_POOL = 20  # best entries by meaning alone that join the candidates
 # The word scores count fully once their own best match is this sure of itself
 # (bench/retrieval.py --tune-semantic chose it among 0.2, 0.5 and 1.0).
 LEXICAL_TRUST = 0.5
-# Above this word-level confidence the words have decided: the message is not embedded
-# at all, which saves the model's time on most messages in the FAQ's own language.
-WORDS_DECIDE = 0.95
 RETRY_AFTER_SECONDS = 60.0  # after a failure to embed the FAQ, words only for this long
 
 
@@ -166,7 +163,7 @@ class SemanticSearch:
             phrase_keys = await self._vectors(texts, True, known)
         translated: list[str] = []
         translation_owners: list[int] = []
-        for position, entry in enumerate(entries):
+        for position, entry in enumerate(entries if self.use_phrasings else ()):
             for text in entry.answers.values():
                 translated.append(f"{entry.question}\n{text}")
                 translation_owners.append(position)
@@ -221,8 +218,6 @@ class SemanticSearch:
 
     async def search(self, knowledge: Knowledge, query: str, top_k: int) -> list[SearchResult]:
         lexical = knowledge.search(query, max(top_k, LEXICAL_POOL))
-        if lexical and lexical[0].confidence >= WORDS_DECIDE:
-            return lexical[:top_k]
         if self.weight <= 0 or not await self.prepare(knowledge):
             return lexical[:top_k]
         try:
