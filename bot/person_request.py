@@ -11,12 +11,15 @@ questions that merely mention people.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from array import array
 from typing import Any
 
 import numpy
 
-from bot.knowledge.sentence_model import SentenceModel
+from bot.knowledge.embeddings import EmbeddingCache, cache_key
+from bot.knowledge.sentence_model import MODEL_NAME, SentenceModel
 from bot.person_request_examples import ASKING, NOT_ASKING
 
 log = logging.getLogger(__name__)
@@ -31,11 +34,25 @@ MAX_CHARS = 300  # a long message is a question or a story, not a request to han
 
 
 class PersonRequests:
-    """Asks the model whether a message requests a person; never raises."""
+    """Asks the model whether a message requests a person; never raises.
 
-    def __init__(self, model: SentenceModel | None):
+    The examples' vectors are made once, at start (``warm_up``), and kept in the FAQ's
+    vector cache when there is one, so that a restart does not embed them again.
+    """
+
+    def __init__(self, model: SentenceModel | None, cache: EmbeddingCache | None = None):
         self.model = model
+        self.cache = cache
         self._examples: tuple[Any, Any] | None = None
+        self._lock = asyncio.Lock()
+
+    async def warm_up(self) -> None:
+        if self.model is None:
+            return
+        try:
+            await self._example_vectors()
+        except Exception:
+            log.exception("could not prepare the examples of requests for a person")
 
     async def asks_for_person(self, text: str) -> bool:
         text = text.strip()
@@ -54,12 +71,29 @@ class PersonRequests:
         return nearest_asking >= MIN_SIMILARITY and nearest_asking - nearest_other >= MIN_LEAD
 
     async def _example_vectors(self) -> tuple[Any, Any]:
-        if self._examples is None:
-            assert self.model is not None
-            asking = await self.model.embed(list(ASKING), query=True)
-            others = await self.model.embed(list(NOT_ASKING), query=True)
-            self._examples = (_rows(asking), _rows(others))
+        async with self._lock:
+            if self._examples is None:
+                asking = await self._embed(list(ASKING))
+                others = await self._embed(list(NOT_ASKING))
+                self._examples = (_rows(asking), _rows(others))
         return self._examples
+
+    async def _embed(self, texts: list[str]) -> list[array]:
+        assert self.model is not None
+        if self.cache is None:
+            return await self.model.embed(texts, query=True)
+        keys = [cache_key(MODEL_NAME, "query: " + text) for text in texts]
+        known = await self.cache.get_many(list(dict.fromkeys(keys)))
+        missing = [text for text, key in zip(texts, keys, strict=True) if key not in known]
+        if missing:
+            vectors = await self.model.embed(missing, query=True)
+            fresh = [
+                (cache_key(MODEL_NAME, "query: " + t), v)
+                for t, v in zip(missing, vectors, strict=True)
+            ]
+            await self.cache.put_many(MODEL_NAME, fresh)
+            known.update(fresh)
+        return [known[key] for key in keys]
 
 
 def _rows(vectors: list) -> Any:

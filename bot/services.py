@@ -68,7 +68,7 @@ async def open_services(settings: Settings, desk: StaffDesk | None = None) -> Se
     llm = None
     if env.llm_configured:
         llm = LLMClient(env.effective_llm_base_url, env.llm_api_key, settings.llm)
-    semantic = semantic_search(settings, db)
+    semantic = await semantic_search(settings, db)
     model = load_model() if settings.retrieval.semantic else None
     core = SupportCore(
         settings,
@@ -78,18 +78,21 @@ async def open_services(settings: Settings, desk: StaffDesk | None = None) -> Se
         llm,
         desk,
         semantic,
-        PersonRequests(model),
+        PersonRequests(model, semantic.cache if semantic is not None else None),
         MediaHandler(settings, open_transcriber(settings)),
     )
     # The language model loads in a thread while the FAQ is embedded, so that the
     # first customers are answered in their language too.
     languages = asyncio.create_task(asyncio.to_thread(language.warm_up))
+    # The examples of requests for a person too: the first customer should not wait.
+    person_examples = asyncio.create_task(core.person_requests.warm_up())
     if semantic is not None:
         # Embed the FAQ now rather than on the first customer's message; on failure
         # the bot starts anyway and matches by words until the endpoint answers.
         await semantic.prepare(knowledge.current)
         knowledge.on_reload(semantic.prepare)
     await languages
+    await person_examples
     return Services(settings, db, knowledge, conversations, tickets, Inbox(db), llm, core, semantic)
 
 
@@ -118,7 +121,7 @@ def open_transcriber(settings: Settings) -> Transcriber | None:
     )
 
 
-def semantic_search(settings: Settings, db: Database) -> SemanticSearch | None:
+async def semantic_search(settings: Settings, db: Database) -> SemanticSearch | None:
     """The meaning-based retriever the settings ask for, or None for words only.
 
     With the provider as the source it needs the LLM settings; without them the
@@ -145,7 +148,11 @@ def semantic_search(settings: Settings, db: Database) -> SemanticSearch | None:
         )
     else:
         return None
-    return SemanticSearch(client, EmbeddingCache(db), retrieval.semantic_weight)
+    if env.vector_cache_path:
+        cache = EmbeddingCache(await Database(env.vector_cache_path).open(), shared=True)
+    else:
+        cache = EmbeddingCache(db)
+    return SemanticSearch(client, cache, retrieval.semantic_weight)
 
 
 def words_only_reason(settings: Settings) -> str | None:

@@ -152,6 +152,9 @@ class Environment:
     llm_model: str | None = None
     llm_transcription_model: str | None = None
     database_path: str | None = None
+    # FAQ vectors in a file of their own, shared by several databases (a terminal
+    # rehearsal's throw-away one, staging and production); unset: in the database.
+    vector_cache_path: str | None = None
     config_dir: str = "config"
     faq_dir: str = "faq"
     staff_chat_id: int | None = None

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
 import shutil
+import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
@@ -16,6 +19,48 @@ from tests.fakes import FakeLLM, FakeTelegram
 
 REPO = Path(__file__).resolve().parent.parent
 BOT_TOKEN = "123456:TEST-token"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def shared_vector_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Bots started as processes share one file of FAQ vectors, as an operator's may.
+
+    Embedding the shipped FAQ with the bundled model costs tens of seconds of CPU;
+    in one process the model's own cache already spares the repeats. Settings built
+    by ``make_settings`` leave it out, so tests of the cache itself see their own.
+    """
+    previous = os.environ.get("VECTOR_CACHE_PATH")
+    os.environ["VECTOR_CACHE_PATH"] = str(tmp_path_factory.mktemp("vectors") / "vectors.sqlite3")
+    yield
+    if previous is None:
+        os.environ.pop("VECTOR_CACHE_PATH", None)
+    else:
+        os.environ["VECTOR_CACHE_PATH"] = previous
+
+
+@pytest.fixture(scope="session")
+def warm_vector_cache(shared_vector_cache: None, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The shipped FAQ's vectors in the shared file before a bot process first starts.
+
+    Done in this process, whose model cache then serves the in-process tests too, so
+    a process's start costs what a restart costs an operator, not a first install.
+    """
+    from bot.services import open_services
+
+    async def warm() -> None:
+        environ = {
+            "CONFIG_DIR": str(REPO / "config"),
+            "FAQ_DIR": str(REPO / "faq"),
+            "DATABASE_PATH": str(tmp_path_factory.mktemp("warm") / "bot.sqlite3"),
+            "VECTOR_CACHE_PATH": os.environ["VECTOR_CACHE_PATH"],
+        }
+        services = await open_services(load_settings(REPO / "config", environ))
+        await services.close()
+
+    # A thread of its own, so the event loop of the tests is left alone.
+    thread = threading.Thread(target=lambda: asyncio.run(warm()))
+    thread.start()
+    thread.join()
 
 
 @pytest.fixture

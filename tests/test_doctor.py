@@ -19,6 +19,9 @@ from bot.commands.doctor_report import Masker
 from tests.conftest import BOT_TOKEN
 from tests.helpers import REPO, cli_environment
 
+# Bots started as processes find the shipped FAQ's vectors already made.
+pytestmark = pytest.mark.usefixtures("warm_vector_cache")
+
 API_KEY = "sk-live-key-0123456789abcdef"
 STAFF = -1001234567890
 MODEL = "fake-model"

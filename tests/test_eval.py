@@ -12,6 +12,9 @@ from tests.fakes import Reply
 from tests.fakes.llm_replies import last_user_text
 from tests.helpers import cli_environment
 
+# Bots started as processes find the shipped FAQ's vectors already made.
+pytestmark = pytest.mark.usefixtures("warm_vector_cache")
+
 REPO = Path(__file__).resolve().parent.parent
 SHOP_CASES = REPO / "tests" / "cases" / "shop_cases.yaml"
 

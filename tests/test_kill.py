@@ -108,7 +108,9 @@ async def doubles() -> AsyncIterator[tuple[FakeTelegram, FakeLLM]]:
 
 
 @pytest.fixture
-async def bot_process(tmp_path, knowledge_dirs, doubles) -> AsyncIterator[BotProcess]:
+async def bot_process(
+    tmp_path, knowledge_dirs, doubles, warm_vector_cache
+) -> AsyncIterator[BotProcess]:
     config, faq = knowledge_dirs
     tune(config, reload_poll_seconds="60")
     proc = BotProcess(tmp_path, config, faq, *doubles)

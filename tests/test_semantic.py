@@ -76,10 +76,13 @@ def embedded_inputs(fake: FakeLLM) -> list[int]:
     return [len(r["input"]) if isinstance(r["input"], list) else 1 for r in fake.embedding_requests]
 
 
-def cached_rows(db: str) -> int:
+def cached_rows(db: str, model: str = "emb-test") -> int:
+    """FAQ vectors of the double's model (the bundled model keeps its own there too)."""
     conn = sqlite3.connect(db)
     try:
-        return conn.execute("SELECT COUNT(*) FROM embedding_cache").fetchone()[0]
+        return conn.execute(
+            "SELECT COUNT(*) FROM embedding_cache WHERE model = ?", (model,)
+        ).fetchone()[0]
     finally:
         conn.close()
 
@@ -119,6 +122,36 @@ async def test_restart_and_reload_reuse_cached_vectors(embeddings, make_settings
     finally:
         await services.close()
     assert cached_rows(settings.storage.database_path) == entries + 1
+
+
+async def test_databases_share_a_vector_cache_file(
+    embeddings, make_settings, knowledge_dirs, tmp_path
+):
+    # A rehearsal's throw-away database next to production's: the FAQ is embedded once.
+    config, _ = knowledge_dirs
+    enable_semantic(config)
+    shared = str(tmp_path / "vectors.sqlite3")
+    first = make_settings(llm=embeddings, VECTOR_CACHE_PATH=shared)
+    services = await open_services(first)
+    entries = len(services.knowledge.current.faq.entries)
+    await services.close()
+    assert embedded_inputs(embeddings) == [entries]
+    assert cached_rows(shared) == entries
+    assert cached_rows(first.storage.database_path) == 0
+
+    embeddings.reset()
+    second = make_settings(
+        llm=embeddings, VECTOR_CACHE_PATH=shared, DATABASE_PATH=str(tmp_path / "other.sqlite3")
+    )
+    services = await open_services(second)
+    try:
+        assert embeddings.embedding_requests == []
+        results = await services.core.retrieve(
+            services.knowledge.current, "how much does shipping cost to austria?", 3
+        )
+        assert results[0].id == "shipping_costs"
+    finally:
+        await services.close()
 
 
 async def test_entries_are_embedded_in_batches(embeddings, make_settings, knowledge_dirs):
@@ -270,7 +303,9 @@ async def test_vectors_no_entry_uses_are_pruned_once_old(embeddings, make_settin
     await services.close()
     assert embeddings.embedding_requests == []  # nothing in use was lost
     conn = sqlite3.connect(db)
-    kept = {row[0] for row in conn.execute("SELECT key FROM embedding_cache")}
+    kept = {
+        row[0] for row in conn.execute("SELECT key FROM embedding_cache WHERE model = 'emb-test'")
+    }
     conn.close()
     assert "stale-old" not in kept
     assert "stale-recent" in kept

@@ -15,6 +15,9 @@ from bot.knowledge.loader import faq_paths, load_faq
 from tests.fakes import TgUser
 from tests.helpers import rows, run_main, tickets
 
+# Bots started as processes find the shipped FAQ's vectors already made.
+pytestmark = pytest.mark.usefixtures("warm_vector_cache")
+
 STAFF = -1009000
 CUSTOMER = TgUser(id=1001, first_name="Alice", last_name="Archer", username="alice")
 OTHER = TgUser(id=2002, first_name="Mallory")

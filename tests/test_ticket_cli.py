@@ -20,6 +20,9 @@ from bot.store.db import Database
 from bot.store.tickets import TicketStore
 from tests.helpers import run_main
 
+# Bots started as processes find the shipped FAQ's vectors already made.
+pytestmark = pytest.mark.usefixtures("warm_vector_cache")
+
 ALICE = Customer(chat_id=1001, user_id=1001, first_name="Alice", username="alice")
 BRUNO = Customer(chat_id=2002, user_id=2002, first_name="Bruno")
 CHEN = Customer(chat_id=3003, user_id=3003, first_name="Chen")

@@ -63,7 +63,7 @@ async def _search_by_meaning(
     # The bot's own database holds the entry vectors, so a search embeds only the
     # entries it has not seen, exactly as the bot would.
     db = await Database(settings.storage.database_path).open()
-    semantic = semantic_search(settings, db)
+    semantic = await semantic_search(settings, db)
     try:
         if semantic is None:
             print(f"matching by words only: {words_only_reason(settings)}", file=sys.stderr)

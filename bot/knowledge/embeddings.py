@@ -113,10 +113,21 @@ def cache_key(model: str, text: str) -> str:
 
 
 class EmbeddingCache:
-    """Entry vectors in the ``embedding_cache`` table (migration m004)."""
+    """Entry vectors in the ``embedding_cache`` table (migration m004).
 
-    def __init__(self, db: Database):
+    The table is in the bot's database, or in a file of its own (``VECTOR_CACHE_PATH``)
+    that several databases share: vectors depend only on the model and the text, and
+    embedding a whole FAQ costs far more than any message. A shared file is never
+    pruned, since another database's FAQ may still need what this one does not.
+    """
+
+    def __init__(self, db: Database, *, shared: bool = False):
         self.db = db
+        self.shared = shared
+
+    async def aclose(self) -> None:
+        if self.shared:
+            await self.db.close()
 
     async def get_many(self, keys: Sequence[str]) -> dict[str, array]:
         found: dict[str, array] = {}
@@ -141,6 +152,8 @@ class EmbeddingCache:
         otherwise pile up for ever. Recent ones stay, so undoing an edit soon after
         costs no new embedding.
         """
+        if self.shared:
+            return 0
         cutoff = (datetime.now(UTC) - timedelta(days=older_than_days)).isoformat(
             timespec="milliseconds"
         )

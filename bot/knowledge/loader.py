@@ -657,6 +657,7 @@ def _parse_environment(environ: Mapping[str, str]) -> tuple[Environment, list[Pr
         ("LLM_MODEL", "llm_model"),
         ("LLM_TRANSCRIPTION_MODEL", "llm_transcription_model"),
         ("DATABASE_PATH", "database_path"),
+        ("VECTOR_CACHE_PATH", "vector_cache_path"),
         ("CONFIG_DIR", "config_dir"),
         ("FAQ_DIR", "faq_dir"),
         ("HTTP_HOST", "http_host"),

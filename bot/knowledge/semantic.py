@@ -47,6 +47,7 @@ SEMANTIC_POOL = 20  # best entries by meaning alone that join the candidates
 # The word scores count fully once their own best match is this sure of itself
 # (bench/retrieval.py --tune-semantic chose it among 0.2, 0.5 and 1.0).
 LEXICAL_TRUST = 0.5
+TRANSLATION_CHARS = 10_000
 RETRY_AFTER_SECONDS = 60.0  # after a failure to embed the FAQ, words only for this long
 
 
@@ -83,6 +84,18 @@ def _phrasings(entry: FaqEntry) -> list[str]:
     return list(dict.fromkeys([entry.question, *entry.examples]))
 
 
+def _translation_text(question: str, answer: str) -> str:
+    """An answer in another language, cut to its opening: that is where it says what it
+    is about, and the model's cost grows with every token of the rest."""
+    if len(answer) > TRANSLATION_CHARS:
+        answer = (
+            answer[:TRANSLATION_CHARS].rsplit(" ", 1)[0]
+            if " " in answer[:TRANSLATION_CHARS]
+            else answer[:TRANSLATION_CHARS]
+        )
+    return f"{question}\n{answer}"
+
+
 def _matrix(vectors: Sequence[array | None], dims: int) -> tuple[Any, Any]:
     matrix = numpy.zeros((len(vectors), dims), dtype=numpy.float32)
     present = numpy.zeros(len(vectors), dtype=bool)
@@ -108,6 +121,7 @@ class SemanticSearch:
 
     async def aclose(self) -> None:
         await self.client.aclose()
+        await self.cache.aclose()
 
     async def prepare(self, knowledge: Knowledge) -> bool:
         """Make sure every entry of this version has its vectors; False when that failed."""
@@ -165,7 +179,7 @@ class SemanticSearch:
         translation_owners: list[int] = []
         for position, entry in enumerate(entries if self.use_phrasings else ()):
             for text in entry.answers.values():
-                translated.append(f"{entry.question}\n{text}")
+                translated.append(_translation_text(entry.question, text))
                 translation_owners.append(position)
         translation_keys = await self._vectors(translated, False, known) if translated else []
         keys = passage_keys + phrase_keys + translation_keys
