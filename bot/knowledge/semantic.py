@@ -47,7 +47,7 @@ SEMANTIC_POOL = 20  # best entries by meaning alone that join the candidates
 # The word scores count fully once their own best match is this sure of itself
 # (bench/retrieval.py --tune-semantic chose it among 0.2, 0.5 and 1.0).
 LEXICAL_TRUST = 0.5
-TRANSLATION_CHARS = 10_000
+TRANSLATION_CHARS = 160  # of a translated answer, embedded beside the entry
 RETRY_AFTER_SECONDS = 60.0  # after a failure to embed the FAQ, words only for this long
 
 
@@ -85,14 +85,16 @@ def _phrasings(entry: FaqEntry) -> list[str]:
 
 
 def _translation_text(question: str, answer: str) -> str:
-    """An answer in another language, cut to its opening: that is where it says what it
-    is about, and the model's cost grows with every token of the rest."""
+    """An answer in another language, cut to its opening words.
+
+    The opening says what the answer is about; the rest costs the model time in
+    proportion to its length and blurs the match (bench/retrieval.py --multilingual
+    on the shipped FAQ: cut at 160 characters, top-3 94.8 % and follow-ups 90.5 %,
+    against 92.7 % and 85.7 % whole, in half the embedding time).
+    """
     if len(answer) > TRANSLATION_CHARS:
-        answer = (
-            answer[:TRANSLATION_CHARS].rsplit(" ", 1)[0]
-            if " " in answer[:TRANSLATION_CHARS]
-            else answer[:TRANSLATION_CHARS]
-        )
+        opening = answer[:TRANSLATION_CHARS]
+        answer = opening.rsplit(" ", 1)[0] if " " in opening else opening
     return f"{question}\n{answer}"
 
 
