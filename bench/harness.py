@@ -120,6 +120,9 @@ def start_fake(kind: str, workdir: Path, *args: str) -> Proc:
     return Proc(f"fake-{kind}", popen, json.loads(line), log)
 
 
+VECTOR_CACHE = Path(tempfile.gettempdir()) / "northwind-bench-vectors.sqlite3"
+
+
 def start_bot(
     kind: str, telegram: Proc, llm: Proc, workdir: Path, wrapper: list[str] | None = None
 ) -> Proc:
@@ -134,6 +137,8 @@ def start_bot(
         LLM_BASE_URL=llm.info["base_url"],
         LLM_API_KEY="bench",
         DATABASE_PATH=str(workdir / f"{kind}.sqlite3"),
+        # The FAQ is embedded once for every run, as a restarted bot finds it.
+        VECTOR_CACHE_PATH=str(VECTOR_CACHE),
         CONFIG_DIR=str(ROOT / "config"),
         FAQ_DIR=str(ROOT / "faq"),
         HTTP_HOST="127.0.0.1",
@@ -219,7 +224,7 @@ class Rig:
             response = await self.http.post(url, json=body)
         return response.json().get("result")
 
-    async def _wait_ready(self, timeout: float = 30.0) -> None:  # noqa: ASYNC109
+    async def _wait_ready(self, timeout: float = 180.0) -> None:  # noqa: ASYNC109
         """The bot is ready once it starts polling, which always begins with deleteWebhook.
 
         (getUpdates itself is recorded only when the long poll returns.)
