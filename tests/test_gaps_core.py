@@ -277,3 +277,38 @@ async def test_command_line_without_the_model_groups_by_words(services, knowledg
     assert "grouping by shared words only" in done.stderr
     groups = [json.loads(line) for line in done.stdout.splitlines()]
     assert [g["size"] for g in groups] == [2, 1]
+
+
+async def test_older_handoffs_get_their_reason_from_the_ticket_log(tmp_path):
+    """m010 fills in the reason of handoffs stored before it, from the ticket's events."""
+    import aiosqlite
+
+    from bot.store.migrations import MIGRATIONS, apply_migrations
+
+    before = [m for m in MIGRATIONS if m[0] != "m010_answer_escalation_reason"]
+    async with aiosqlite.connect(tmp_path / "old.sqlite3") as conn:
+        await conn.execute("CREATE TABLE migrations (name TEXT PRIMARY KEY, applied_at TEXT)")
+        for name, migrate in before:
+            await migrate(conn)
+            await conn.execute("INSERT INTO migrations VALUES (?, 'then')", (name,))
+        t = "2026-01-01T10:00:00.000+00:00"
+        await conn.executescript(
+            f"""
+            INSERT INTO customers (chat_id, created_at, updated_at) VALUES (1, '{t}', '{t}');
+            INSERT INTO conversations (id, chat_id, started_at) VALUES (1, 1, '{t}');
+            INSERT INTO tickets (id, chat_id, status, reason, created_at, updated_at)
+                VALUES (1, 1, 'open', 'low_confidence', '{t}', '{t}');
+            INSERT INTO ticket_events (ticket_id, event, reason, created_at)
+                VALUES (1, 'escalated', 'model', '{t}');
+            INSERT INTO messages (id, conversation_id, chat_id, role, text, ticket_id, created_at)
+                VALUES (1, 1, 1, 'customer', 'gift wrap?', NULL, '{t}'),
+                       (2, 1, 1, 'bot', 'a person will reply', 1, '{t}'),
+                       (3, 1, 1, 'bot', 'an answer', NULL, '{t}');
+            INSERT INTO answers (message_id, path) VALUES (2, 'llm'), (3, 'llm');
+            """
+        )
+        assert await apply_migrations(conn) == ["m010_answer_escalation_reason"]
+        async with conn.execute(
+            "SELECT message_id, escalation_reason FROM answers ORDER BY message_id"
+        ) as cursor:
+            assert [tuple(r) for r in await cursor.fetchall()] == [(2, "model"), (3, None)]
