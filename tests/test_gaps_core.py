@@ -312,3 +312,43 @@ async def test_older_handoffs_get_their_reason_from_the_ticket_log(tmp_path):
             "SELECT message_id, escalation_reason FROM answers ORDER BY message_id"
         ) as cursor:
             assert [tuple(r) for r in await cursor.fetchall()] == [(2, "model"), (3, None)]
+
+
+SMALL_FAQ = """
+faq:
+  - id: decorative_packing
+    question: "Can my parcel be packed in decorative paper with a ribbon?"
+    answer: "Yes, for 3.50 EUR: choose it in the cart."
+  - id: refund_time
+    question: "How long does a refund take?"
+    answer: "Up to 14 days after your return arrives."
+  - id: password_reset
+    question: "I forgot my password."
+    answer: "Click Forgot password? on the sign-in page."
+"""
+
+
+async def test_closest_entry_is_found_by_meaning_as_the_bot_searches(
+    make_settings, fake_llm, knowledge_dirs
+):
+    """An entry that exists but is worded unlike the customers: the bot's search by
+    meaning names it, and the score says it is not close enough to answer from."""
+    faq = knowledge_dirs[1]
+    for path in faq.glob("*.yaml"):
+        path.unlink()
+    (faq / "small.yaml").write_text(SMALL_FAQ, encoding="utf-8")
+    fake_llm.responder = hands_over_gift_wrap
+    services = await open_services(make_settings(llm=fake_llm))
+    try:
+        assert services.semantic is not None
+        await ask_and_answer(services, customer(1), "Do you offer gift wrapping?")
+        await ask_and_answer(services, customer(2), "Bietet ihr Geschenkverpackung an?")
+        words = services.knowledge.current.search("Bietet ihr Geschenkverpackung an?", 1)
+        assert not words or words[0].id != "decorative_packing", "words alone miss it"
+        (group,) = await find_gaps(services)
+        assert group.closest_faq is not None
+        assert group.closest_faq["id"] == "decorative_packing"
+        threshold = services.settings.retrieval.confidence_threshold
+        assert 0 <= group.closest_faq["score"] < threshold
+    finally:
+        await services.close()
