@@ -352,3 +352,11 @@ async def test_closest_entry_is_found_by_meaning_as_the_bot_searches(
         assert 0 <= group.closest_faq["score"] < threshold
     finally:
         await services.close()
+
+
+def test_sentences_that_only_held_personal_details_leave_the_draft():
+    from bot.gap_drafts import without_removed_details
+
+    assert without_removed_details("Gift wrap? My email is [email].") == "Gift wrap?"
+    assert without_removed_details("My order [number] is late") == "My order [number] is late"
+    assert without_removed_details("Hi! I'm [name]. Can I pay in cash?") == "Hi! Can I pay in cash?"
