@@ -26,6 +26,7 @@ data (``bot.pii``); only the web console and the command line read it.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -39,6 +40,8 @@ from bot.pii import scrub
 
 if TYPE_CHECKING:
     from bot.services import Services
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "GapGroup",
@@ -212,7 +215,7 @@ async def _group(texts: list[str], model: SentenceModel | None) -> tuple[list[li
             vectors = await asyncio.to_thread(model.vectors, texts, True)
             return gap_clusters.cluster_vectors(vectors), vectors @ vectors.T
         except Exception:  # the model failed on this machine: words still group
-            pass
+            log.exception("could not embed the gap messages; grouping them by words")
     similarities = await asyncio.to_thread(gap_clusters.word_similarities, texts)
     return gap_clusters.average_linkage(
         similarities, gap_clusters.WORD_OVERLAP_THRESHOLD
