@@ -314,6 +314,8 @@ class SemanticSearch:
             if self.confidence_fit is not None:
                 own = float(scores[position]) if valid[position] else low
                 rival = runner_up if position == best_position else best_score
-                confidence = self.confidence_fit(confidence, own, own - rival)
+                # Never less sure than the words alone: with a lone entry, or two entries
+                # close in meaning, the lead says nothing, but the words can still be sure.
+                confidence = max(confidence, self.confidence_fit(confidence, own, own - rival))
             results.append(SearchResult(entries[position], score, confidence))
         return results
