@@ -70,6 +70,11 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("cases", help="a cases YAML file")
     evaluate.add_argument("--llm", action="store_true", help="use the configured LLM")
 
+    gaps = sub.add_parser("gaps", help="questions the FAQ could not answer, grouped, with drafts")
+    gaps.add_argument("--json", action="store_true", help="one JSON object per group")
+    gaps.add_argument("--days", type=_positive_int, default=None, metavar="N")
+    gaps.add_argument("--draft", metavar="PATH", help="write suggested FAQ entries here")
+
     backup = sub.add_parser("backup", help="copy the database safely while the bot runs")
     backup.add_argument("path", help="file (or directory) to write the copy to")
     return parser
@@ -119,7 +124,7 @@ async def _dispatch(args: argparse.Namespace) -> int:
         from bot.commands import doctor
 
         return await doctor.run(settings)
-    if command in (None, "run", "chat", "tickets", "stats"):
+    if command in (None, "run", "chat", "tickets", "stats", "gaps"):
         _check_database(settings.storage.database_path)
     if command is None:
         if settings.env.telegram_bot_token:
@@ -149,6 +154,10 @@ async def _dispatch(args: argparse.Namespace) -> int:
         return await ticket_tools.run(args, settings)
     if command == "stats":
         return await ticket_tools.stats(args, settings)
+    if command == "gaps":
+        from bot.commands import gaps
+
+        return await gaps.run(args, settings)
     if command == "backup":
         from bot.commands import backup
 

@@ -7,6 +7,7 @@ storage) happens here, so it is the same whichever door the customer used.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections import defaultdict, deque
@@ -434,10 +435,14 @@ class SupportCore:
         if reason == "low_confidence" and created:
             no_answer = "no_answer" if self.desk is not None else "no_answer_unavailable"
             text = persona.message(no_answer) + "\n\n" + text
-        audit = audit or AnswerAudit(
-            path="handoff",
-            faq_ids=tuple(m.id for m in matches),
-            knowledge_version=knowledge.version,
+        audit = dataclasses.replace(
+            audit
+            or AnswerAudit(
+                path="handoff",
+                faq_ids=tuple(m.id for m in matches),
+                knowledge_version=knowledge.version,
+            ),
+            escalation_reason=reason,
         )
         outcome = await self._say(customer, text, "handoff", (), audit, ticket_id=ticket.id)
         outcome.ticket = ticket

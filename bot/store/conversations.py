@@ -55,6 +55,8 @@ class AnswerAudit:
     faq_ids: tuple[str, ...] = ()
     faq_confidence: float | None = None
     knowledge_version: str | None = None
+    # On the answer that handed the customer over: why (``bot.reasons``).
+    escalation_reason: str | None = None
 
 
 class ConversationStore:
@@ -106,6 +108,7 @@ class ConversationStore:
                 ",".join(audit.faq_ids),
                 audit.faq_confidence,
                 audit.knowledge_version,
+                audit.escalation_reason,
             )
 
         def work(conn: sqlite3.Connection) -> tuple[int, int]:
@@ -120,7 +123,8 @@ class ConversationStore:
                 conn.execute(
                     "INSERT INTO answers (message_id, path, model, request_json, latency_ms, "
                     "prompt_tokens, completion_tokens, faq_ids, faq_confidence, "
-                    "knowledge_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "knowledge_version, escalation_reason) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (message_id, *answer),
                 )
             return conversation_id, message_id

@@ -298,3 +298,24 @@ async def m009_console_access(conn: aiosqlite.Connection) -> None:
         CREATE INDEX console_sessions_user ON console_sessions(user_id);
         """,
     )
+
+
+@migration
+async def m010_answer_escalation_reason(conn: aiosqlite.Connection) -> None:
+    # Why each handoff happened, on the answer that told the customer: the ticket
+    # keeps only its strongest reason and an event only when the reason changes, so
+    # the knowledge-gap report could not tell which questions the FAQ failed on.
+    # Earlier handoffs get the reason of the ticket's latest escalation before them.
+    await _script(
+        conn,
+        """
+        ALTER TABLE answers ADD COLUMN escalation_reason TEXT;
+        UPDATE answers SET escalation_reason = (
+            SELECT e.reason FROM messages m JOIN ticket_events e ON e.ticket_id = m.ticket_id
+            WHERE m.id = answers.message_id AND e.event = 'escalated'
+              AND e.created_at <= m.created_at
+            ORDER BY e.id DESC LIMIT 1
+        )
+        WHERE message_id IN (SELECT id FROM messages WHERE role = 'bot' AND ticket_id IS NOT NULL)
+        """,
+    )
