@@ -135,10 +135,11 @@ async def overview(db: Database, days: int) -> Overview:
         answered_by=[(k, float(v)) for k, v in answered_by],
         reasons=[(r["reason"], float(r["n"])) for r in reasons],
         ratings=[(f"{'★' * n}", float(c)) for n, c in rating_counts.items()],
-        feedback=[("👍 helpful", float(stats.helpful)), ("👎 not helpful", float(stats.not_helpful))],
-        first_response=[
-            statistics.median(first[d]) if first.get(d) else None for d in labels
+        feedback=[
+            ("👍 helpful", float(stats.helpful)),
+            ("👎 not helpful", float(stats.not_helpful)),
         ],
+        first_response=[statistics.median(first[d]) if first.get(d) else None for d in labels],
         resolution=[statistics.median(resolved[d]) if resolved.get(d) else None for d in labels],
         languages=[(r["language"], float(r["n"])) for r in languages],
         prompt_tokens=per_day(model, "prompt", None),
