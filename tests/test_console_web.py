@@ -15,11 +15,12 @@ from urllib.parse import urlsplit
 
 import aiohttp
 import pytest
+import yaml
 
 from bot.console_web.auth import COOKIE_NAME
 from bot.privacy import purge_older_than
 from bot.telegram.app import TelegramBot
-from tests.fakes import TgUser
+from tests.fakes import Reply, TgUser
 from tests.helpers import free_port, values
 
 STAFF = -1009000
@@ -346,3 +347,23 @@ def test_the_webhook_origin_is_the_default_base():
     assert base == "https://c.example"
     base, note = console_base_url(Environment(http_port=9000))
     assert base == "http://localhost:9000" and "CONSOLE_URL" in note
+
+
+async def test_gaps_page_shows_what_the_bot_could_not_answer(fake_telegram, fake_llm, console_bot):
+    bot = await console_bot()
+    carol = TgUser(id=3003, first_name="Carol")
+    fake_llm.script(Reply.http_error(400, "bad request"))
+    fake_telegram.user_text(carol.id, "Can I pay with seashells at the store?", carol)
+    await fake_telegram.wait_for_messages(carol.id, 1, timeout=30)
+    staff, _ = await log_in(bot, fake_telegram, AGENT)
+    admin, _ = await log_in(bot, fake_telegram, ADMIN)
+    async with staff, admin:
+        assert (await fetch(staff, bot, "/console/gaps"))[0] == 403
+        status, html = await fetch(admin, bot, "/console/gaps?days=7")
+        assert status == 200
+        assert "Can I pay with seashells at the store?" in html and "llm_error" in html
+        assert "1 messages from 1 customers" in html
+        status, draft = await fetch(admin, bot, "/console/gaps/draft.yaml?days=7")
+        assert status == 200 and "seashells" in draft
+        status, cases = await fetch(admin, bot, "/console/gaps/eval.yaml?days=7")
+        assert status == 200 and isinstance(yaml.safe_load(cases)["cases"], list)

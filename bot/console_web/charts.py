@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from html import escape
 
-WIDTH = 640
+WIDTH = 420
 PALETTE = ("#2563eb", "#f59e0b", "#10b981", "#ef4444", "#8b5cf6", "#64748b")
 
 
@@ -32,10 +32,10 @@ def bar_chart(title: str, items: Sequence[tuple[str, float]], unit: str = "") ->
     """Horizontal bars, one per (label, value): long labels stay readable on a phone."""
     if not items:
         return _empty(title)
-    row, label_width, top = 26, 170, 6
+    row, label_width, top = 26, 140, 6
     height = top + row * len(items) + 4
     largest = max(value for _, value in items) or 1
-    span = WIDTH - label_width - 70
+    span = WIDTH - label_width - 50
     parts = [
         f'<svg class="chart" role="img" viewBox="0 0 {WIDTH} {height}" '
         f'aria-label="{escape(title)}"><title>{escape(title)}</title>'
@@ -44,7 +44,7 @@ def bar_chart(title: str, items: Sequence[tuple[str, float]], unit: str = "") ->
         y = top + number * row
         width = max(1.0, span * value / largest) if value else 0
         color = PALETTE[number % len(PALETTE)]
-        shown = label if len(label) <= 24 else label[:23] + "…"
+        shown = label if len(label) <= 20 else label[:19] + "…"
         parts.append(
             f'<text x="{label_width - 8}" y="{y + 16}" text-anchor="end">{escape(shown)}</text>'
             f'<rect class="bar" x="{label_width}" y="{y + 3}" width="{width:.1f}" height="18" '
@@ -66,7 +66,7 @@ def line_chart(
     values = [v for points in series.values() for v in points if v is not None]
     if not labels or not values:
         return _empty(title)
-    height, left, right, top, bottom = 220, 52, 12, 24, 30
+    height, left, right, top, bottom = 200, 48, 16, 26, 30
     plot_w, plot_h = WIDTH - left - right, height - top - bottom
     high = max(values) or 1
     step = plot_w / max(1, len(labels) - 1)
@@ -110,8 +110,8 @@ def line_chart(
                     f'points="{" ".join(run)}"/>'
                 )
         parts.append(
-            f'<rect x="{left + 8 + number * 150}" y="6" width="10" height="10" fill="{color}"/>'
-            f'<text x="{left + 22 + number * 150}" y="15">{escape(name)}</text>'
+            f'<rect x="{left + 8 + number * 120}" y="6" width="10" height="10" fill="{color}"/>'
+            f'<text x="{left + 22 + number * 120}" y="15">{escape(name)}</text>'
         )
     parts.append("</svg>")
     return "".join(parts)

@@ -20,8 +20,8 @@ h2{font-size:1.05rem;margin:0 0 .5rem}
 .cards{display:grid;grid-template-columns:repeat(auto-fit,minmax(140px,1fr));gap:.6rem;margin-bottom:1rem}
 .card,.panel{background:#fff;border:1px solid #e5e7eb;border-radius:8px;padding:.7rem}
 .card b{display:block;font-size:1.3rem}
-.grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(300px,1fr));gap:.8rem}
-.chart{width:100%;height:auto;font-size:12px}
+.grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(min(100%,400px),1fr));gap:.8rem}
+.chart{width:100%;height:auto;font-size:13px}
 .chart text{fill:#374151}.chart .muted{fill:#9ca3af}.chart .axis{stroke:#d1d5db}
 table{width:100%;border-collapse:collapse;background:#fff}
 th,td{text-align:left;padding:.4rem;border-bottom:1px solid #e5e7eb;vertical-align:top}
