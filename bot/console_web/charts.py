@@ -87,8 +87,10 @@ def line_chart(
     ]
     ticks = sorted({0, len(labels) - 1, (len(labels) - 1) // 2})
     for i in ticks:
+        anchor = "start" if i == 0 else "end" if i == len(labels) - 1 else "middle"
         parts.append(
-            f'<text x="{x(i):.1f}" y="{height - 8}" text-anchor="middle">{escape(labels[i])}</text>'
+            f'<text x="{x(i):.1f}" y="{height - 8}" text-anchor="{anchor}">'
+            f"{escape(labels[i])}</text>"
         )
     for number, (name, points) in enumerate(series.items()):
         color = PALETTE[number % len(PALETTE)]

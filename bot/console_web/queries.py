@@ -86,7 +86,7 @@ async def overview(db: Database, days: int) -> Overview:
     answered_by = [
         ("FAQ", by_path.get("faq", 0) + by_path.get("canned", 0)),
         ("Model", by_path.get("llm", 0)),
-        ("Person (staff replies)", int(staff["n"]) if staff else 0),
+        ("Staff replies", int(staff["n"]) if staff else 0),
         ("Handed over", by_path.get("handoff", 0)),
         ("No answer found", by_path.get("fallback", 0)),
     ]
