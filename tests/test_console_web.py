@@ -367,3 +367,14 @@ async def test_gaps_page_shows_what_the_bot_could_not_answer(fake_telegram, fake
         assert status == 200 and "seashells" in draft
         status, cases = await fetch(admin, bot, "/console/gaps/eval.yaml?days=7")
         assert status == 200 and isinstance(yaml.safe_load(cases)["cases"], list)
+
+
+async def test_a_session_ends_after_its_time(fake_telegram, console_bot):
+    bot = await console_bot()
+    session, _ = await log_in(bot, fake_telegram, ADMIN)
+    async with session:
+        assert (await fetch(session, bot, "/console"))[0] == 200
+        past = (datetime.now(UTC) - timedelta(seconds=1)).isoformat(timespec="milliseconds")
+        await bot.services.db.execute("UPDATE console_sessions SET expires_at = ?", (past,))
+        status, html = await fetch(session, bot, "/console")
+        assert status == 403 and "send /console to the bot" in html
