@@ -378,3 +378,33 @@ async def test_a_session_ends_after_its_time(fake_telegram, console_bot):
         await bot.services.db.execute("UPDATE console_sessions SET expires_at = ?", (past,))
         status, html = await fetch(session, bot, "/console")
         assert status == 403 and "send /console to the bot" in html
+
+
+async def test_webhook_mode_serves_the_console_behind_the_same_proxy(
+    fake_telegram, fake_llm, make_settings, start_bot
+):
+    """Links take the origin of WEBHOOK_URL; the proxy forwards /console to the same server."""
+    settings = make_settings(
+        fake_telegram,
+        fake_llm,
+        ADMIN_USER_IDS=str(ADMIN.id),
+        WEBHOOK_URL="https://bot.example.test/telegram/hook",
+        WEBHOOK_SECRET="webhook-secret_0123456789",
+        HTTP_HOST="127.0.0.1",
+        HTTP_PORT=str(free_port()),
+    )
+    bot = await start_bot(settings)
+    port = settings.env.http_port
+    fake_telegram.deliver_to_webhook(f"http://127.0.0.1:{port}/telegram/hook")
+    url = link_in(await ask_for_link(fake_telegram, ADMIN))
+    assert url.startswith("https://bot.example.test/console/login?token=")
+    async with browser() as session:
+        async with session.get(local(bot, url), allow_redirects=False) as response:
+            assert response.status == 303
+            cookie = response.headers["Set-Cookie"]
+        assert "Secure" in cookie
+        # The proxy speaks HTTPS to the browser; here the cookie goes back by hand.
+        value = cookie.split(";")[0].split("=", 1)[1]
+        async with aiohttp.ClientSession(cookies={COOKIE_NAME: value}) as proxied:
+            status, html = await fetch(proxied, bot, "/console")
+            assert status == 200 and "<svg" in html
