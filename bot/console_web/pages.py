@@ -110,7 +110,6 @@ class ConsolePages:
                 if not csrf_matches(session, form.get("csrf")):
                     log.warning("console: POST without a valid CSRF token refused")
                     return _html(no_access("The form expired; reload the page."), 403)
-                request["form"] = form
             return await handler(request, session, role)
 
         return guarded
@@ -229,7 +228,8 @@ class ConsolePages:
     async def tickets(
         self, request: web.Request, session: ConsoleSession, role: str
     ) -> web.StreamResponse:
-        source = request.get("form") or request.query
+        # aiohttp keeps the parsed form, so this reads what the guard already checked.
+        source = await request.post() if request.method == "POST" else request.query
         chosen = queries.TicketFilter.from_form(source)
         if request.method == "GET":  # text search only by POST: it stays out of URLs
             chosen = queries.TicketFilter(**{**chosen.__dict__, "text": ""})
