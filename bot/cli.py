@@ -72,7 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     gaps = sub.add_parser("gaps", help="questions the FAQ could not answer, grouped, with drafts")
     gaps.add_argument("--json", action="store_true", help="one JSON object per group")
-    gaps.add_argument("--days", type=_positive_int, default=None, metavar="N")
+    gaps.add_argument(
+        "--days", type=_positive_int, default=None, metavar="N", help="only the last N days"
+    )
     gaps.add_argument("--draft", metavar="PATH", help="write suggested FAQ entries here")
 
     backup = sub.add_parser("backup", help="copy the database safely while the bot runs")

@@ -40,19 +40,36 @@ _SLUG = re.compile(r"[^a-z0-9]+")
 
 def make_draft(group: GapGroup, taken: set[str], faq_language: str) -> dict:
     """A draft entry from the group's own messages and staff replies, with a free id."""
-    texts = [m.text for m in group.messages]
+    texts = [without_removed_details(m.text) for m in group.messages]
     question = next(
-        (m.text for m in group.messages if faq_language and m.language == faq_language),
+        (
+            text
+            for text, m in zip(texts, group.messages, strict=True)
+            if faq_language and m.language == faq_language
+        ),
         texts[0] if texts else "",
     )
     answer = best_staff_answer(group.staff_answers)
-    examples = [t for t in dict.fromkeys(texts) if t != question][:EXAMPLES]
+    examples = [t for t in dict.fromkeys(texts) if t and t != question][:EXAMPLES]
     return {
         "id": free_id(question, texts, taken),
         "question": question,
         "answer": answer,
         "examples": examples,
     }
+
+
+_SENTENCE_END = re.compile(r"(?<=[.!?。！？])\s+")
+_PLACEHOLDER = re.compile(r"\[(?:email|phone|number|name)\]")
+
+
+def without_removed_details(text: str) -> str:
+    """A customer message without the sentences that only carried personal details
+    ("My email is [email]."): what is left is the question, as an FAQ phrasing should be.
+    A message that is nothing but such sentences stays as it is."""
+    sentences = [s for s in _SENTENCE_END.split(text.strip()) if s]
+    kept = [s for s in sentences if not _PLACEHOLDER.search(s)]
+    return " ".join(kept) if kept else text.strip()
 
 
 def best_staff_answer(answers: list[str]) -> str:

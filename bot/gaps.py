@@ -26,6 +26,7 @@ data (``bot.pii``); only the web console and the command line read it.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -39,6 +40,8 @@ from bot.pii import scrub
 
 if TYPE_CHECKING:
     from bot.services import Services
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "GapGroup",
@@ -126,12 +129,11 @@ async def find_gaps(
     if not raw:
         return []
     raw = raw[-gap_clusters.MAX_MESSAGES :]
-    names = await _customer_names(services, {r.chat_id for r in raw})
+    names, hints = await _customers(services, {r.chat_id for r in raw})
     texts = [scrub(r.text, names.get(r.chat_id, ())) for r in raw]
     sentence_model = load_model() if model is _DEFAULT else model
     groups, similarities = await _group(texts, sentence_model)
     staff = await _staff_answers(services, {r.ticket_id for r in raw if r.ticket_id}, names)
-    hints = await _language_hints(services, {r.chat_id for r in raw})
     knowledge = services.knowledge.current
     taken = {entry.id for entry in knowledge.faq.entries}
     faq_language = _faq_language(knowledge)
@@ -213,7 +215,7 @@ async def _group(texts: list[str], model: SentenceModel | None) -> tuple[list[li
             vectors = await asyncio.to_thread(model.vectors, texts, True)
             return gap_clusters.cluster_vectors(vectors), vectors @ vectors.T
         except Exception:  # the model failed on this machine: words still group
-            pass
+            log.exception("could not embed the gap messages; grouping them by words")
     similarities = await asyncio.to_thread(gap_clusters.word_similarities, texts)
     return gap_clusters.average_linkage(
         similarities, gap_clusters.WORD_OVERLAP_THRESHOLD
@@ -233,23 +235,20 @@ async def _closest_faq(services: Services, texts: list[str]) -> dict | None:
     return {"id": best[1], "score": round(float(best[0]), 3)}
 
 
-async def _customer_names(services: Services, chats: set[int]) -> dict[int, tuple[str, ...]]:
-    """Telegram names of the customers, to scrub wherever they appear."""
+async def _customers(
+    services: Services, chats: set[int]
+) -> tuple[dict[int, tuple[str, ...]], dict[int, str]]:
+    """The customers' Telegram names, to scrub wherever they appear, and the language
+    of their app, a hint for telling the language of short messages."""
     names: dict[int, tuple[str, ...]] = {}
+    hints: dict[int, str] = {}
     for chat_id in chats:
         customer = await services.conversations.get_customer(chat_id)
         if customer is not None:
             parts = (customer.first_name, customer.last_name, customer.username)
             names[chat_id] = tuple(p for p in parts if p)
-    return names
-
-
-async def _language_hints(services: Services, chats: set[int]) -> dict[int, str]:
-    hints: dict[int, str] = {}
-    for chat_id in chats:
-        customer = await services.conversations.get_customer(chat_id)
-        hints[chat_id] = customer.language if customer else ""
-    return hints
+            hints[chat_id] = customer.language
+    return names, hints
 
 
 async def _staff_answers(
