@@ -1,4 +1,4 @@
-"""The bot's one HTTP server: Telegram's webhook, /healthz, /readyz and /metrics.
+"""The bot's one HTTP server: Telegram's webhook, /healthz, /readyz, /metrics and /console.
 
 Webhook updates are written to the durable inbox before the webhook answers
 200, then put on python-telegram-bot's ``update_queue``, exactly where the
@@ -28,6 +28,7 @@ from telegram.error import NetworkError
 from telegram.ext import Application
 from telegram.request import HTTPXRequest
 
+from bot.console_web.pages import ConsolePages
 from bot.metrics import BotMetrics
 from bot.settings import Environment
 from bot.store.db import utcnow
@@ -37,6 +38,7 @@ log = logging.getLogger(__name__)
 
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 RESERVED_PATHS = ("/healthz", "/readyz", "/metrics")
+RESERVED_PREFIX = "/console"
 # Failed Bot API calls in a row after which Telegram counts as unreachable.
 UNREACHABLE_AFTER = 2
 
@@ -60,7 +62,7 @@ def resolve_webhook_secret(env: Environment) -> str:
 
 def webhook_path(url: str) -> str:
     path = urlsplit(url).path or "/"
-    if path in RESERVED_PATHS:
+    if path in RESERVED_PATHS or path == RESERVED_PREFIX or path.startswith(RESERVED_PREFIX + "/"):
         raise ValueError(f"WEBHOOK_URL: its path {path} is taken by the bot's own endpoints")
     return path
 
@@ -276,6 +278,8 @@ class Runtime:
         self.services: Any = None
         self.server: HttpServer | None = None
         self.webhook_secret: str | None = None
+        # (ConsoleAccess, RoleCheck) for the web console pages, set by the bot before start.
+        self.console: tuple[Any, Any] | None = None
 
     @property
     def webhook_mode(self) -> bool:
@@ -295,6 +299,9 @@ class Runtime:
             self.readiness,
             lambda: self.services,
         )
+        if self.console is not None:
+            access, roles = self.console
+            ConsolePages(access, roles, lambda: self.services).register(self.server.app.router)
         url = self.env.webhook_url
         if url:
             self.webhook_secret = resolve_webhook_secret(self.env)

@@ -161,6 +161,7 @@ class Environment:
     admin_user_ids: tuple[int, ...] | None = None
     webhook_url: str | None = None
     webhook_secret: str | None = field(default=None, repr=False)
+    console_url: str | None = None  # public base of web console links; see bot.console_web
     http_host: str = "0.0.0.0"
     http_port: int = 8080
 

@@ -489,6 +489,21 @@ async def test_the_bots_standing_in_a_group_and_webhook_errors_parse(bot, tg):
     assert info.last_error_date == dtm.datetime.fromtimestamp(1_700_000_000, dtm.UTC)
 
 
+async def test_peoples_standing_in_a_group(bot, tg):
+    tg.add_group(-100778)
+    assert isinstance(await bot.get_chat_member(-100778, 42), telegram.ChatMemberLeft)
+    tg.group_text(-100778, "hi", TgUser(id=43))  # writing there makes one a member
+    assert isinstance(await bot.get_chat_member(-100778, 43), telegram.ChatMemberMember)
+    for status, kind in (
+        ("administrator", telegram.ChatMemberAdministrator),
+        ("creator", telegram.ChatMemberOwner),
+        ("kicked", telegram.ChatMemberBanned),
+        ("left", telegram.ChatMemberLeft),
+    ):
+        tg.set_member(-100778, 42, status)
+        assert isinstance(await bot.get_chat_member(-100778, 42), kind), status
+
+
 async def test_copy_forward_media_drafts_and_commands(bot, tg):
     tg.user_text(CUSTOMER.id, "My parcel is late", user=CUSTOMER)
     source_id = tg.pending_updates[0]["message"]["message_id"]

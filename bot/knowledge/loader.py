@@ -636,6 +636,7 @@ def _parse_environment(environ: Mapping[str, str]) -> tuple[Environment, list[Pr
     for name, attr in (
         ("TELEGRAM_API_BASE_URL", "telegram_api_base_url"),
         ("LLM_BASE_URL", "llm_base_url"),
+        ("CONSOLE_URL", "console_url"),
     ):
         url = get(name)
         if url is None:

@@ -121,6 +121,8 @@ STAFF_MESSAGE_PLACEHOLDERS: dict[str, tuple[str, ...]] = {
     "open_tickets": ("count",),
     "search_results": ("count", "term"),
     "search_none": ("term",),
+    "console_link": ("url", "minutes"),
+    "console_logged_out": ("count",),
 }
 STAFF_MESSAGE_KEYS: tuple[str, ...] = tuple(STAFF_MESSAGE_PLACEHOLDERS)
 

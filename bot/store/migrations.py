@@ -272,6 +272,35 @@ async def m007_first_response_is_a_reply(conn: aiosqlite.Connection) -> None:
 
 
 @migration
+async def m009_console_access(conn: aiosqlite.Connection) -> None:
+    # One-time links to the web console and the sessions they open. Only hashes of
+    # the secrets are kept: a copy of the database opens nobody's console.
+    await _script(
+        conn,
+        """
+        CREATE TABLE console_links (
+            token_hash TEXT PRIMARY KEY,
+            user_id INTEGER NOT NULL,
+            role TEXT NOT NULL CHECK (role IN ('admin', 'staff')),
+            created_at TEXT NOT NULL,
+            expires_at TEXT NOT NULL,
+            used_at TEXT
+        );
+        CREATE TABLE console_sessions (
+            session_hash TEXT PRIMARY KEY,
+            user_id INTEGER NOT NULL,
+            role TEXT NOT NULL CHECK (role IN ('admin', 'staff')),
+            csrf_token TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            expires_at TEXT NOT NULL,
+            revoked_at TEXT
+        );
+        CREATE INDEX console_sessions_user ON console_sessions(user_id);
+        """,
+    )
+
+
+@migration
 async def m010_answer_escalation_reason(conn: aiosqlite.Connection) -> None:
     # Why each handoff happened, on the answer that told the customer: the ticket
     # keeps only its strongest reason and an event only when the reason changes, so

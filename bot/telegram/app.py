@@ -24,13 +24,14 @@ from telegram.ext import (
     filters,
 )
 
+from bot.console_web.auth import ConsoleAccess, console_base_url
 from bot.errors import ConfigError
 from bot.http_server import ProbedRequest, Runtime, TelegramProbe
 from bot.metrics import BotMetrics, note_incoming
 from bot.privacy import retention_loop
 from bot.services import Services, open_services
 from bot.settings import Settings
-from bot.telegram import admin, customer, staff
+from bot.telegram import admin, console_link, customer, staff
 from bot.telegram.desk import STAFF_PREFIX, TelegramDesk, schedule_reminders
 from bot.telegram.intake import IntakeQueue
 from bot.telegram.media import TelegramFetcher
@@ -111,6 +112,7 @@ def register_handlers(app: Application, settings: Settings) -> None:
     app.add_handler(CommandHandler("forget", customer.forget, private))
     app.add_handler(CommandHandler("reload", admin.reload, private))
     app.add_handler(CommandHandler("stats", admin.stats, private))
+    app.add_handler(CommandHandler("console", console_link.console, private))
     app.add_handler(
         MessageHandler(private & filters.UpdateType.EDITED_MESSAGE, customer.edited_message)
     )
@@ -166,8 +168,19 @@ class TelegramBot:
             )
             self.services.core.desk = desk
             schedule_reminders(self.app, settings)
+        base_url, note = console_base_url(settings.env)
+        if note:
+            log.info("%s (now %s)", note, base_url)
+        console_access = ConsoleAccess(self.services.db, base_url)
+        console_roles = console_link.ConsoleRoles(self.app.bot, settings)
+        self.runtime.console = (console_access, console_roles)
         self.app.bot_data.update(
-            services=self.services, desk=desk, processor=self.processor, metrics=self.metrics
+            services=self.services,
+            desk=desk,
+            processor=self.processor,
+            metrics=self.metrics,
+            console_access=console_access,
+            console_roles=console_roles,
         )
         self.processor.inbox = self.services.inbox
         self.services.knowledge.on_problem(self._tell_admins)

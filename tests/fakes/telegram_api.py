@@ -186,6 +186,9 @@ class FakeTelegram(RecordingAndControl, UpdateInjection, FileServing, BotApiMeth
         self._callback_queries: dict[str, dict | None] = {}
         self._blocked: set[int] = set()
         self._bot_members: dict[int, dict] = {}  # chat_id -> the bot's ChatMember there
+        # (chat_id, user_id) -> a person's status in a group; set by set_member or by
+        # writing there. Anyone else has "left".
+        self._members: dict[tuple[int, int], str] = {}
         self._faults: dict[str, list[_Fault]] = {}
         self._delays: dict[str, float] = {}
         self._changed_event = asyncio.Event()

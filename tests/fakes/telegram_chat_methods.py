@@ -170,7 +170,17 @@ class ChatMethods:
             extra = {"until_date": 0} if member["status"] == "kicked" else {}
             return {**member, **extra, "user": dict(self.bot_user)}
         user = self._users.get(user_id) or {"id": user_id, "is_bot": False, "first_name": "Member"}
-        return {"status": "member", "user": dict(user)}
+        status = self._members.get((self._chat(p.get("chat_id")).id, user_id), "left")
+        extra = {"until_date": 0} if status == "kicked" else {}
+        if status == "administrator":
+            extra = {**_ADMIN_RIGHTS, "can_be_edited": False}
+        elif status == "creator":
+            extra = {"is_anonymous": False}
+        return {"status": status, **extra, "user": dict(user)}
+
+    def set_member(self: FakeTelegram, chat_id: int, user_id: int, status: str = "member") -> None:
+        """A person's standing in a group: "creator", "administrator", "member", "left", "kicked"."""
+        self._members[(self._chat(chat_id).id, user_id)] = status
 
     def set_bot_member(
         self: FakeTelegram, chat_id: int, status: str = "administrator", **rights: bool

@@ -97,6 +97,7 @@ class UpdateInjection:
         if is_forum:
             chat.is_forum = True
         sender = user_dict(user, 1)
+        self._members.setdefault((chat.id, sender["id"]), "member")
         return self._inbound(chat, sender, content, reply_to_message_id, message_thread_id)
 
     def _inbound(
