@@ -28,6 +28,7 @@ from bot.person_request import PersonRequests
 from bot.prompt import ESCALATE_TOOL, Turn
 from bot.reasons import outranks
 from bot.settings import Settings
+from bot.small_talk import ACK, EMOJI, FAREWELL, GIBBERISH, GREETING, THANKS, SmallTalk, phrase_kind
 from bot.store.conversations import AnswerAudit, ConversationStore, Customer
 from bot.store.inbox import current_journal
 from bot.store.tickets import Ticket, TicketStore, summary_of
@@ -69,7 +70,7 @@ class Reply:
 @dataclass
 class Outcome:
     replies: list[Reply] = field(default_factory=list)
-    path: str = "none"  # llm | faq | fallback | handoff | relay | notice
+    path: str = "none"  # llm | faq | fallback | handoff | relay | notice | small_talk
     ticket: Ticket | None = None
 
 
@@ -116,6 +117,7 @@ class SupportCore:
         semantic: Retriever | None = None,
         person_requests: PersonRequests | None = None,
         media: MediaHandler | None = None,
+        small_talk: SmallTalk | None = None,
     ):
         self.settings = settings
         self.knowledge = knowledge
@@ -125,6 +127,7 @@ class SupportCore:
         self.desk = desk
         self.semantic = semantic  # matching by meaning, when switched on
         self.person_requests = person_requests or PersonRequests(None)
+        self.small_talk = small_talk or SmallTalk(None)
         self.budget = ContextBudget(llm, settings.llm.context_tokens) if llm else None
         # open_services gives it transcription; the doors give it a fetcher.
         self.media = media or MediaHandler(settings)
@@ -256,6 +259,12 @@ class SupportCore:
         rule = matching_rule(text, esc.rules)
         if rule is not None and rule.action == "escalate":
             return await self.escalate(customer, "keyword", None, knowledge, ())
+        kind = await self.small_talk.classify(text)
+        if kind is not None:
+            chatted = await self._chat_back(customer, persona, kind, history)
+            if chatted is not None:
+                chatted.replies[:0] = notices
+                return chatted
         if self._asked_again(text, history) >= esc.repeat_limit - 1:
             return await self.escalate(customer, "repeated", None, knowledge, ())
 
@@ -385,6 +394,30 @@ class SupportCore:
             return await self._say(customer, answer, "faq", buttons, audit)
         reason = "llm_error" if llm_failed else "low_confidence"
         return await self.escalate(customer, reason, None, knowledge, matches)
+
+    async def _chat_back(
+        self, customer: Customer, persona, kind: str, history: list
+    ) -> Outcome | None:
+        """The persona's reply to small talk, which is never a question to search for;
+        None when the message should take the normal flow after all."""
+        last_bot = next((m.text or "" for m in reversed(history) if m.role == "bot"), "")
+        audit = AnswerAudit(path="small_talk", knowledge_version=self.knowledge.current.version)
+        if kind == GIBBERISH:
+            # Asked once already: perhaps it means something after all.
+            rephrase = persona.message("rephrase")
+            if last_bot.strip() == rephrase.strip():
+                return None
+            return await self._say(customer, rephrase, "small_talk", audit=audit)
+        if kind == ACK and self.llm is not None and last_bot.rstrip().endswith("?"):
+            return None  # "yes" answers the question the model just asked
+        key = {
+            GREETING: "small_talk_greeting",
+            THANKS: "small_talk_thanks",
+            FAREWELL: "small_talk_farewell",
+            ACK: "small_talk_ack",
+            EMOJI: "small_talk_ack",
+        }[kind]
+        return await self._say(customer, persona.message(key), "small_talk", audit=audit)
 
     # -- escalation ---------------------------------------------------------------------
 
@@ -559,7 +592,7 @@ def _handoff_message(created: bool, reason: str, desk: bool) -> str:
 def _previous_question(history: list) -> str | None:
     """The customer's last message in this conversation, for reading a follow-up."""
     for message in reversed(history):
-        if message.role == "customer" and message.text:
+        if message.role == "customer" and message.text and phrase_kind(message.text) is None:
             return message.text
     return None
 

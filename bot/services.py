@@ -20,6 +20,7 @@ from bot.llm import LLMClient
 from bot.media import MediaHandler
 from bot.person_request import PersonRequests
 from bot.settings import Settings
+from bot.small_talk import SmallTalk
 from bot.store.conversations import ConversationStore
 from bot.store.db import Database
 from bot.store.inbox import Inbox
@@ -80,6 +81,7 @@ async def open_services(settings: Settings, desk: StaffDesk | None = None) -> Se
         semantic,
         PersonRequests(model),
         MediaHandler(settings, open_transcriber(settings)),
+        SmallTalk(model),
     )
     # The language model loads in a thread while the FAQ is embedded, so that the
     # first customers are answered in their language too.

@@ -49,6 +49,11 @@ MESSAGE_KEYS: tuple[str, ...] = (
     "staff_voice_untranscribed",  # staff side: {name}
     "staff_earlier_attachments",  # staff side, before copies of what came before the ticket
     "handed_back",  # staff gave the conversation back to the bot; {ticket_id}
+    "small_talk_greeting",  # reply to "hi": offers help
+    "small_talk_thanks",  # reply to "thanks": closes kindly
+    "small_talk_ack",  # reply to "ok", "yes", "👍"
+    "small_talk_farewell",  # reply to "bye"
+    "rephrase",  # once, to a message with nothing to read ("asdfgh", "???")
 )
 
 # Placeholders every message may use, and the extra ones each message is given.
