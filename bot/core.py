@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 HUMAN_BUTTON = "human"
 FEEDBACK_PREFIX = "fb"
 RATING_PREFIX = "rate"
+WITHDRAW_BUTTON = "withdraw"  # the customer takes back a request nobody has taken yet
+KEEP_BUTTON = "keep"  # ... or, asked on /reset, keeps it
 
 
 @dataclass(frozen=True)
@@ -98,6 +100,11 @@ class StaffDesk(Protocol):
 
     async def ticket_escalated_again(self, ticket: Ticket, reason: str) -> None: ...
 
+    async def ticket_ended(self, ticket: Ticket, note: str) -> None:
+        """The ticket ended without staff (withdrawn, closed for silence): post the note
+        in its place and close it."""
+        ...
+
     async def relay_from_customer(self, ticket: Ticket, incoming: Incoming) -> None: ...
 
 
@@ -147,14 +154,67 @@ class SupportCore:
         return await self._say(customer, self.knowledge.current.persona.message("help"), "notice")
 
     async def reset(self, customer: Customer) -> Outcome:
-        """Start a fresh conversation: the model no longer sees earlier turns."""
+        """Start a fresh conversation: the model no longer sees earlier turns.
+
+        With a request open, a fresh start would leave it waiting unseen by the
+        customer, so they are asked whether to withdraw it instead."""
         await self.conversations.upsert_customer(customer)
+        ticket = await self.tickets.open_for_chat(customer.chat_id)
+        if ticket is not None and self.desk is not None:
+            persona = self.knowledge.current.persona
+            buttons = (
+                Button(persona.message("withdraw_button"), WITHDRAW_BUTTON),
+                Button(persona.message("keep_button"), KEEP_BUTTON),
+            )
+            text = persona.message("reset_ticket_open", ticket_id=ticket.id)
+            return await self._say(customer, text, "notice", buttons, ticket_id=ticket.id)
         await self.conversations.end_conversation(customer.chat_id, "reset")
         return await self._say(customer, self.knowledge.current.persona.message("reset"), "notice")
 
     async def request_human(self, customer: Customer, reason: str = "user_request") -> Outcome:
         await self.conversations.upsert_customer(customer)
         return await self.escalate(customer, reason, summary=None, knowledge=None, matches=())
+
+    async def withdraw(self, customer: Customer) -> Outcome:
+        """/cancel or the handoff message's button: take back a request nobody has taken.
+
+        Once a person has claimed or answered it the customer is told so, truthfully,
+        and the ticket stays; staff close it. A withdrawn ticket ends the conversation,
+        so the bot answers the next question fresh.
+        """
+        await self.conversations.upsert_customer(customer)
+        persona = self.knowledge.current.persona
+        ticket = await self.tickets.open_for_chat(customer.chat_id)
+        if ticket is None:
+            return await self._say(customer, persona.message("withdraw_nothing"), "notice")
+        actor = f"customer:{customer.chat_id}"
+        if not await self.tickets.withdraw(ticket.id, actor):
+            text = persona.message("withdraw_refused", ticket_id=ticket.id)
+            return await self._say(customer, text, "notice", ticket_id=ticket.id)
+        log.info("ticket #%s withdrawn by chat %s", ticket.id, customer.chat_id)
+        await self.conversations.end_conversation(customer.chat_id, "ticket_withdrawn")
+        await self._end_at_desk(ticket, persona.staff_message("withdrawn", ticket_id=ticket.id))
+        return await self._say(
+            customer, persona.message("withdrawn", ticket_id=ticket.id), "notice"
+        )
+
+    async def keep(self, customer: Customer) -> Outcome:
+        """Asked on /reset, the customer keeps their request open."""
+        await self.conversations.upsert_customer(customer)
+        ticket = await self.tickets.open_for_chat(customer.chat_id)
+        persona = self.knowledge.current.persona
+        if ticket is None:
+            return await self._say(customer, persona.message("withdraw_nothing"), "notice")
+        text = persona.message("request_kept", ticket_id=ticket.id)
+        return await self._say(customer, text, "notice", ticket_id=ticket.id)
+
+    async def _end_at_desk(self, ticket: Ticket, note: str) -> None:
+        if self.desk is None:
+            return
+        try:
+            await self.desk.ticket_ended(ticket, note)
+        except Exception:  # resolved either way; staff see it in /tickets
+            log.exception("could not tell staff that ticket #%s ended", ticket.id)
 
     async def feedback(self, customer: Customer, message_id: int, helpful: bool) -> Outcome:
         """A 👍/👎 press. Only the chat the answer was sent to may rate it."""
@@ -472,7 +532,10 @@ class SupportCore:
             faq_ids=tuple(m.id for m in matches),
             knowledge_version=knowledge.version,
         )
-        outcome = await self._say(customer, text, "handoff", (), audit, ticket_id=ticket.id)
+        buttons: tuple[Button, ...] = ()
+        if self.desk is not None and ticket.status == "open":
+            buttons = (Button(persona.message("withdraw_button"), WITHDRAW_BUTTON),)
+        outcome = await self._say(customer, text, "handoff", buttons, audit, ticket_id=ticket.id)
         outcome.ticket = ticket
         return outcome
 

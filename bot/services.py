@@ -86,12 +86,14 @@ async def open_services(settings: Settings, desk: StaffDesk | None = None) -> Se
     # The language model loads in a thread while the FAQ is embedded, so that the
     # first customers are answered in their language too.
     languages = asyncio.create_task(asyncio.to_thread(language.warm_up))
+    small_talk = asyncio.create_task(core.small_talk.prepare())
     if semantic is not None:
         # Embed the FAQ now rather than on the first customer's message; on failure
         # the bot starts anyway and matches by words until the endpoint answers.
         await semantic.prepare(knowledge.current)
         knowledge.on_reload(semantic.prepare)
     await languages
+    await small_talk
     return Services(settings, db, knowledge, conversations, tickets, Inbox(db), llm, core, semantic)
 
 

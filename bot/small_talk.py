@@ -198,6 +198,15 @@ class SmallTalk:
             return kinds[best]
         return None
 
+    async def prepare(self) -> None:
+        """Embed the examples now, so the first customer does not wait for them; never raises."""
+        if self.model is None:
+            return
+        try:
+            await self._example_vectors()
+        except Exception:
+            log.exception("could not prepare the small-talk examples")
+
     async def similarities(self, text: str) -> tuple[float, float]:
         """The nearest small-talk example and the nearest question, for tuning."""
         examples, _, questions = await self._example_vectors()

@@ -54,6 +54,13 @@ MESSAGE_KEYS: tuple[str, ...] = (
     "small_talk_ack",  # reply to "ok", "yes", "👍"
     "small_talk_farewell",  # reply to "bye"
     "rephrase",  # once, to a message with nothing to read ("asdfgh", "???")
+    "withdraw_button",  # label of the button under a handoff message that takes it back
+    "keep_button",  # label of the button that keeps the request (after /reset)
+    "withdrawn",  # the customer withdrew their request; {ticket_id}
+    "withdraw_refused",  # a person already took the request; {ticket_id}
+    "withdraw_nothing",  # /cancel with no open request
+    "reset_ticket_open",  # /reset with a request open asks first; {ticket_id}
+    "request_kept",  # the customer kept the request; {ticket_id}
 )
 
 # Placeholders every message may use, and the extra ones each message is given.
@@ -69,6 +76,10 @@ MESSAGE_PLACEHOLDERS: dict[str, tuple[str, ...]] = {
     "ticket_closed": ("ticket_id",),
     "rating_prompt": ("ticket_id",),
     "handed_back": ("ticket_id",),
+    "withdrawn": ("ticket_id",),
+    "withdraw_refused": ("ticket_id",),
+    "reset_ticket_open": ("ticket_id",),
+    "request_kept": ("ticket_id",),
     "handoff_joined_unavailable": ("ticket_id",),
     "llm_failed_unavailable": ("ticket_id",),
     "media_too_large": ("limit_mb",),
@@ -126,6 +137,7 @@ STAFF_MESSAGE_PLACEHOLDERS: dict[str, tuple[str, ...]] = {
     "open_tickets": ("count",),
     "search_results": ("count", "term"),
     "search_none": ("term",),
+    "withdrawn": ("ticket_id",),
 }
 STAFF_MESSAGE_KEYS: tuple[str, ...] = tuple(STAFF_MESSAGE_PLACEHOLDERS)
 

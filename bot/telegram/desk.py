@@ -211,6 +211,12 @@ class TelegramDesk:
         except TelegramError as error:
             log.info("could not rename the topic of ticket #%s: %s", ticket.id, error)
 
+    async def ticket_ended(self, ticket: Ticket, note: str) -> None:
+        """A ticket ended on the customer's side: staff read why where they work on it."""
+        ticket = await self.tickets.get(ticket.id) or ticket  # with its place, set after opening
+        await self.post(ticket, note)
+        await self.ticket_closed(ticket)
+
     # -- DeskChannel -------------------------------------------------------------------
 
     async def to_customer(
