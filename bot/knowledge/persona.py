@@ -61,6 +61,9 @@ MESSAGE_KEYS: tuple[str, ...] = (
     "withdraw_nothing",  # /cancel with no open request
     "reset_ticket_open",  # /reset with a request open asks first; {ticket_id}
     "request_kept",  # the customer kept the request; {ticket_id}
+    "unclaimed_notice",  # nobody took the ticket yet; {ticket_id} {waited} {expected}
+    "unclaimed_notice_closed",  # the same outside office hours; {ticket_id} {waited} {back}
+    "auto_closed",  # the ticket closed after the customer's silence; {ticket_id}
 )
 
 # Placeholders every message may use, and the extra ones each message is given.
@@ -80,6 +83,9 @@ MESSAGE_PLACEHOLDERS: dict[str, tuple[str, ...]] = {
     "withdraw_refused": ("ticket_id",),
     "reset_ticket_open": ("ticket_id",),
     "request_kept": ("ticket_id",),
+    "unclaimed_notice": ("ticket_id", "waited", "expected"),
+    "unclaimed_notice_closed": ("ticket_id", "waited", "back"),
+    "auto_closed": ("ticket_id",),
     "handoff_joined_unavailable": ("ticket_id",),
     "llm_failed_unavailable": ("ticket_id",),
     "media_too_large": ("limit_mb",),
@@ -138,6 +144,7 @@ STAFF_MESSAGE_PLACEHOLDERS: dict[str, tuple[str, ...]] = {
     "search_results": ("count", "term"),
     "search_none": ("term",),
     "withdrawn": ("ticket_id",),
+    "auto_closed": ("ticket_id", "hours"),
 }
 STAFF_MESSAGE_KEYS: tuple[str, ...] = tuple(STAFF_MESSAGE_PLACEHOLDERS)
 
