@@ -7,6 +7,7 @@ storage) happens here, so it is the same whichever door the customer used.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections import defaultdict, deque
@@ -110,6 +111,8 @@ class StaffDesk(Protocol):
 
 StreamCallback = Callable[[str], Awaitable[None]]
 DoneCallback = Callable[[], None]
+# Delivers the outcome of a message answered later, once the customer's rate limit allows.
+LaterCallback = Callable[["Outcome"], Awaitable[None]]
 
 
 class SupportCore:
@@ -140,6 +143,10 @@ class SupportCore:
         self.media = media or MediaHandler(settings)
         self._recent_messages: dict[int, deque[float]] = defaultdict(deque)
         self._rate_noticed: set[int] = set()
+        # Messages over the per-customer limit wait here, in order, to be answered later.
+        self._deferred: dict[int, deque[tuple[Incoming, int, LaterCallback | None]]] = {}
+        self._draining: dict[int, asyncio.Task] = {}
+        self.rate_window_seconds = 60.0  # rate_limit_per_minute counts over this window
 
     # -- commands ---------------------------------------------------------------------
 
@@ -238,10 +245,17 @@ class SupportCore:
         incoming: Incoming,
         on_text: StreamCallback | None = None,
         on_done: DoneCallback | None = None,
+        later: LaterCallback | None = None,
+        stored_id: int | None = None,
     ) -> Outcome:
         """Answer one message. ``on_text`` gets the model's text as it is written;
         ``on_done`` is called as soon as the model's answer is complete, before it is
         stored, so that a preview does not start for an answer about to be sent whole.
+
+        Over the customer's rate limit a message is stored and answered later, in
+        order, through ``later`` (without one, after waiting here); the customer is told
+        once. A request for a person never waits. ``stored_id`` marks a message
+        stored already when it was put off.
         """
         customer = incoming.customer
         knowledge = self.knowledge.current  # one version for the whole message
@@ -251,26 +265,42 @@ class SupportCore:
         if ticket is not None and self.desk is not None:
             incoming = await self.media.for_staff(incoming)
             await self.conversations.upsert_customer(customer)
-            await self.conversations.add_message(
-                customer.chat_id,
-                "customer",
-                incoming.text,
-                kind=incoming.kind,
-                telegram_message_id=incoming.message_id,
-                ticket_id=ticket.id,
-                attachments=incoming.attachments,
-            )
+            if stored_id is None:
+                await self.conversations.add_message(
+                    customer.chat_id,
+                    "customer",
+                    incoming.text,
+                    kind=incoming.kind,
+                    telegram_message_id=incoming.message_id,
+                    ticket_id=ticket.id,
+                    attachments=incoming.attachments,
+                )
+            else:  # put off before the ticket opened: it belongs to the ticket now
+                await self.conversations.db.execute(
+                    "UPDATE messages SET ticket_id = ? WHERE id = ?", (ticket.id, stored_id)
+                )
             ticket = await self._upgrade_on_request(ticket, incoming)
             await self.desk.relay_from_customer(ticket, incoming)
             return Outcome(path="relay", ticket=ticket)
 
-        if self._over_rate_limit(customer.chat_id):
+        chat_id = customer.chat_id
+        if stored_id is None and (self._deferred.get(chat_id) or self._over_rate_limit(chat_id)):
             await self.conversations.upsert_customer(customer)
-            await self._store_customer(incoming)
-            if customer.chat_id in self._rate_noticed:
-                return Outcome(path="dropped")
-            self._rate_noticed.add(customer.chat_id)
-            return Outcome([Reply(persona.message("rate_limited"))], path="notice")
+            stored = await self._store_customer(incoming)
+            if await self._asks_for_person_now(incoming.text or ""):
+                outcome = await self.escalate(customer, "user_request", None, knowledge, ())
+                await self._hand_over_deferred(chat_id, outcome.ticket)
+                return outcome
+            if later is None:  # nobody to answer later for: wait for the window here
+                await asyncio.sleep(self._rate_wait(chat_id))
+                self._take_rate_slot(chat_id)
+                stored_id = stored
+            else:
+                self._defer(incoming, stored, later)
+                if chat_id in self._rate_noticed:
+                    return Outcome(path="deferred")
+                self._rate_noticed.add(chat_id)
+                return Outcome([Reply(persona.message("rate_limited"))], path="notice")
 
         prepared = await self.media.prepare(incoming)  # caption or transcript, or a notice
         incoming = prepared.incoming
@@ -292,7 +322,11 @@ class SupportCore:
             notices.append(Reply(persona.message("message_truncated")))
         history_limit = self.settings.conversation.history_messages
         journal = current_journal.get()
-        if journal is None or not journal.replay or incoming.message_id is None:
+        if stored_id is not None:
+            await self.conversations.upsert_customer(customer)
+            history = await self.conversations.history(customer.chat_id, history_limit + 1)
+            history = [m for m in history if m.id != stored_id][-history_limit:]
+        elif journal is None or not journal.replay or incoming.message_id is None:
             # The usual case, in one trip to the database: customer, history, message.
             history = await self.conversations.take_customer_message(
                 customer,
@@ -606,8 +640,8 @@ class SupportCore:
         )
         return int(row["id"]) if row else None
 
-    async def _store_customer(self, incoming: Incoming) -> None:
-        await self.conversations.add_message(
+    async def _store_customer(self, incoming: Incoming) -> int:
+        return await self.conversations.add_message(
             incoming.customer.chat_id,
             "customer",
             incoming.text,
@@ -616,13 +650,75 @@ class SupportCore:
             attachments=incoming.attachments,
         )
 
+    async def _asks_for_person_now(self, text: str) -> bool:
+        """An explicit request for a person, which no limit may hold back."""
+        if asks_for_person(text, self.settings.escalation.handoff_phrases):
+            return True
+        return await self.person_requests.asks_for_person(text)
+
+    async def _hand_over_deferred(self, chat_id: int, ticket: Ticket | None) -> None:
+        """Messages still waiting when the customer asks for a person are part of the
+        ticket: its card shows them as the last messages, so staff have them at once."""
+        queue = self._deferred.get(chat_id)
+        if ticket is None or self.desk is None or not queue:
+            return
+        for _, stored, _ in queue:
+            await self.conversations.db.execute(
+                "UPDATE messages SET ticket_id = ? WHERE id = ?", (ticket.id, stored)
+            )
+        queue.clear()
+
+    def _defer(self, incoming: Incoming, stored: int, later: LaterCallback) -> None:
+        chat_id = incoming.customer.chat_id
+        self._deferred.setdefault(chat_id, deque()).append((incoming, stored, later))
+        if chat_id not in self._draining:
+            task = asyncio.create_task(self._drain(chat_id))
+            self._draining[chat_id] = task
+
+    async def _drain(self, chat_id: int) -> None:
+        """Answer a customer's put-off messages in order, as fast as their limit allows."""
+        queue = self._deferred[chat_id]
+        try:
+            while queue:
+                await asyncio.sleep(self._rate_wait(chat_id))
+                if not self._take_rate_slot(chat_id):
+                    continue
+                incoming, stored, later = queue.popleft()
+                try:
+                    outcome = await self.handle(incoming, stored_id=stored)
+                    if later is not None:
+                        await later(outcome)
+                except Exception:  # stored either way; the next message is still answered
+                    log.exception("could not answer a put-off message of chat %s", chat_id)
+        finally:
+            self._deferred.pop(chat_id, None)
+            self._draining.pop(chat_id, None)
+            self._rate_noticed.discard(chat_id)
+
+    def _rate_wait(self, chat_id: int) -> float:
+        """Seconds until the customer's window has room for one more message."""
+        limit = self.settings.conversation.rate_limit_per_minute
+        window = self._recent_messages[chat_id]
+        now = time.monotonic()
+        while window and now - window[0] > self.rate_window_seconds:
+            window.popleft()
+        if limit <= 0 or len(window) < limit:
+            return 0.0
+        return self.rate_window_seconds - (now - window[0]) + 0.01
+
+    def _take_rate_slot(self, chat_id: int) -> bool:
+        if self._rate_wait(chat_id) > 0:
+            return False
+        self._recent_messages[chat_id].append(time.monotonic())
+        return True
+
     def _over_rate_limit(self, chat_id: int) -> bool:
         limit = self.settings.conversation.rate_limit_per_minute
         if limit <= 0:
             return False
         now = time.monotonic()
         window = self._recent_messages[chat_id]
-        while window and now - window[0] > 60:
+        while window and now - window[0] > self.rate_window_seconds:
             window.popleft()
         if len(window) >= limit:
             return True

@@ -146,10 +146,15 @@ async def message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     async with TypingIndicator(context.bot, incoming.customer.chat_id) as typing:
         if live is not None:
             live.on_first_text = typing.stop  # the streamed text shows progress from here
+
+        async def answer_later(outcome: Outcome) -> None:
+            await deliver(update, context, outcome)
+
         outcome = await core.handle(
             incoming,
             on_text=live.on_text if live else None,
             on_done=live.model_done if live else None,
+            later=answer_later,
         )
     await deliver(update, context, outcome, live)
 
