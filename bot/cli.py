@@ -32,7 +32,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command")
     sub.add_parser("run", help="run the Telegram bot (needs TELEGRAM_BOT_TOKEN)")
-    sub.add_parser("chat", help="talk to the bot in the terminal")
+    chat = sub.add_parser("chat", help="talk to the bot in the terminal")
+    chat.add_argument(
+        "--db",
+        metavar="PATH",
+        help="keep the conversation in this database (default: a throw-away one)",
+    )
     sub.add_parser("check", help="validate config and FAQ files")
     sub.add_parser("doctor", help="check Telegram, the model, the database: a checklist")
 
@@ -144,7 +149,7 @@ async def _dispatch(args: argparse.Namespace) -> int:
     if command == "chat":
         from bot.console import chat
 
-        return await chat(settings)
+        return await chat(settings, db=getattr(args, "db", None))
     if command == "tickets":
         return await ticket_tools.run(args, settings)
     if command == "stats":
