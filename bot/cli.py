@@ -124,8 +124,12 @@ async def _dispatch(args: argparse.Namespace) -> int:
         from bot.commands import doctor
 
         return await doctor.run(settings)
-    if command in (None, "run", "chat", "tickets", "stats"):
+    if command in ("run", "tickets", "stats") or (
+        command is None and settings.env.telegram_bot_token
+    ):
         _check_database(settings.storage.database_path)
+    elif command == "chat" and getattr(args, "db", None):
+        _check_database(args.db)  # the terminal's own database otherwise is a scratch file
     if command is None:
         if settings.env.telegram_bot_token:
             command = "run"
