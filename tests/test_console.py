@@ -123,17 +123,6 @@ async def test_terminal_uses_the_model_and_reset_clears_its_history(
     assert third == [{"role": "user", "content": "Do you ship to Italy?"}]
 
 
-async def test_the_terminal_keeps_no_records_unless_told_where(tmp_path, knowledge_dirs):
-    scratch = tmp_path / "tmp"
-    scratch.mkdir()
-    env = environment(tmp_path, knowledge_dirs, TMPDIR=str(scratch))
-    code, out, err = await chat(env, "How long do refunds take?", "/human")
-    assert code == 0, err
-    assert "(ticket #1, user_request)" in out
-    assert not (tmp_path / "console.sqlite3").exists(), "DATABASE_PATH is not the terminal's"
-    assert list(scratch.iterdir()) == [], "the throw-away database is deleted at exit"
-
-
 async def test_staff_actions_can_be_rehearsed_in_the_terminal(tmp_path, knowledge_dirs):
     config, faq = knowledge_dirs
     name = persona(config)["name"]
@@ -163,3 +152,44 @@ def env_user() -> str:
     import os
 
     return os.environ.get("USER") or "terminal"
+
+
+async def test_the_terminal_reloads_edits_and_keeps_no_records(tmp_path, knowledge_dirs):
+    """Persona edits show while it runs; without --db nothing is left behind, and the
+    bot's DATABASE_PATH is not touched."""
+    config, _ = knowledge_dirs
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    bot_yaml = config / "bot.yaml"
+    bot_yaml.write_text(
+        bot_yaml.read_text().replace("reload_poll_seconds: 3.0", "reload_poll_seconds: 0.2")
+    )
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "main.py",
+        "chat",
+        cwd=REPO,
+        env=environment(tmp_path, knowledge_dirs, TMPDIR=str(scratch)),
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    greeting = persona(config)["messages"]["small_talk_greeting"].format(
+        name="Nora", company="Northwind Home"
+    )
+    process.stdin.write(b"Hi\n")
+    await process.stdin.drain()
+    first = await asyncio.wait_for(process.stdout.readline(), 60)
+    assert greeting in first.decode("utf-8")
+    persona_yaml = config / "persona.yaml"
+    text = persona_yaml.read_text(encoding="utf-8")
+    old = persona(config)["messages"]["small_talk_greeting"]
+    persona_yaml.write_text(text.replace(old, "Hello from the edited persona!"), encoding="utf-8")
+    await asyncio.sleep(2)
+    process.stdin.write(b"Hi\n")
+    process.stdin.close()
+    rest, err = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 0, err.decode()
+    assert "Hello from the edited persona!" in rest.decode("utf-8")
+    assert not (tmp_path / "console.sqlite3").exists(), "DATABASE_PATH is not the terminal's"
+    assert list(scratch.iterdir()) == [], "the throw-away database is deleted at exit"
