@@ -32,7 +32,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command")
     sub.add_parser("run", help="run the Telegram bot (needs TELEGRAM_BOT_TOKEN)")
-    sub.add_parser("chat", help="talk to the bot in the terminal")
+    chat = sub.add_parser("chat", help="talk to the bot in the terminal")
+    chat.add_argument(
+        "--db",
+        metavar="PATH",
+        help="keep the conversation in this database (default: a throw-away one)",
+    )
     sub.add_parser("check", help="validate config and FAQ files")
     sub.add_parser("doctor", help="check Telegram, the model, the database: a checklist")
 
@@ -126,8 +131,12 @@ async def _dispatch(args: argparse.Namespace) -> int:
         from bot.commands import doctor
 
         return await doctor.run(settings)
-    if command in (None, "run", "chat", "tickets", "stats", "gaps"):
+    if command in ("run", "tickets", "stats", "gaps") or (
+        command is None and settings.env.telegram_bot_token
+    ):
         _check_database(settings.storage.database_path)
+    elif command == "chat" and getattr(args, "db", None):
+        _check_database(args.db)  # the terminal's own database otherwise is a scratch file
     if command is None:
         if settings.env.telegram_bot_token:
             command = "run"
@@ -151,7 +160,7 @@ async def _dispatch(args: argparse.Namespace) -> int:
     if command == "chat":
         from bot.console import chat
 
-        return await chat(settings)
+        return await chat(settings, db=getattr(args, "db", None))
     if command == "tickets":
         return await ticket_tools.run(args, settings)
     if command == "stats":

@@ -1,69 +1,171 @@
-"""``python main.py chat``: the same core in a terminal.
+"""``python main.py chat``: the same core in a terminal, for trying the bot out.
 
 Reads one message per line, so it can be scripted: ``echo "How do I return
-an item?" | python main.py chat``. /reset and /human work as in Telegram.
+an item?" | python main.py chat``. /reset, /human and /cancel work as in Telegram.
+
+A rehearsal must not leave traces in the bot's records, so the terminal keeps its
+conversation in a throw-away database (a temporary file, deleted at exit) unless
+``--db PATH`` names one. It reloads persona and FAQ edits while it runs, like the
+bot. And it plays the team too: /close, /handback and /faq ID act on the open
+ticket as the staff desk would (``bot.desk_actions``), so a whole handoff can be
+rehearsed in one window; they are commands, never questions for the FAQ.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import os
 import sys
+import tempfile
 from typing import TextIO
 
-from bot.core import Incoming, Outcome
-from bot.services import open_services
+from bot.core import Button, Incoming, Outcome
+from bot.desk_actions import Agent, close_ticket, hand_back, send_faq_answer
+from bot.services import Services, open_services
 from bot.settings import Settings
 from bot.store.conversations import Customer
+from bot.store.tickets import Ticket
 
 CONSOLE_CHAT_ID = 1  # the terminal is one customer, with a stable id across runs
+STAFF_COMMANDS = ("/close", "/handback", "/faq")
 
 
-async def chat(settings: Settings, stdin: TextIO = sys.stdin, stdout: TextIO = sys.stdout) -> int:
-    services = await open_services(settings)
+class ConsoleChannel:
+    """The ``DeskChannel`` of the terminal: both sides are printed in the one window."""
+
+    def __init__(self, stdout: TextIO, name: str):
+        self.stdout = stdout
+        self.name = name
+
+    async def to_customer(
+        self, ticket: Ticket, text: str, buttons: tuple[Button, ...] = ()
+    ) -> int | None:
+        self.stdout.write(f"{self.name}: {text}\n")
+        labels = [b.label for b in buttons]
+        if labels:
+            self.stdout.write("   [" + "] [".join(labels) + "]\n")
+        return None
+
+    async def to_staff(self, ticket: Ticket, text: str) -> None:
+        self.stdout.write(f"   (staff) {text}\n")
+
+    async def ticket_closed(self, ticket: Ticket) -> None:
+        return None
+
+    async def ticket_reopened(self, ticket: Ticket) -> None:
+        return None
+
+
+async def chat(
+    settings: Settings,
+    stdin: TextIO = sys.stdin,
+    stdout: TextIO = sys.stdout,
+    db: str | None = None,
+) -> int:
+    scratch = None
+    if db is None:
+        handle, scratch = tempfile.mkstemp(prefix="support-chat-", suffix=".sqlite3")
+        os.close(handle)
+    storage = dataclasses.replace(settings.storage, database_path=db or scratch)
+    settings = dataclasses.replace(settings, storage=storage)
+    try:
+        services = await open_services(settings)
+        watcher = asyncio.create_task(
+            services.knowledge.watch(settings.telegram.reload_poll_seconds)
+        )
+        try:
+            return await _converse(services, stdin, stdout)
+        finally:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+            await services.close()
+    finally:
+        if scratch is not None:
+            for suffix in ("", "-wal", "-shm", "-journal"):
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(scratch + suffix)
+
+
+async def _converse(services: Services, stdin: TextIO, stdout: TextIO) -> int:
     core = services.core
     user = os.environ.get("USER") or "terminal"
     customer = Customer(chat_id=CONSOLE_CHAT_ID, user_id=CONSOLE_CHAT_ID, first_name=user)
     interactive = stdin.isatty()
-    name = services.knowledge.current.persona.name
+
+    def name() -> str:
+        return services.knowledge.current.persona.name  # an edit may rename her
 
     def show(outcome: Outcome) -> None:
         for reply in outcome.replies:
-            stdout.write(f"{name}: {reply.text}\n")
+            stdout.write(f"{name()}: {reply.text}\n")
             labels = [b.label for b in reply.buttons if not b.data.startswith("fb:")]
             if labels:
-                stdout.write("   [" + "] [".join(labels) + "]  (type /human for a person)\n")
+                stdout.write("   [" + "] [".join(labels) + "]  (type /human or /cancel)\n")
         if outcome.ticket is not None:
             stdout.write(f"   (ticket #{outcome.ticket.id}, {outcome.ticket.reason})\n")
         stdout.flush()
 
-    try:
+    if interactive:
+        mode = "with the model" if services.llm else "FAQ-only (no LLM configured)"
+        stdout.write(
+            f"Chatting with {name()}, {mode}. /reset, /human, /cancel; as the team: "
+            "/close, /handback, /faq ID. Ctrl+D to quit.\n"
+        )
+        show(await core.start(customer))
+    loop = asyncio.get_running_loop()
+    while True:
         if interactive:
-            mode = "with the model" if services.llm else "FAQ-only (no LLM configured)"
-            stdout.write(f"Chatting with {name}, {mode}. /reset, /human, Ctrl+D to quit.\n")
+            stdout.write("you: ")
+            stdout.flush()
+        line = await loop.run_in_executor(None, stdin.readline)
+        if not line:
+            break
+        text = line.rstrip("\n").strip()
+        if not text:
+            continue
+        command, _, rest = text.partition(" ")
+        command = command.lower()
+        if command == "/reset":
+            show(await core.reset(customer))
+        elif command == "/human":
+            show(await core.request_human(customer))
+        elif command == "/cancel":
+            show(await core.withdraw(customer))
+        elif command == "/start":
             show(await core.start(customer))
-        loop = asyncio.get_running_loop()
-        while True:
-            if interactive:
-                stdout.write("you: ")
-                stdout.flush()
-            line = await loop.run_in_executor(None, stdin.readline)
-            if not line:
-                break
-            text = line.rstrip("\n").strip()
-            if not text:
-                continue
-            command = text.split()[0].lower()
-            if command == "/reset":
-                show(await core.reset(customer))
-            elif command == "/human":
-                show(await core.request_human(customer))
-            elif command == "/start":
-                show(await core.start(customer))
-            elif command == "/help":
-                show(await core.help(customer))
-            else:
-                show(await core.handle(Incoming(customer, text)))
-    finally:
-        await services.close()
+        elif command == "/help":
+            show(await core.help(customer))
+        elif command in STAFF_COMMANDS:
+            await _as_staff(services, command, rest.strip(), stdout, user)
+            stdout.flush()
+        else:
+            show(await core.handle(Incoming(customer, text)))
     return 0
+
+
+async def _as_staff(
+    services: Services, command: str, argument: str, stdout: TextIO, user: str
+) -> None:
+    """A team action on the terminal customer's open ticket, printed as staff see it."""
+    persona = services.knowledge.current.persona
+    ticket = await services.tickets.open_for_chat(CONSOLE_CHAT_ID)
+    if ticket is None:
+        stdout.write(f"   (staff) {persona.staff_message('no_ticket', command=command[1:])}\n")
+        return
+    channel = ConsoleChannel(stdout, persona.name)
+    agent = Agent(id=0, name=user, role="console")
+    if command == "/close":
+        result = await close_ticket(services, channel, ticket, agent)
+    elif command == "/handback":
+        result = await hand_back(services, channel, ticket, agent)
+    elif not argument:
+        result = None
+        stdout.write(f"   (staff) {persona.staff_message('faq_usage')}\n")
+    else:
+        result = await send_faq_answer(services, channel, ticket, argument.split()[0], agent)
+    # A done close or handback was already announced in the staff's place (to_staff).
+    if result is not None and result.notice and (command == "/faq" or not result.ok):
+        stdout.write(f"   (staff) {result.notice}\n")

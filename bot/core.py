@@ -7,6 +7,7 @@ storage) happens here, so it is the same whichever door the customer used.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 import time
@@ -29,6 +30,7 @@ from bot.person_request import PersonRequests
 from bot.prompt import ESCALATE_TOOL, Turn
 from bot.reasons import outranks
 from bot.settings import Settings
+from bot.small_talk import ACK, EMOJI, FAREWELL, GIBBERISH, GREETING, THANKS, SmallTalk, phrase_kind
 from bot.store.conversations import AnswerAudit, ConversationStore, Customer
 from bot.store.inbox import current_journal
 from bot.store.tickets import Ticket, TicketStore, summary_of
@@ -39,6 +41,8 @@ log = logging.getLogger(__name__)
 HUMAN_BUTTON = "human"
 FEEDBACK_PREFIX = "fb"
 RATING_PREFIX = "rate"
+WITHDRAW_BUTTON = "withdraw"  # the customer takes back a request nobody has taken yet
+KEEP_BUTTON = "keep"  # ... or, asked on /reset, keeps it
 
 
 @dataclass(frozen=True)
@@ -70,7 +74,7 @@ class Reply:
 @dataclass
 class Outcome:
     replies: list[Reply] = field(default_factory=list)
-    path: str = "none"  # llm | faq | fallback | handoff | relay | notice
+    path: str = "none"  # llm | faq | fallback | handoff | relay | notice | small_talk
     ticket: Ticket | None = None
 
 
@@ -98,11 +102,18 @@ class StaffDesk(Protocol):
 
     async def ticket_escalated_again(self, ticket: Ticket, reason: str) -> None: ...
 
+    async def ticket_ended(self, ticket: Ticket, note: str) -> None:
+        """The ticket ended without staff (withdrawn, closed for silence): post the note
+        in its place and close it."""
+        ...
+
     async def relay_from_customer(self, ticket: Ticket, incoming: Incoming) -> None: ...
 
 
 StreamCallback = Callable[[str], Awaitable[None]]
 DoneCallback = Callable[[], None]
+# Delivers the outcome of a message answered later, once the customer's rate limit allows.
+LaterCallback = Callable[["Outcome"], Awaitable[None]]
 
 
 class SupportCore:
@@ -117,6 +128,7 @@ class SupportCore:
         semantic: Retriever | None = None,
         person_requests: PersonRequests | None = None,
         media: MediaHandler | None = None,
+        small_talk: SmallTalk | None = None,
     ):
         self.settings = settings
         self.knowledge = knowledge
@@ -126,11 +138,16 @@ class SupportCore:
         self.desk = desk
         self.semantic = semantic  # matching by meaning, when switched on
         self.person_requests = person_requests or PersonRequests(None)
+        self.small_talk = small_talk or SmallTalk(None)
         self.budget = ContextBudget(llm, settings.llm.context_tokens) if llm else None
         # open_services gives it transcription; the doors give it a fetcher.
         self.media = media or MediaHandler(settings)
         self._recent_messages: dict[int, deque[float]] = defaultdict(deque)
         self._rate_noticed: set[int] = set()
+        # Messages over the per-customer limit wait here, in order, to be answered later.
+        self._deferred: dict[int, deque[tuple[Incoming, int, LaterCallback | None]]] = {}
+        self._draining: dict[int, asyncio.Task] = {}
+        self.rate_window_seconds = 60.0  # rate_limit_per_minute counts over this window
 
     # -- commands ---------------------------------------------------------------------
 
@@ -145,14 +162,67 @@ class SupportCore:
         return await self._say(customer, self.knowledge.current.persona.message("help"), "notice")
 
     async def reset(self, customer: Customer) -> Outcome:
-        """Start a fresh conversation: the model no longer sees earlier turns."""
+        """Start a fresh conversation: the model no longer sees earlier turns.
+
+        With a request open, a fresh start would leave it waiting unseen by the
+        customer, so they are asked whether to withdraw it instead."""
         await self.conversations.upsert_customer(customer)
+        ticket = await self.tickets.open_for_chat(customer.chat_id)
+        if ticket is not None and self.desk is not None:
+            persona = self.knowledge.current.persona
+            buttons = (
+                Button(persona.message("withdraw_button"), WITHDRAW_BUTTON),
+                Button(persona.message("keep_button"), KEEP_BUTTON),
+            )
+            text = persona.message("reset_ticket_open", ticket_id=ticket.id)
+            return await self._say(customer, text, "notice", buttons, ticket_id=ticket.id)
         await self.conversations.end_conversation(customer.chat_id, "reset")
         return await self._say(customer, self.knowledge.current.persona.message("reset"), "notice")
 
     async def request_human(self, customer: Customer, reason: str = "user_request") -> Outcome:
         await self.conversations.upsert_customer(customer)
         return await self.escalate(customer, reason, summary=None, knowledge=None, matches=())
+
+    async def withdraw(self, customer: Customer) -> Outcome:
+        """/cancel or the handoff message's button: take back a request nobody has taken.
+
+        Once a person has claimed or answered it the customer is told so, truthfully,
+        and the ticket stays; staff close it. A withdrawn ticket ends the conversation,
+        so the bot answers the next question fresh.
+        """
+        await self.conversations.upsert_customer(customer)
+        persona = self.knowledge.current.persona
+        ticket = await self.tickets.open_for_chat(customer.chat_id)
+        if ticket is None:
+            return await self._say(customer, persona.message("withdraw_nothing"), "notice")
+        actor = f"customer:{customer.chat_id}"
+        if not await self.tickets.withdraw(ticket.id, actor):
+            text = persona.message("withdraw_refused", ticket_id=ticket.id)
+            return await self._say(customer, text, "notice", ticket_id=ticket.id)
+        log.info("ticket #%s withdrawn by chat %s", ticket.id, customer.chat_id)
+        await self.conversations.end_conversation(customer.chat_id, "ticket_withdrawn")
+        await self._end_at_desk(ticket, persona.staff_message("withdrawn", ticket_id=ticket.id))
+        return await self._say(
+            customer, persona.message("withdrawn", ticket_id=ticket.id), "notice"
+        )
+
+    async def keep(self, customer: Customer) -> Outcome:
+        """Asked on /reset, the customer keeps their request open."""
+        await self.conversations.upsert_customer(customer)
+        ticket = await self.tickets.open_for_chat(customer.chat_id)
+        persona = self.knowledge.current.persona
+        if ticket is None:
+            return await self._say(customer, persona.message("withdraw_nothing"), "notice")
+        text = persona.message("request_kept", ticket_id=ticket.id)
+        return await self._say(customer, text, "notice", ticket_id=ticket.id)
+
+    async def _end_at_desk(self, ticket: Ticket, note: str) -> None:
+        if self.desk is None:
+            return
+        try:
+            await self.desk.ticket_ended(ticket, note)
+        except Exception:  # resolved either way; staff see it in /tickets
+            log.exception("could not tell staff that ticket #%s ended", ticket.id)
 
     async def feedback(self, customer: Customer, message_id: int, helpful: bool) -> Outcome:
         """A 👍/👎 press. Only the chat the answer was sent to may rate it."""
@@ -176,10 +246,17 @@ class SupportCore:
         incoming: Incoming,
         on_text: StreamCallback | None = None,
         on_done: DoneCallback | None = None,
+        later: LaterCallback | None = None,
+        stored_id: int | None = None,
     ) -> Outcome:
         """Answer one message. ``on_text`` gets the model's text as it is written;
         ``on_done`` is called as soon as the model's answer is complete, before it is
         stored, so that a preview does not start for an answer about to be sent whole.
+
+        Over the customer's rate limit a message is stored and answered later, in
+        order, through ``later`` (without one, after waiting here); the customer is told
+        once. A request for a person never waits. ``stored_id`` marks a message
+        stored already when it was put off.
         """
         customer = incoming.customer
         knowledge = self.knowledge.current  # one version for the whole message
@@ -189,26 +266,42 @@ class SupportCore:
         if ticket is not None and self.desk is not None:
             incoming = await self.media.for_staff(incoming)
             await self.conversations.upsert_customer(customer)
-            await self.conversations.add_message(
-                customer.chat_id,
-                "customer",
-                incoming.text,
-                kind=incoming.kind,
-                telegram_message_id=incoming.message_id,
-                ticket_id=ticket.id,
-                attachments=incoming.attachments,
-            )
+            if stored_id is None:
+                await self.conversations.add_message(
+                    customer.chat_id,
+                    "customer",
+                    incoming.text,
+                    kind=incoming.kind,
+                    telegram_message_id=incoming.message_id,
+                    ticket_id=ticket.id,
+                    attachments=incoming.attachments,
+                )
+            else:  # put off before the ticket opened: it belongs to the ticket now
+                await self.conversations.db.execute(
+                    "UPDATE messages SET ticket_id = ? WHERE id = ?", (ticket.id, stored_id)
+                )
             ticket = await self._upgrade_on_request(ticket, incoming)
             await self.desk.relay_from_customer(ticket, incoming)
             return Outcome(path="relay", ticket=ticket)
 
-        if self._over_rate_limit(customer.chat_id):
+        chat_id = customer.chat_id
+        if stored_id is None and (self._deferred.get(chat_id) or self._over_rate_limit(chat_id)):
             await self.conversations.upsert_customer(customer)
-            await self._store_customer(incoming)
-            if customer.chat_id in self._rate_noticed:
-                return Outcome(path="dropped")
-            self._rate_noticed.add(customer.chat_id)
-            return Outcome([Reply(persona.message("rate_limited"))], path="notice")
+            stored = await self._store_customer(incoming)
+            if await self._asks_for_person_now(incoming.text or ""):
+                outcome = await self.escalate(customer, "user_request", None, knowledge, ())
+                await self._hand_over_deferred(chat_id, outcome.ticket)
+                return outcome
+            if later is None:  # nobody to answer later for: wait for the window here
+                await asyncio.sleep(self._rate_wait(chat_id))
+                self._take_rate_slot(chat_id)
+                stored_id = stored
+            else:
+                self._defer(incoming, stored, later)
+                if chat_id in self._rate_noticed:
+                    return Outcome(path="deferred")
+                self._rate_noticed.add(chat_id)
+                return Outcome([Reply(persona.message("rate_limited"))], path="notice")
 
         prepared = await self.media.prepare(incoming)  # caption or transcript, or a notice
         incoming = prepared.incoming
@@ -230,7 +323,11 @@ class SupportCore:
             notices.append(Reply(persona.message("message_truncated")))
         history_limit = self.settings.conversation.history_messages
         journal = current_journal.get()
-        if journal is None or not journal.replay or incoming.message_id is None:
+        if stored_id is not None:
+            await self.conversations.upsert_customer(customer)
+            history = await self.conversations.history(customer.chat_id, history_limit + 1)
+            history = [m for m in history if m.id != stored_id][-history_limit:]
+        elif journal is None or not journal.replay or incoming.message_id is None:
             # The usual case, in one trip to the database: customer, history, message.
             history = await self.conversations.take_customer_message(
                 customer,
@@ -257,6 +354,12 @@ class SupportCore:
         rule = matching_rule(text, esc.rules)
         if rule is not None and rule.action == "escalate":
             return await self.escalate(customer, "keyword", None, knowledge, ())
+        kind = await self.small_talk.classify(text)
+        if kind is not None:
+            chatted = await self._chat_back(customer, persona, kind, history)
+            if chatted is not None:
+                chatted.replies[:0] = notices
+                return chatted
         if self._asked_again(text, history) >= esc.repeat_limit - 1:
             return await self.escalate(customer, "repeated", None, knowledge, ())
 
@@ -387,6 +490,30 @@ class SupportCore:
         reason = "llm_error" if llm_failed else "low_confidence"
         return await self.escalate(customer, reason, None, knowledge, matches)
 
+    async def _chat_back(
+        self, customer: Customer, persona, kind: str, history: list
+    ) -> Outcome | None:
+        """The persona's reply to small talk, which is never a question to search for;
+        None when the message should take the normal flow after all."""
+        last_bot = next((m.text or "" for m in reversed(history) if m.role == "bot"), "")
+        audit = AnswerAudit(path="small_talk", knowledge_version=self.knowledge.current.version)
+        if kind == GIBBERISH:
+            # Asked once already: perhaps it means something after all.
+            rephrase = persona.message("rephrase")
+            if last_bot.strip() == rephrase.strip():
+                return None
+            return await self._say(customer, rephrase, "small_talk", audit=audit)
+        if kind == ACK and self.llm is not None and last_bot.rstrip().endswith("?"):
+            return None  # "yes" answers the question the model just asked
+        key = {
+            GREETING: "small_talk_greeting",
+            THANKS: "small_talk_thanks",
+            FAREWELL: "small_talk_farewell",
+            ACK: "small_talk_ack",
+            EMOJI: "small_talk_ack",
+        }[kind]
+        return await self._say(customer, persona.message(key), "small_talk", audit=audit)
+
     # -- escalation ---------------------------------------------------------------------
 
     async def escalate(
@@ -444,7 +571,10 @@ class SupportCore:
             ),
             escalation_reason=reason,
         )
-        outcome = await self._say(customer, text, "handoff", (), audit, ticket_id=ticket.id)
+        buttons: tuple[Button, ...] = ()
+        if self.desk is not None and ticket.status == "open":
+            buttons = (Button(persona.message("withdraw_button"), WITHDRAW_BUTTON),)
+        outcome = await self._say(customer, text, "handoff", buttons, audit, ticket_id=ticket.id)
         outcome.ticket = ticket
         return outcome
 
@@ -515,8 +645,8 @@ class SupportCore:
         )
         return int(row["id"]) if row else None
 
-    async def _store_customer(self, incoming: Incoming) -> None:
-        await self.conversations.add_message(
+    async def _store_customer(self, incoming: Incoming) -> int:
+        return await self.conversations.add_message(
             incoming.customer.chat_id,
             "customer",
             incoming.text,
@@ -525,13 +655,75 @@ class SupportCore:
             attachments=incoming.attachments,
         )
 
+    async def _asks_for_person_now(self, text: str) -> bool:
+        """An explicit request for a person, which no limit may hold back."""
+        if asks_for_person(text, self.settings.escalation.handoff_phrases):
+            return True
+        return await self.person_requests.asks_for_person(text)
+
+    async def _hand_over_deferred(self, chat_id: int, ticket: Ticket | None) -> None:
+        """Messages still waiting when the customer asks for a person are part of the
+        ticket: its card shows them as the last messages, so staff have them at once."""
+        queue = self._deferred.get(chat_id)
+        if ticket is None or self.desk is None or not queue:
+            return
+        for _, stored, _ in queue:
+            await self.conversations.db.execute(
+                "UPDATE messages SET ticket_id = ? WHERE id = ?", (ticket.id, stored)
+            )
+        queue.clear()
+
+    def _defer(self, incoming: Incoming, stored: int, later: LaterCallback) -> None:
+        chat_id = incoming.customer.chat_id
+        self._deferred.setdefault(chat_id, deque()).append((incoming, stored, later))
+        if chat_id not in self._draining:
+            task = asyncio.create_task(self._drain(chat_id))
+            self._draining[chat_id] = task
+
+    async def _drain(self, chat_id: int) -> None:
+        """Answer a customer's put-off messages in order, as fast as their limit allows."""
+        queue = self._deferred[chat_id]
+        try:
+            while queue:
+                await asyncio.sleep(self._rate_wait(chat_id))
+                if not self._take_rate_slot(chat_id):
+                    continue
+                incoming, stored, later = queue.popleft()
+                try:
+                    outcome = await self.handle(incoming, stored_id=stored)
+                    if later is not None:
+                        await later(outcome)
+                except Exception:  # stored either way; the next message is still answered
+                    log.exception("could not answer a put-off message of chat %s", chat_id)
+        finally:
+            self._deferred.pop(chat_id, None)
+            self._draining.pop(chat_id, None)
+            self._rate_noticed.discard(chat_id)
+
+    def _rate_wait(self, chat_id: int) -> float:
+        """Seconds until the customer's window has room for one more message."""
+        limit = self.settings.conversation.rate_limit_per_minute
+        window = self._recent_messages[chat_id]
+        now = time.monotonic()
+        while window and now - window[0] > self.rate_window_seconds:
+            window.popleft()
+        if limit <= 0 or len(window) < limit:
+            return 0.0
+        return self.rate_window_seconds - (now - window[0]) + 0.01
+
+    def _take_rate_slot(self, chat_id: int) -> bool:
+        if self._rate_wait(chat_id) > 0:
+            return False
+        self._recent_messages[chat_id].append(time.monotonic())
+        return True
+
     def _over_rate_limit(self, chat_id: int) -> bool:
         limit = self.settings.conversation.rate_limit_per_minute
         if limit <= 0:
             return False
         now = time.monotonic()
         window = self._recent_messages[chat_id]
-        while window and now - window[0] > 60:
+        while window and now - window[0] > self.rate_window_seconds:
             window.popleft()
         if len(window) >= limit:
             return True
@@ -564,7 +756,7 @@ def _handoff_message(created: bool, reason: str, desk: bool) -> str:
 def _previous_question(history: list) -> str | None:
     """The customer's last message in this conversation, for reading a follow-up."""
     for message in reversed(history):
-        if message.role == "customer" and message.text:
+        if message.role == "customer" and message.text and phrase_kind(message.text) is None:
             return message.text
     return None
 

@@ -40,7 +40,17 @@ if TYPE_CHECKING:
 log = logging.getLogger("bot.events")
 
 PREFIX = "support_bot"
-REPLY_PATHS = ("llm", "faq", "fallback", "handoff", "relay", "notice", "dropped")
+REPLY_PATHS = (
+    "llm",
+    "faq",
+    "fallback",
+    "handoff",
+    "relay",
+    "notice",
+    "small_talk",
+    "deferred",
+    "dropped",
+)
 TRIM_KINDS = ("history", "faq", "overflow_retry")
 TICKET_STATUSES = ("open", "active")
 

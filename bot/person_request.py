@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from array import array
 from typing import Any
 
 import numpy
 
-from bot.knowledge.embeddings import EmbeddingCache, cache_key
-from bot.knowledge.sentence_model import MODEL_NAME, SentenceModel
+from bot.knowledge.embeddings import EmbeddingCache
+from bot.knowledge.sentence_model import SentenceModel, embed_examples
 from bot.person_request_examples import ASKING, NOT_ASKING
 
 log = logging.getLogger(__name__)
@@ -73,27 +72,10 @@ class PersonRequests:
     async def _example_vectors(self) -> tuple[Any, Any]:
         async with self._lock:
             if self._examples is None:
-                asking = await self._embed(list(ASKING))
-                others = await self._embed(list(NOT_ASKING))
+                asking = await embed_examples(self.model, self.cache, list(ASKING))
+                others = await embed_examples(self.model, self.cache, list(NOT_ASKING))
                 self._examples = (_rows(asking), _rows(others))
         return self._examples
-
-    async def _embed(self, texts: list[str]) -> list[array]:
-        assert self.model is not None
-        if self.cache is None:
-            return await self.model.embed(texts, query=True)
-        keys = [cache_key(MODEL_NAME, "query: " + text) for text in texts]
-        known = await self.cache.get_many(list(dict.fromkeys(keys)))
-        missing = [text for text, key in zip(texts, keys, strict=True) if key not in known]
-        if missing:
-            vectors = await self.model.embed(missing, query=True)
-            fresh = [
-                (cache_key(MODEL_NAME, "query: " + t), v)
-                for t, v in zip(missing, vectors, strict=True)
-            ]
-            await self.cache.put_many(MODEL_NAME, fresh)
-            known.update(fresh)
-        return [known[key] for key in keys]
 
 
 def _rows(vectors: list) -> Any:

@@ -20,6 +20,7 @@ from bot.llm import LLMClient
 from bot.media import MediaHandler
 from bot.person_request import PersonRequests
 from bot.settings import Settings
+from bot.small_talk import SmallTalk
 from bot.store.conversations import ConversationStore
 from bot.store.db import Database
 from bot.store.inbox import Inbox
@@ -70,6 +71,7 @@ async def open_services(settings: Settings, desk: StaffDesk | None = None) -> Se
         llm = LLMClient(env.effective_llm_base_url, env.llm_api_key, settings.llm)
     semantic = await semantic_search(settings, db)
     model = load_model() if settings.retrieval.semantic else None
+    vectors = semantic.cache if semantic is not None else None
     core = SupportCore(
         settings,
         knowledge,
@@ -78,14 +80,16 @@ async def open_services(settings: Settings, desk: StaffDesk | None = None) -> Se
         llm,
         desk,
         semantic,
-        PersonRequests(model, semantic.cache if semantic is not None else None),
+        PersonRequests(model, vectors),
         MediaHandler(settings, open_transcriber(settings)),
+        SmallTalk(model, vectors),
     )
     # The language model loads in a thread while the FAQ is embedded, so that the
     # first customers are answered in their language too.
     languages = asyncio.create_task(asyncio.to_thread(language.warm_up))
     # The examples of requests for a person too: the first customer should not wait.
     person_examples = asyncio.create_task(core.person_requests.warm_up())
+    small_talk = asyncio.create_task(core.small_talk.prepare())
     if semantic is not None:
         # Embed the FAQ now rather than on the first customer's message; on failure
         # the bot starts anyway and matches by words until the endpoint answers.
@@ -93,6 +97,7 @@ async def open_services(settings: Settings, desk: StaffDesk | None = None) -> Se
         knowledge.on_reload(semantic.prepare)
     await languages
     await person_examples
+    await small_talk
     return Services(settings, db, knowledge, conversations, tickets, Inbox(db), llm, core, semantic)
 
 

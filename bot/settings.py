@@ -101,6 +101,10 @@ class SupportSettings:
     sla_repeat_minutes: int = 60  # remind again at most this often while it still waits
     sla_check_seconds: float = 60.0  # how often waiting tickets are looked at
     remind_outside_office_hours: bool = False
+    # A ticket nobody has taken this long tells its customer once how long it may take; 0 = off.
+    unclaimed_notice_minutes: int = 15
+    # A ticket whose last word was the team's closes after this long without the customer; 0 = off.
+    auto_close_hours: int = 48
     office_hours: OfficeHoursSettings = field(default_factory=OfficeHoursSettings)
 
 

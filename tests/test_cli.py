@@ -122,7 +122,7 @@ def test_unusable_database_is_one_clear_line(tmp_path, knowledge_dirs, where):
     else:
         database = tmp_path / "notes.sqlite3"
         database.write_text("this is not a database\n" * 100, encoding="utf-8")
-    result = cli(tmp_path, knowledge_dirs, "chat", stdin="hello\n", DATABASE_PATH=str(database))
+    result = cli(tmp_path, knowledge_dirs, "chat", "--db", str(database), stdin="hello\n")
     assert result.returncode == 1
     line = one_clear_line(result)
     assert str(database) in line

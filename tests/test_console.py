@@ -73,7 +73,12 @@ async def test_faq_answer_reset_and_human_in_the_terminal(tmp_path, knowledge_di
     name = persona(config)["name"]
     entry = faq_entry(faq, "how_to_return")
     code, out, err = await chat(
-        environment(tmp_path, knowledge_dirs), entry["question"], "", "/reset", "/human"
+        environment(tmp_path, knowledge_dirs),
+        entry["question"],
+        "",
+        "/reset",
+        "/human",
+        args=("chat", "--db", str(tmp_path / "console.sqlite3")),
     )
     assert code == 0, err
     assert "Traceback" not in err
@@ -109,14 +114,86 @@ async def test_terminal_uses_the_model_and_reset_clears_its_history(
 ):
     env = environment(tmp_path, knowledge_dirs, LLM_BASE_URL=fake_llm.base_url)
     code, out, err = await chat(
-        env, "How long does a refund take?", "And to Austria?", "/reset", "Hello again"
+        env, "How long does a refund take?", "And to Austria?", "/reset", "Do you ship to Italy?"
     )
     assert code == 0, err
     assert "Answer to: How long does a refund take?" in out
-    assert "Answer to: Hello again" in out
+    assert "Answer to: Do you ship to Italy?" in out
     assert len(fake_llm.requests) == 3
     second = fake_llm.requests[1]["messages"][1:]
     assert [m["role"] for m in second] == ["user", "assistant", "user"]
     assert second[0]["content"] == "How long does a refund take?"
     third = fake_llm.requests[2]["messages"][1:]
-    assert third == [{"role": "user", "content": "Hello again"}]
+    assert third == [{"role": "user", "content": "Do you ship to Italy?"}]
+
+
+async def test_staff_actions_can_be_rehearsed_in_the_terminal(tmp_path, knowledge_dirs):
+    config, faq = knowledge_dirs
+    name = persona(config)["name"]
+    staff = persona(config)["staff_messages"]
+    answer = faq_entry(faq, "refund_time")["answer"].strip()
+    db = tmp_path / "rehearsal.sqlite3"
+    code, out, err = await chat(
+        environment(tmp_path, knowledge_dirs),
+        "/faq refund_time",  # no ticket yet: a command all the same, not a question
+        "/human",
+        "/faq refund_time",
+        "/close",
+        args=("chat", "--db", str(db)),
+    )
+    assert code == 0, err
+    assert staff["no_ticket"].format(command="faq") in out
+    prefix = persona(config)["messages"]["staff_reply_prefix"]
+    assert out.count(answer) == 1, "sent once, by the team, never matched as a question"
+    assert f"{name}: {prefix}{answer}\n" in out
+    assert staff["faq_sent"].format(ticket_id=1, faq_id="refund_time") in out
+    assert staff["closed"].format(ticket_id=1, agent=env_user()) in out
+    assert persona(config)["messages"]["ticket_closed"].strip() in out
+    assert [(t["id"], t["status"]) for t in tickets(db)] == [(1, "resolved")]
+
+
+def env_user() -> str:
+    import os
+
+    return os.environ.get("USER") or "terminal"
+
+
+async def test_the_terminal_reloads_edits_and_keeps_no_records(tmp_path, knowledge_dirs):
+    """Persona edits show while it runs; without --db nothing is left behind, and the
+    bot's DATABASE_PATH is not touched."""
+    config, _ = knowledge_dirs
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    bot_yaml = config / "bot.yaml"
+    bot_yaml.write_text(
+        bot_yaml.read_text().replace("reload_poll_seconds: 3.0", "reload_poll_seconds: 0.2")
+    )
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "main.py",
+        "chat",
+        cwd=REPO,
+        env=environment(tmp_path, knowledge_dirs, TMPDIR=str(scratch)),
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    greeting = persona(config)["messages"]["small_talk_greeting"].format(
+        name="Nora", company="Northwind Home"
+    )
+    process.stdin.write(b"Hi\n")
+    await process.stdin.drain()
+    first = await asyncio.wait_for(process.stdout.readline(), 60)
+    assert greeting in first.decode("utf-8")
+    persona_yaml = config / "persona.yaml"
+    text = persona_yaml.read_text(encoding="utf-8")
+    old = persona(config)["messages"]["small_talk_greeting"]
+    persona_yaml.write_text(text.replace(old, "Hello from the edited persona!"), encoding="utf-8")
+    await asyncio.sleep(2)
+    process.stdin.write(b"Hi\n")
+    process.stdin.close()
+    rest, err = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 0, err.decode()
+    assert "Hello from the edited persona!" in rest.decode("utf-8")
+    assert not (tmp_path / "console.sqlite3").exists(), "DATABASE_PATH is not the terminal's"
+    assert list(scratch.iterdir()) == [], "the throw-away database is deleted at exit"

@@ -124,6 +124,9 @@ class EmbeddingCache:
     def __init__(self, db: Database, *, shared: bool = False):
         self.db = db
         self.shared = shared
+        # Vectors of the bot's own fixed examples, which no FAQ entry uses but every
+        # start needs: never pruned.
+        self.pinned: set[str] = set()
 
     async def aclose(self) -> None:
         if self.shared:
@@ -160,7 +163,7 @@ class EmbeddingCache:
         rows = await self.db.fetchall(
             "SELECT key FROM embedding_cache WHERE created_at < ?", (cutoff,)
         )
-        wanted = set(keep)
+        wanted = set(keep) | self.pinned
         stale = [row["key"] for row in rows if row["key"] not in wanted]
         for start in range(0, len(stale), 500):
             chunk = stale[start : start + 500]

@@ -49,6 +49,21 @@ MESSAGE_KEYS: tuple[str, ...] = (
     "staff_voice_untranscribed",  # staff side: {name}
     "staff_earlier_attachments",  # staff side, before copies of what came before the ticket
     "handed_back",  # staff gave the conversation back to the bot; {ticket_id}
+    "small_talk_greeting",  # reply to "hi": offers help
+    "small_talk_thanks",  # reply to "thanks": closes kindly
+    "small_talk_ack",  # reply to "ok", "yes", "👍"
+    "small_talk_farewell",  # reply to "bye"
+    "rephrase",  # once, to a message with nothing to read ("asdfgh", "???")
+    "withdraw_button",  # label of the button under a handoff message that takes it back
+    "keep_button",  # label of the button that keeps the request (after /reset)
+    "withdrawn",  # the customer withdrew their request; {ticket_id}
+    "withdraw_refused",  # a person already took the request; {ticket_id}
+    "withdraw_nothing",  # /cancel with no open request
+    "reset_ticket_open",  # /reset with a request open asks first; {ticket_id}
+    "request_kept",  # the customer kept the request; {ticket_id}
+    "unclaimed_notice",  # nobody took the ticket yet; {ticket_id} {waited} {expected}
+    "unclaimed_notice_closed",  # the same outside office hours; {ticket_id} {waited} {back}
+    "auto_closed",  # the ticket closed after the customer's silence; {ticket_id}
 )
 
 # Placeholders every message may use, and the extra ones each message is given.
@@ -64,6 +79,13 @@ MESSAGE_PLACEHOLDERS: dict[str, tuple[str, ...]] = {
     "ticket_closed": ("ticket_id",),
     "rating_prompt": ("ticket_id",),
     "handed_back": ("ticket_id",),
+    "withdrawn": ("ticket_id",),
+    "withdraw_refused": ("ticket_id",),
+    "reset_ticket_open": ("ticket_id",),
+    "request_kept": ("ticket_id",),
+    "unclaimed_notice": ("ticket_id", "waited", "expected"),
+    "unclaimed_notice_closed": ("ticket_id", "waited", "back"),
+    "auto_closed": ("ticket_id",),
     "handoff_joined_unavailable": ("ticket_id",),
     "llm_failed_unavailable": ("ticket_id",),
     "media_too_large": ("limit_mb",),
@@ -123,6 +145,8 @@ STAFF_MESSAGE_PLACEHOLDERS: dict[str, tuple[str, ...]] = {
     "search_none": ("term",),
     "console_link": ("url", "minutes"),
     "console_logged_out": ("count",),
+    "withdrawn": ("ticket_id",),
+    "auto_closed": ("ticket_id", "hours"),
 }
 STAFF_MESSAGE_KEYS: tuple[str, ...] = tuple(STAFF_MESSAGE_PLACEHOLDERS)
 

@@ -25,9 +25,12 @@ import threading
 from array import array
 from collections.abc import Callable, Sequence
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot.knowledge.confidence import ConfidenceFit
+
+if TYPE_CHECKING:
+    from bot.knowledge.embeddings import EmbeddingCache
 
 log = logging.getLogger(__name__)
 
@@ -197,3 +200,29 @@ def unavailable_reason() -> str | None:
     """Why the model cannot load, for ``check``; None when it loads."""
     shared = _shared()
     return str(shared) if isinstance(shared, SentenceModelUnavailable) else None
+
+
+async def embed_examples(
+    model: SentenceModel, cache: EmbeddingCache | None, texts: list[str]
+) -> list[array]:
+    """Query vectors of a fixed list of examples, kept in the FAQ's vector cache.
+
+    The examples that recognise requests for a person or small talk are hundreds of
+    sentences; embedding them again on every start would hold up the first answers.
+    """
+    if cache is None:
+        return await model.embed(texts, query=True)
+    from bot.knowledge.embeddings import cache_key
+
+    keys = [cache_key(MODEL_NAME, "query: " + text) for text in texts]
+    cache.pinned.update(keys)
+    known = await cache.get_many(list(dict.fromkeys(keys)))
+    missing = list(dict.fromkeys(t for t, k in zip(texts, keys, strict=True) if k not in known))
+    if missing:
+        vectors = await model.embed(missing, query=True)
+        fresh = [
+            (cache_key(MODEL_NAME, "query: " + t), v) for t, v in zip(missing, vectors, strict=True)
+        ]
+        await cache.put_many(MODEL_NAME, fresh)
+        known.update(fresh)
+    return [known[key] for key in keys]

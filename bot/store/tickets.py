@@ -263,6 +263,24 @@ class TicketStore:
             await self._event(conn, ticket_id, "resolved", None, actor, resolution)
         return True
 
+    async def withdraw(self, ticket_id: int, actor: str) -> bool:
+        """Resolve a ticket nobody has taken yet as "withdrawn"; False once someone has.
+
+        One statement decides, so a claim arriving at the same moment either wins
+        (the customer is told a person is on it) or finds the ticket resolved.
+        """
+        now = utcnow()
+        async with self.db.transaction() as conn:
+            cursor = await conn.execute(
+                "UPDATE tickets SET status = 'resolved', resolved_at = ?, updated_at = ? "
+                "WHERE id = ? AND status = 'open'",
+                (now, now, ticket_id),
+            )
+            if not cursor.rowcount:
+                return False
+            await self._event(conn, ticket_id, "resolved", None, actor, "withdrawn")
+        return True
+
     async def reopen(self, ticket_id: int, actor: str) -> bool:
         """Reopen a resolved ticket, unless the customer already has another one open."""
         self._without_open_ticket.clear()  # the ticket's chat is not known here

@@ -109,6 +109,7 @@ def register_handlers(app: Application, settings: Settings) -> None:
     app.add_handler(CommandHandler("help", customer.help_command, private))
     app.add_handler(CommandHandler("reset", customer.reset, private))
     app.add_handler(CommandHandler("human", customer.human, private))
+    app.add_handler(CommandHandler("cancel", customer.cancel, private))
     app.add_handler(CommandHandler("forget", customer.forget, private))
     app.add_handler(CommandHandler("reload", admin.reload, private))
     app.add_handler(CommandHandler("stats", admin.stats, private))
@@ -195,6 +196,7 @@ class TelegramBot:
                     BotCommand("help", "What I can do"),
                     BotCommand("human", "Talk to a person"),
                     BotCommand("reset", "Start a new conversation"),
+                    BotCommand("cancel", "Withdraw my request to a person"),
                 ]
             )
         await self.app.start()

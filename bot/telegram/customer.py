@@ -8,7 +8,16 @@ import re
 from telegram import Message, Update
 from telegram.ext import ContextTypes
 
-from bot.core import FEEDBACK_PREFIX, HUMAN_BUTTON, RATING_PREFIX, Button, Incoming, Outcome
+from bot.core import (
+    FEEDBACK_PREFIX,
+    HUMAN_BUTTON,
+    KEEP_BUTTON,
+    RATING_PREFIX,
+    WITHDRAW_BUTTON,
+    Button,
+    Incoming,
+    Outcome,
+)
 from bot.metrics import note_reply
 from bot.privacy import forget_chat
 from bot.services import Services
@@ -109,6 +118,11 @@ async def reset(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     await deliver(update, context, await services_of(context).core.reset(customer_of(update)))
 
 
+async def cancel(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/cancel: withdraw a request nobody from the team has taken yet."""
+    await deliver(update, context, await services_of(context).core.withdraw(customer_of(update)))
+
+
 async def human(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/human: hand over to a person."""
     core = services_of(context).core
@@ -132,10 +146,15 @@ async def message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     async with TypingIndicator(context.bot, incoming.customer.chat_id) as typing:
         if live is not None:
             live.on_first_text = typing.stop  # the streamed text shows progress from here
+
+        async def answer_later(outcome: Outcome) -> None:
+            await deliver(update, context, outcome)
+
         outcome = await core.handle(
             incoming,
             on_text=live.on_text if live else None,
             on_done=live.model_done if live else None,
+            later=answer_later,
         )
     await deliver(update, context, outcome, live)
 
@@ -177,6 +196,15 @@ async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if data == HUMAN_BUTTON:
         await query.answer()
         outcome = await services.core.request_human(customer)
+    elif data in (WITHDRAW_BUTTON, KEEP_BUTTON):
+        # No ticket id in the data: a press only ever acts on its own chat's request.
+        await query.answer()
+        if query.message is not None:
+            await _drop_buttons(query)
+        core = services.core
+        outcome = await (
+            core.withdraw(customer) if data == WITHDRAW_BUTTON else core.keep(customer)
+        )
     elif (
         parts[0] == FEEDBACK_PREFIX
         and len(parts) == 3

@@ -14,6 +14,7 @@ from telegram.error import BadRequest, TelegramError
 from telegram.ext import Application, ContextTypes
 
 from bot.core import Button, Incoming, TicketContext
+from bot.customer_waits import sweep_customers
 from bot.desk_actions import CustomerUnreachable
 from bot.knowledge.live import KnowledgeBase
 from bot.knowledge.persona import Persona
@@ -211,6 +212,12 @@ class TelegramDesk:
         except TelegramError as error:
             log.info("could not rename the topic of ticket #%s: %s", ticket.id, error)
 
+    async def ticket_ended(self, ticket: Ticket, note: str) -> None:
+        """A ticket ended on the customer's side: staff read why where they work on it."""
+        ticket = await self.tickets.get(ticket.id) or ticket  # with its place, set after opening
+        await self.post(ticket, note)
+        await self.ticket_closed(ticket)
+
     # -- DeskChannel -------------------------------------------------------------------
 
     async def to_customer(
@@ -326,7 +333,9 @@ class TelegramDesk:
 
 def schedule_reminders(app: Application, settings: Settings) -> None:
     """Look for tickets waiting too long every ``support.sla_check_seconds``."""
-    if settings.support.sla_minutes <= 0 or app.job_queue is None:
+    support = settings.support
+    timed = (support.sla_minutes, support.unclaimed_notice_minutes, support.auto_close_hours)
+    if not any(value > 0 for value in timed) or app.job_queue is None:
         return
     interval = settings.support.sla_check_seconds
     app.job_queue.run_repeating(_remind, interval=interval, first=interval, name="sla_reminders")
@@ -348,3 +357,15 @@ async def _remind(context: ContextTypes.DEFAULT_TYPE) -> None:
         )
     except Exception:  # the next run tries again; a reminder is never worth a crash
         log.exception("could not send ticket reminders")
+    try:
+        await sweep_customers(
+            services.settings,
+            desk.tickets,
+            desk.conversations,
+            desk.knowledge.current.persona,
+            desk.to_customer,
+            desk.ticket_ended,
+            datetime.now(UTC),
+        )
+    except Exception:
+        log.exception("could not tell waiting customers or close left tickets")
