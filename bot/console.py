@@ -19,6 +19,7 @@ import dataclasses
 import os
 import sys
 import tempfile
+from pathlib import Path
 from typing import TextIO
 
 from bot.core import Button, Incoming, Outcome
@@ -69,7 +70,13 @@ async def chat(
         handle, scratch = tempfile.mkstemp(prefix="support-chat-", suffix=".sqlite3")
         os.close(handle)
     storage = dataclasses.replace(settings.storage, database_path=db or scratch)
-    settings = dataclasses.replace(settings, storage=storage)
+    env = settings.env
+    if scratch is not None and not env.vector_cache_path:
+        # The FAQ's vectors outlive the throw-away database, beside the bot's own, so a
+        # second rehearsal does not embed the whole FAQ again.
+        vectors = Path(settings.storage.database_path).with_name("chat-vectors.sqlite3")
+        env = dataclasses.replace(env, vector_cache_path=str(vectors))
+    settings = dataclasses.replace(settings, storage=storage, env=env)
     try:
         services = await open_services(settings)
         watcher = asyncio.create_task(

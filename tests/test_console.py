@@ -197,3 +197,29 @@ async def test_the_terminal_reloads_edits_and_keeps_no_records(tmp_path, knowled
     assert "Hello from the edited persona!" in rest.decode("utf-8")
     assert not (tmp_path / "console.sqlite3").exists(), "DATABASE_PATH is not the terminal's"
     assert list(scratch.iterdir()) == [], "the throw-away database is deleted at exit"
+
+
+async def test_a_rehearsal_keeps_the_faq_vectors_for_the_next(tmp_path, knowledge_dirs):
+    """The throw-away database goes, the FAQ's vectors stay beside the bot's database,
+    so the next rehearsal does not embed the FAQ again."""
+    _, faq = knowledge_dirs
+    for path in faq.glob("*.yaml"):
+        path.unlink()
+    (faq / "one.yaml").write_text(
+        "faq:\n  - id: refunds\n    question: How long do refunds take?\n"
+        "    answer: Refunds take five working days.\n",
+        encoding="utf-8",
+    )
+    env = environment(tmp_path, knowledge_dirs)
+    env.pop("VECTOR_CACHE_PATH", None)
+    code, out, err = await chat(env, "How long do refunds take?")
+    assert code == 0, err
+    assert "five working days" in out
+    assert not (tmp_path / "console.sqlite3").exists()
+    vectors = tmp_path / "chat-vectors.sqlite3"
+    conn = sqlite3.connect(vectors)
+    try:
+        rows = conn.execute("SELECT COUNT(*) FROM embedding_cache").fetchone()[0]
+    finally:
+        conn.close()
+    assert rows > 1  # the entry and the bot's own examples
