@@ -76,6 +76,9 @@ class Outcome:
     replies: list[Reply] = field(default_factory=list)
     path: str = "none"  # llm | faq | fallback | handoff | relay | notice | small_talk
     ticket: Ticket | None = None
+    # The message itself is answered later, through the ``later`` callback of ``handle``:
+    # a door with a durable inbox keeps it pending until then.
+    answered_later: bool = False
 
 
 @dataclass(frozen=True)
@@ -299,9 +302,11 @@ class SupportCore:
             else:
                 self._defer(incoming, stored, later)
                 if chat_id in self._rate_noticed:
-                    return Outcome(path="deferred")
+                    return Outcome(path="deferred", answered_later=True)
                 self._rate_noticed.add(chat_id)
-                return Outcome([Reply(persona.message("rate_limited"))], path="notice")
+                return Outcome(
+                    [Reply(persona.message("rate_limited"))], path="notice", answered_later=True
+                )
 
         prepared = await self.media.prepare(incoming)  # caption or transcript, or a notice
         incoming = prepared.incoming

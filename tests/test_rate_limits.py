@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 
@@ -138,9 +140,17 @@ async def test_over_the_limit_messages_are_answered_in_order_once_the_window_pas
         fake_telegram.user_text(CHATTY, text)
     told = await fake_telegram.wait_for_messages(CHATTY, 4, timeout=15)
     assert told[3] == persona_message(config, "rate_limited")
+    db = settings.storage.database_path
+    pending = "SELECT COUNT(*) FROM inbox WHERE status != 'done'"
+    # Put off, they stay pending in the inbox: a restart before the window passes
+    # answers them instead of losing them.
+    customer_rows = "SELECT COUNT(*) FROM messages WHERE role = 'customer'"
+    await fake_telegram.wait_for(lambda: rows(db, customer_rows)[0][0] == 5, timeout=5)
+    await asyncio.sleep(1.0)  # their handlers are over (the window is six seconds)
+    assert rows(db, pending)[0][0] == 2
     told = await fake_telegram.wait_for_messages(CHATTY, 6, timeout=20)
     assert "refund" in told[4].lower(), "answered later, in order"
     assert told[5] == persona_message(config, "small_talk_farewell")
-    db = settings.storage.database_path
+    await fake_telegram.wait_for(lambda: rows(db, pending)[0][0] == 0, timeout=5)
     assert rows(db, "SELECT COUNT(*) FROM tickets")[0][0] == 0
     assert rows(db, "SELECT COUNT(*) FROM messages WHERE role = 'customer'")[0][0] == 5

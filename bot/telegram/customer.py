@@ -149,6 +149,8 @@ async def message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 
         async def answer_later(outcome: Outcome) -> None:
             await deliver(update, context, outcome)
+            if isinstance(update.update_id, int):
+                await services_of(context).inbox.mark_done(update.update_id)
 
         outcome = await core.handle(
             incoming,
@@ -156,6 +158,9 @@ async def message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
             on_done=live.model_done if live else None,
             later=answer_later,
         )
+    if outcome.answered_later and isinstance(update.update_id, int):
+        # Pending in the inbox until its answer is out: a restart in between answers it.
+        context.application.update_processor.failed_updates.add(update.update_id)
     await deliver(update, context, outcome, live)
 
 
