@@ -90,9 +90,13 @@ async def test_forget_deletes_the_customers_messages_and_others_keep_going(
     assert (await fake_telegram.wait_for_messages(BOB.id, 2))[
         -1
     ] == "Answer to: Do you ship abroad?"
-    fake_telegram.user_text(ALICE.id, "Hello again", ALICE)
+    fake_telegram.user_text(ALICE.id, "Do you ship to Italy?", ALICE)
     texts = await fake_telegram.wait_for_messages(ALICE.id, 4)
-    assert texts[-1] == "Answer to: Hello again"
+    assert texts[-1] == "Answer to: Do you ship to Italy?"
+    # Writing again, she is known by her name again (staff see who writes).
+    assert values(db, "SELECT first_name FROM customers WHERE chat_id = ?", ALICE.id) == [
+        ("Alice",)
+    ]
     # The model no longer sees what was forgotten.
     assert "Elm Street" not in str(fake_llm.last_request["messages"])
 

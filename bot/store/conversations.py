@@ -233,6 +233,10 @@ class ConversationStore:
         )
         return int(row["n"]) if row else 0
 
+    def forget_known(self, chat_id: int) -> None:
+        """The customer's row was blanked (``/forget``): the next message writes it again."""
+        self._known_customers.pop(chat_id, None)
+
     async def mark_blocked(self, chat_id: int) -> None:
         """Until the customer writes again: the next upsert must reach the database to clear it."""
         self._known_customers.pop(chat_id, None)

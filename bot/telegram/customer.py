@@ -294,6 +294,7 @@ async def forget_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
                     log.info("could not close topic of ticket #%s: %s", ticket.id, error)
     await services.conversations.end_conversation(chat.id, "forget")
     await forget_chat(services.db, chat.id, keep_update_id=update.update_id)
+    services.conversations.forget_known(chat.id)
     try:
         await send_text(context.bot, chat.id, persona.message("forget_done"))
     except RecipientGone:
