@@ -150,6 +150,7 @@ class SupportCore:
         # Messages over the per-customer limit wait here, in order, to be answered later.
         self._deferred: dict[int, deque[tuple[Incoming, int, LaterCallback | None]]] = {}
         self._draining: dict[int, asyncio.Task] = {}
+        self._windows_swept_at = time.monotonic()
         self.rate_window_seconds = 60.0  # rate_limit_per_minute counts over this window
 
     # -- commands ---------------------------------------------------------------------
@@ -705,6 +706,24 @@ class SupportCore:
             self._draining.pop(chat_id, None)
             self._rate_noticed.discard(chat_id)
 
+    def _forget_quiet_windows(self, now: float) -> None:
+        """Drop the windows of customers quiet for a whole window, once a window.
+
+        Otherwise every customer ever seen would keep one for the life of the process.
+        """
+        if now - self._windows_swept_at < self.rate_window_seconds:
+            return
+        self._windows_swept_at = now
+        quiet = [
+            chat
+            for chat, window in self._recent_messages.items()
+            if (not window or now - window[-1] > self.rate_window_seconds)
+            and not self._deferred.get(chat)
+        ]
+        for chat in quiet:
+            del self._recent_messages[chat]
+            self._rate_noticed.discard(chat)
+
     def _rate_wait(self, chat_id: int) -> float:
         """Seconds until the customer's window has room for one more message."""
         limit = self.settings.conversation.rate_limit_per_minute
@@ -727,6 +746,7 @@ class SupportCore:
         if limit <= 0:
             return False
         now = time.monotonic()
+        self._forget_quiet_windows(now)
         window = self._recent_messages[chat_id]
         while window and now - window[0] > self.rate_window_seconds:
             window.popleft()
