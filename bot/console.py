@@ -77,6 +77,11 @@ async def chat(
         vectors = Path(settings.storage.database_path).with_name("chat-vectors.sqlite3")
         env = dataclasses.replace(env, vector_cache_path=str(vectors))
     settings = dataclasses.replace(settings, storage=storage, env=env)
+    if stdin.isatty() and settings.retrieval.semantic:
+        # The first start embeds the whole FAQ, half a minute of silence otherwise.
+        sys.stderr.write(
+            "Getting ready (the first start reads the FAQ by meaning, about 30 s)...\n"
+        )
     try:
         services = await open_services(settings)
         watcher = asyncio.create_task(
