@@ -114,9 +114,9 @@ async def start_bot() -> AsyncIterator[Callable[[Settings], object]]:
     """Start TelegramBot instances (polling the fake) and stop them after the test."""
     bots: list[TelegramBot] = []
 
-    async def start(settings: Settings) -> TelegramBot:
+    async def start(settings: Settings, serve_http: bool = False) -> TelegramBot:
         bot = TelegramBot(settings)
-        await bot.start()
+        await bot.start(serve_http=serve_http)
         bots.append(bot)
         return bot
 

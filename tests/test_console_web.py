@@ -32,11 +32,10 @@ LINK = re.compile(r"(https?://\S+/console/login\?token=[\w-]+)")
 
 
 @pytest.fixture
-async def console_bot(fake_telegram, fake_llm, make_settings):
+def console_bot(fake_telegram, fake_llm, make_settings, start_bot):
     """A bot with an admin, a staff group with one member, and its HTTP server on loopback."""
     fake_telegram.add_group(STAFF)
     fake_telegram.set_member(STAFF, AGENT.id)
-    bots: list[TelegramBot] = []
 
     async def start(**extra: str) -> TelegramBot:
         settings = make_settings(
@@ -48,14 +47,9 @@ async def console_bot(fake_telegram, fake_llm, make_settings):
             HTTP_PORT=str(free_port()),
             **extra,
         )
-        bot = TelegramBot(settings)
-        bots.append(bot)
-        await bot.start(serve_http=True)
-        return bot
+        return await start_bot(settings, serve_http=True)
 
-    yield start
-    for bot in bots:
-        await bot.stop()
+    return start
 
 
 def local(bot: TelegramBot, url: str) -> str:

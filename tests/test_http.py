@@ -7,11 +7,12 @@ Bot API and LLM doubles, so every counter is moved by the code path it describes
 from __future__ import annotations
 
 import asyncio
+import functools
 import io
 import json
 import logging
 import sqlite3
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 
 import aiohttp
 import pytest
@@ -30,19 +31,9 @@ LLM_KEY = "sk-test-0123456789abcdef"
 
 
 @pytest.fixture
-async def serve() -> AsyncIterator[Callable[[Settings], object]]:
-    """Start bots that poll the double and serve HTTP; stop them after the test."""
-    bots: list[TelegramBot] = []
-
-    async def start(settings: Settings) -> TelegramBot:
-        bot = TelegramBot(settings)
-        bots.append(bot)
-        await bot.start(serve_http=True)
-        return bot
-
-    yield start
-    for bot in bots:
-        await bot.stop()
+def serve(start_bot) -> Callable[[Settings], object]:
+    """Start bots that poll the double and serve HTTP; stopped after the test."""
+    return functools.partial(start_bot, serve_http=True)
 
 
 def http_env(**extra: str) -> dict[str, str]:

@@ -16,7 +16,7 @@ from typing import Any
 
 from bot.stats import Stats, compute_stats
 from bot.store.db import Database
-from bot.store.tickets import STATUSES, Ticket
+from bot.store.tickets import STATUSES, TRANSCRIPT_MESSAGES, Ticket, transcript_params
 
 PERIODS = (7, 30, 90)
 PAGE_SIZE = 100
@@ -244,10 +244,8 @@ async def transcript(db: Database, ticket: Ticket) -> list[dict[str, Any]]:
         "SELECT m.id, m.role, m.kind, m.text, m.created_at, a.path, a.model, a.faq_ids, "
         "a.faq_confidence, a.knowledge_version, a.latency_ms, a.prompt_tokens, "
         "a.completion_tokens FROM messages m LEFT JOIN answers a ON a.message_id = m.id "
-        "WHERE m.chat_id = ? AND (m.ticket_id = ? OR (m.created_at >= (SELECT started_at "
-        "FROM conversations WHERE chat_id = ? AND started_at <= ? ORDER BY id DESC LIMIT 1) "
-        "AND m.created_at <= COALESCE(?, '9999'))) ORDER BY m.id",
-        (ticket.chat_id, ticket.id, ticket.chat_id, ticket.created_at, ticket.resolved_at),
+        "WHERE " + TRANSCRIPT_MESSAGES + " ORDER BY m.id",
+        transcript_params(ticket),
     )
     return [dict(r) for r in rows]
 

@@ -18,6 +18,7 @@ import sys
 from array import array
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Protocol
 
 import httpx
 
@@ -112,6 +113,16 @@ def cache_key(model: str, text: str) -> str:
     return hashlib.sha256(f"{model}\x00{text}".encode()).hexdigest()
 
 
+class Embedder(Protocol):
+    """``EmbeddingClient``, ``LocalEmbedder`` or ``SentenceModel``."""
+
+    model: str
+
+    async def embed(self, texts: Sequence[str], *, query: bool = False) -> list[array]: ...
+
+    async def aclose(self) -> None: ...
+
+
 class EmbeddingCache:
     """Entry vectors in the ``embedding_cache`` table (migration m004).
 
@@ -131,6 +142,33 @@ class EmbeddingCache:
     async def aclose(self) -> None:
         if self.shared:
             await self.db.close()
+
+    async def fill(
+        self,
+        client: Embedder,
+        texts: Sequence[str],
+        query: bool,
+        known: dict[str, array],
+        *,
+        pin: bool = False,
+    ) -> list[str]:
+        """Cache keys of ``texts``; ``known`` gets their vectors, embedding (and keeping)
+        only those neither it nor the table has yet. ``pin`` keeps them from pruning,
+        from before the first await, so a prune running meanwhile cannot take them."""
+        model = client.model
+        keys = [cache_key(model, ("query: " if query else "") + text) for text in texts]
+        if pin:
+            self.pinned.update(keys)
+        missing = [k for k in dict.fromkeys(keys) if k not in known]
+        known.update(await self.get_many(missing))
+        todo = {key: text for key, text in zip(keys, texts, strict=True) if key not in known}
+        if todo:
+            vectors = await client.embed(list(todo.values()), query=query)
+            fresh = list(zip(todo.keys(), vectors, strict=True))
+            await self.put_many(model, fresh)
+            known.update(fresh)
+            log.info("embedded %d texts (%d from cache)", len(todo), len(keys) - len(todo))
+        return keys
 
     async def get_many(self, keys: Sequence[str]) -> dict[str, array]:
         found: dict[str, array] = {}

@@ -31,12 +31,12 @@ import logging
 import time
 from array import array
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Any
 
 import numpy
 
 from bot.knowledge.confidence import ConfidenceFit
-from bot.knowledge.embeddings import EmbeddingCache, EmbeddingError, cache_key, entry_text
+from bot.knowledge.embeddings import Embedder, EmbeddingCache, EmbeddingError, entry_text
 from bot.knowledge.faq import FaqEntry, SearchResult
 from bot.knowledge.live import Knowledge
 
@@ -49,16 +49,6 @@ SEMANTIC_POOL = 20  # best entries by meaning alone that join the candidates
 LEXICAL_TRUST = 0.5
 TRANSLATION_CHARS = 160  # of a translated answer, embedded beside the entry
 RETRY_AFTER_SECONDS = 60.0  # after a failure to embed the FAQ, words only for this long
-
-
-class Embedder(Protocol):
-    """``EmbeddingClient``, ``LocalEmbedder`` or ``SentenceModel``."""
-
-    model: str
-
-    async def embed(self, texts: Sequence[str], *, query: bool = False) -> list[array]: ...
-
-    async def aclose(self) -> None: ...
 
 
 @dataclasses.dataclass
@@ -147,27 +137,14 @@ class SemanticSearch:
             self._failed_at = None
             return True
 
-    async def _vectors(self, texts: list[str], query: bool, known: dict[str, array]) -> list[str]:
-        """Cache keys of ``texts``, embedding (and caching) those not known yet."""
-        model = self.client.model
-        keys = [cache_key(model, ("query: " if query else "") + text) for text in texts]
-        missing = [k for k in dict.fromkeys(keys) if k not in known]
-        known.update(await self.cache.get_many(missing))
-        todo = {key: text for key, text in zip(keys, texts, strict=True) if key not in known}
-        if todo:
-            vectors = await self.client.embed(list(todo.values()), query=query)
-            fresh = list(zip(todo.keys(), vectors, strict=True))
-            await self.cache.put_many(model, fresh)
-            known.update(fresh)
-            log.info("embedded %d FAQ texts (%d from cache)", len(todo), len(keys) - len(todo))
-        return keys
-
     async def _embed_entries(self, knowledge: Knowledge) -> _Prepared:
         entries = knowledge.faq.entries
         known: dict[str, array] = {}
         if self._prepared is not None:
             known.update(self._known_vectors(self._prepared))
-        passage_keys = await self._vectors([entry_text(e) for e in entries], False, known)
+        passage_keys = await self.cache.fill(
+            self.client, [entry_text(e) for e in entries], False, known
+        )
         phrase_keys: list[str] = []
         owners: list[int] = []
         if self.use_phrasings:
@@ -176,14 +153,16 @@ class SemanticSearch:
                 for text in _phrasings(entry):
                     texts.append(text)
                     owners.append(position)
-            phrase_keys = await self._vectors(texts, True, known)
+            phrase_keys = await self.cache.fill(self.client, texts, True, known)
         translated: list[str] = []
         translation_owners: list[int] = []
         for position, entry in enumerate(entries if self.use_phrasings else ()):
             for text in entry.answers.values():
                 translated.append(_translation_text(entry.question, text))
                 translation_owners.append(position)
-        translation_keys = await self._vectors(translated, False, known) if translated else []
+        translation_keys = (
+            await self.cache.fill(self.client, translated, False, known) if translated else []
+        )
         keys = passage_keys + phrase_keys + translation_keys
         pruned = await self.cache.prune(keys)
         if pruned:

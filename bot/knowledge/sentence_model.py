@@ -212,17 +212,6 @@ async def embed_examples(
     """
     if cache is None:
         return await model.embed(texts, query=True)
-    from bot.knowledge.embeddings import cache_key
-
-    keys = [cache_key(MODEL_NAME, "query: " + text) for text in texts]
-    cache.pinned.update(keys)
-    known = await cache.get_many(list(dict.fromkeys(keys)))
-    missing = list(dict.fromkeys(t for t, k in zip(texts, keys, strict=True) if k not in known))
-    if missing:
-        vectors = await model.embed(missing, query=True)
-        fresh = [
-            (cache_key(MODEL_NAME, "query: " + t), v) for t, v in zip(missing, vectors, strict=True)
-        ]
-        await cache.put_many(MODEL_NAME, fresh)
-        known.update(fresh)
+    known: dict[str, array] = {}
+    keys = await cache.fill(model, texts, True, known, pin=True)
     return [known[key] for key in keys]

@@ -64,6 +64,20 @@ class Ticket:
         return cls(**{name: row[name] for name in cls.__dataclass_fields__})
 
 
+# The messages of a ticket's transcript (table alias ``m``): the customer's, from the
+# start of the conversation the ticket was opened in until it was resolved, and any
+# message filed under the ticket. Parameters: ``transcript_params(ticket)``.
+TRANSCRIPT_MESSAGES = (
+    "m.chat_id = ? AND (m.ticket_id = ? OR (m.created_at >= (SELECT started_at "
+    "FROM conversations WHERE chat_id = ? AND started_at <= ? ORDER BY id DESC LIMIT 1) "
+    "AND m.created_at <= COALESCE(?, '9999')))"
+)
+
+
+def transcript_params(ticket: Ticket) -> tuple[Any, ...]:
+    return (ticket.chat_id, ticket.id, ticket.chat_id, ticket.created_at, ticket.resolved_at)
+
+
 class TicketStore:
     def __init__(self, db: Database):
         self.db = db
@@ -249,13 +263,26 @@ class TicketStore:
                     (now, now, ticket_id),
                 )
 
-    async def resolve(self, ticket_id: int, actor: str, resolution: str | None = None) -> bool:
-        """Resolve an unresolved ticket; ``resolution`` (e.g. "handback") goes on its event."""
+    async def resolve(
+        self,
+        ticket_id: int,
+        actor: str,
+        resolution: str | None = None,
+        *,
+        only_unclaimed: bool = False,
+    ) -> bool:
+        """Resolve an unresolved ticket; ``resolution`` (e.g. "handback") goes on its event.
+
+        ``only_unclaimed`` resolves it only while nobody has taken it (status 'open'),
+        decided in the one statement, so a claim at the same moment either wins or
+        finds the ticket resolved.
+        """
         now = utcnow()
+        status = "status = 'open'" if only_unclaimed else "status != 'resolved'"
         async with self.db.transaction() as conn:
             cursor = await conn.execute(
                 "UPDATE tickets SET status = 'resolved', resolved_at = ?, updated_at = ? "
-                "WHERE id = ? AND status != 'resolved'",
+                f"WHERE id = ? AND {status}",
                 (now, now, ticket_id),
             )
             if not cursor.rowcount:
@@ -264,22 +291,8 @@ class TicketStore:
         return True
 
     async def withdraw(self, ticket_id: int, actor: str) -> bool:
-        """Resolve a ticket nobody has taken yet as "withdrawn"; False once someone has.
-
-        One statement decides, so a claim arriving at the same moment either wins
-        (the customer is told a person is on it) or finds the ticket resolved.
-        """
-        now = utcnow()
-        async with self.db.transaction() as conn:
-            cursor = await conn.execute(
-                "UPDATE tickets SET status = 'resolved', resolved_at = ?, updated_at = ? "
-                "WHERE id = ? AND status = 'open'",
-                (now, now, ticket_id),
-            )
-            if not cursor.rowcount:
-                return False
-            await self._event(conn, ticket_id, "resolved", None, actor, "withdrawn")
-        return True
+        """Resolve a ticket nobody has taken yet as "withdrawn"; False once someone has."""
+        return await self.resolve(ticket_id, actor, "withdrawn", only_unclaimed=True)
 
     async def reopen(self, ticket_id: int, actor: str) -> bool:
         """Reopen a resolved ticket, unless the customer already has another one open."""
@@ -388,11 +401,10 @@ class TicketStore:
     async def transcript(self, ticket: Ticket) -> list[dict[str, Any]]:
         """Every message of the customer from the ticket's conversation on, notes included."""
         rows = await self.db.fetchall(
-            "SELECT role, kind, text, created_at FROM messages WHERE chat_id = ? "
-            "AND (ticket_id = ? OR (created_at >= (SELECT started_at FROM conversations "
-            "WHERE chat_id = ? AND started_at <= ? ORDER BY id DESC LIMIT 1) "
-            "AND created_at <= COALESCE(?, '9999'))) ORDER BY id",
-            (ticket.chat_id, ticket.id, ticket.chat_id, ticket.created_at, ticket.resolved_at),
+            "SELECT role, kind, text, created_at FROM messages m WHERE "
+            + TRANSCRIPT_MESSAGES
+            + " ORDER BY id",
+            transcript_params(ticket),
         )
         return [dict(r) for r in rows]
 
