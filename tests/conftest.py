@@ -30,7 +30,10 @@ def shared_vector_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[No
     by ``make_settings`` leave it out, so tests of the cache itself see their own.
     """
     previous = os.environ.get("VECTOR_CACHE_PATH")
-    os.environ["VECTOR_CACHE_PATH"] = str(tmp_path_factory.mktemp("vectors") / "vectors.sqlite3")
+    # TEST_VECTOR_CACHE keeps the file between runs, so a developer pays for it once.
+    kept = os.environ.get("TEST_VECTOR_CACHE")
+    path = kept or str(tmp_path_factory.mktemp("vectors") / "vectors.sqlite3")
+    os.environ["VECTOR_CACHE_PATH"] = path
     yield
     if previous is None:
         os.environ.pop("VECTOR_CACHE_PATH", None)
