@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from bot import gap_clusters
 from bot.gap_drafts import condense_drafts, draft_eval_yaml, draft_faq_yaml, make_draft
-from bot.knowledge.language import detect_language
+from bot.knowledge.language import detect_language, main_language
 from bot.knowledge.sentence_model import SentenceModel, load_model
 from bot.pii import scrub
 
@@ -136,7 +136,7 @@ async def find_gaps(
     staff = await _staff_answers(services, {r.ticket_id for r in raw if r.ticket_id}, names)
     knowledge = services.knowledge.current
     taken = {entry.id for entry in knowledge.faq.entries}
-    faq_language = _faq_language(knowledge)
+    faq_language = main_language(entry.question for entry in knowledge.faq.entries)
     result = []
     for members in groups:
         ordered = gap_clusters.centre_order(similarities, members)
@@ -269,13 +269,6 @@ async def _staff_answers(
         if text:
             answers.setdefault(int(row["ticket_id"]), []).append(text)
     return answers
-
-
-def _faq_language(knowledge: Any) -> str:
-    """The language most FAQ questions are written in: drafts should read like them."""
-    found = Counter(detect_language(entry.question) for entry in knowledge.faq.entries[:50])
-    found.pop(None, None)
-    return found.most_common(1)[0][0] if found else ""
 
 
 def _iso(moment: datetime) -> str:

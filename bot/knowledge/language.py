@@ -20,6 +20,8 @@ from __future__ import annotations
 import logging
 import threading
 import unicodedata
+from collections import Counter
+from collections.abc import Iterable
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -167,3 +169,10 @@ def _load() -> None:
 def warm_up() -> None:
     """Load the model now (start-up, tests, benchmarks) instead of on first use."""
     _identifier(wait=True)
+
+
+def main_language(texts: Iterable[str], sample: int = 50) -> str:
+    """The language most of ``texts`` are written in (an FAQ's questions), or ''."""
+    found = Counter(detect_language(text) for _, text in zip(range(sample), texts, strict=False))
+    found.pop(None, None)
+    return found.most_common(1)[0][0] if found else ""

@@ -38,6 +38,8 @@ import numpy
 from bot.knowledge.confidence import ConfidenceFit
 from bot.knowledge.embeddings import Embedder, EmbeddingCache, EmbeddingError, entry_text
 from bot.knowledge.faq import FaqEntry, SearchResult
+from bot.knowledge.language import detect_language, main_language
+from bot.knowledge.language import warm_up as language_warm_up
 from bot.knowledge.live import Knowledge
 
 log = logging.getLogger(__name__)
@@ -68,6 +70,7 @@ class _Prepared:
     translations: Any = None
     translation_owners: Any = None
     translation_keys: list[str] = dataclasses.field(default_factory=list)
+    language: str = ""  # the language most questions are written in
 
 
 def _phrasings(entry: FaqEntry) -> list[str]:
@@ -104,6 +107,11 @@ class SemanticSearch:
     def __init__(self, client: Embedder, cache: EmbeddingCache, weight: float):
         self.client = client
         self.confidence_fit: ConfidenceFit | None = getattr(client, "confidence_fit", None)
+        # A message in another language than the FAQ's meets its entries at lower cosines
+        # with a different spread, so it is judged by a fit of its own where the model has one.
+        self.cross_language_fit: ConfidenceFit | None = (
+            getattr(client, "cross_language_fit", None) or self.confidence_fit
+        )
         self.use_phrasings: bool = bool(getattr(client, "phrasings", False))
         self.cache = cache
         self.weight = weight
@@ -168,6 +176,7 @@ class SemanticSearch:
         if pruned:
             log.info("removed %d cached vectors no entry has used for a while", pruned)
         dims = next((len(v) for v in known.values()), 0)
+        await asyncio.to_thread(language_warm_up)  # the FAQ's language must be told for sure
         passages, has_passage = _matrix([known.get(k) for k in passage_keys], dims)
         prepared = _Prepared(
             knowledge.version,
@@ -175,6 +184,7 @@ class SemanticSearch:
             {entry.id: i for i, entry in enumerate(entries)},
             passages,
             has_passage,
+            language=main_language(entry.question for entry in entries),
         )
         if phrase_keys:
             matrix, present = _matrix([known.get(k) for k in phrase_keys], dims)
@@ -228,7 +238,16 @@ class SemanticSearch:
             return lexical[:top_k]  # a reload raced this message; the next one catches up
         if len(query_vector) != prepared.passages.shape[1]:
             return lexical[:top_k]
-        return self._fuse(knowledge, prepared, lexical, query_vector, top_k)
+        fit = self.fit_for(query, prepared.language)
+        return self._fuse(knowledge, prepared, lexical, query_vector, top_k, fit)
+
+    def fit_for(self, query: str, faq_language: str) -> ConfidenceFit | None:
+        """The confidence fit that judges this message against an FAQ in that language."""
+        if self.cross_language_fit is self.confidence_fit or not faq_language:
+            return self.confidence_fit
+        language = detect_language(query)
+        foreign = language is not None and language != faq_language
+        return self.cross_language_fit if foreign else self.confidence_fit
 
     @staticmethod
     def _trust(knowledge: Knowledge, lexical: list[SearchResult]) -> float:
@@ -258,6 +277,7 @@ class SemanticSearch:
         lexical: list[SearchResult],
         query_vector: array,
         top_k: int,
+        fit: ConfidenceFit | None,
     ) -> list[SearchResult]:
         entries = knowledge.faq.entries
         scores = self.meaning(prepared, query_vector)
@@ -290,11 +310,11 @@ class SemanticSearch:
         for score, position in fused[:top_k]:
             hit = by_position.get(position)
             confidence = hit.confidence if hit is not None else 0.0
-            if self.confidence_fit is not None:
+            if fit is not None:
                 own = float(scores[position]) if valid[position] else low
                 rival = runner_up if position == best_position else best_score
                 # Never less sure than the words alone: with a lone entry, or two entries
                 # close in meaning, the lead says nothing, but the words can still be sure.
-                confidence = max(confidence, self.confidence_fit(confidence, own, own - rival))
+                confidence = max(confidence, fit(confidence, own, own - rival))
             results.append(SearchResult(entries[position], score, confidence))
         return results
