@@ -443,10 +443,10 @@ async def multilingual_runs(cases: list[dict], source: str | None, threshold: fl
             embedder(source), EmbeddingCache(db), RetrievalSettings().semantic_weight
         )
 
-    async def search(text: str, k: int):
+    async def search(text: str, k: int, context: str | None = None):
         if semantic is None:
-            return knowledge.search(text, k)
-        return await semantic.search(knowledge, text, k)
+            return knowledge.search(f"{context}\n{text}" if context else text, k)
+        return await semantic.search(knowledge, text, k, context)
 
     counts = {"single": [0, 0], "follow-up": [0, 0], "answered right": 0, "answered wrong": 0}
     try:

@@ -411,16 +411,13 @@ class SupportCore:
         """The FAQ matches for a message, by words and, when switched on, by meaning;
         a follow-up is also read with the question before it (``followup``)."""
 
-        async def search(query: str, k: int) -> list[SearchResult]:
-            return await self._search(knowledge, query, k)
+        async def search(query: str, k: int, context: str | None) -> list[SearchResult]:
+            if self.semantic is not None:
+                return await self.semantic.search(knowledge, query, k, context)
+            return knowledge.search(f"{context}\n{query}" if context else query, k)
 
         threshold = self.settings.retrieval.confidence_threshold
         return await search_in_context(search, text, previous, top_k, threshold)
-
-    async def _search(self, knowledge: Knowledge, text: str, top_k: int) -> list[SearchResult]:
-        if self.semantic is not None:
-            return await self.semantic.search(knowledge, text, top_k)
-        return knowledge.search(text, top_k)
 
     async def _answer_with_llm(
         self,

@@ -15,8 +15,8 @@ def result(entry_id: str, confidence: float) -> SearchResult:
 def readings(alone: SearchResult, together: SearchResult):
     """A search that finds ``alone`` for the message and ``together`` for both turns."""
 
-    async def search(text: str, top_k: int) -> list[SearchResult]:
-        return [together if "\n" in text else alone]
+    async def search(text: str, top_k: int, context: str | None) -> list[SearchResult]:
+        return [together if context else alone]
 
     return search
 

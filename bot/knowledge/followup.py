@@ -20,7 +20,8 @@ from collections.abc import Awaitable, Callable
 
 from bot.knowledge.faq import SearchResult
 
-Search = Callable[[str, int], Awaitable[list[SearchResult]]]
+# search(text, top_k, context): ``context`` is the question before, read with ``text``.
+Search = Callable[[str, int, str | None], Awaitable[list[SearchResult]]]
 
 CONTENDER = 0.5  # a reading at least this sure of another entry makes the message ambiguous
 
@@ -28,11 +29,11 @@ CONTENDER = 0.5  # a reading at least this sure of another entry makes the messa
 async def search_in_context(
     search: Search, text: str, previous: str | None, top_k: int, clear_at: float
 ) -> list[SearchResult]:
-    """``search(text, top_k)``, or of ``previous`` and ``text`` together when surer."""
-    alone = await search(text, top_k)
+    """``search(text, top_k)``, or of ``text`` read with ``previous`` when surer."""
+    alone = await search(text, top_k, None)
     if not previous or previous == text:
         return alone
-    together = await search(f"{previous}\n{text}", top_k)
+    together = await search(text, top_k, previous)
     clear_alone = bool(alone) and alone[0].confidence >= clear_at
     if together and (
         not alone or (not clear_alone and together[0].confidence > alone[0].confidence)

@@ -50,6 +50,9 @@ SEMANTIC_POOL = 20  # best entries by meaning alone that join the candidates
 # (bench/retrieval.py --tune-semantic chose it among 0.2, 0.5 and 1.0).
 LEXICAL_TRUST = 0.5
 TRANSLATION_CHARS = 160  # of a translated answer, embedded beside the entry
+# How much the question before counts beside a follow-up, read together by meaning
+# (bench/retrieval.py --multilingual chose it among 0.4, 0.5, 0.6, 1.0 and 1.5).
+CONTEXT_WEIGHT = 0.6
 RETRY_AFTER_SECONDS = 60.0  # after a failure to embed the FAQ, words only for this long
 
 
@@ -89,6 +92,14 @@ def _translation_text(question: str, answer: str) -> str:
         opening = answer[:TRANSLATION_CHARS]
         answer = opening.rsplit(" ", 1)[0] if " " in opening else opening
     return f"{question}\n{answer}"
+
+
+def _together(context: array, message: array) -> array:
+    """A reading of two messages together: the unit vector along their weighted sum."""
+    total = CONTEXT_WEIGHT * numpy.frombuffer(context, dtype=numpy.float32)
+    total += numpy.frombuffer(message, dtype=numpy.float32)
+    total /= max(float(numpy.linalg.norm(total)), 1e-12)
+    return array("f", total.astype(numpy.float32).tobytes())
 
 
 def _matrix(vectors: Sequence[array | None], dims: int) -> tuple[Any, Any]:
@@ -221,12 +232,18 @@ class SemanticSearch:
                     known[key] = array("f", row.tobytes())
         return known
 
-    async def search(self, knowledge: Knowledge, query: str, top_k: int) -> list[SearchResult]:
-        lexical = knowledge.search(query, max(top_k, LEXICAL_POOL))
+    async def search(
+        self, knowledge: Knowledge, query: str, top_k: int, context: str | None = None
+    ) -> list[SearchResult]:
+        """``context``, the customer's question before, is read together with ``query``: by
+        words as one text, by meaning as the weighted sum of the two messages' vectors,
+        which the model has already computed for each of them."""
+        text = f"{context}\n{query}" if context else query
+        lexical = knowledge.search(text, max(top_k, LEXICAL_POOL))
         if self.weight <= 0 or not await self.prepare(knowledge):
             return lexical[:top_k]
         try:
-            (query_vector,) = await self.client.embed([query], query=True)
+            vectors = await self.client.embed([context, query] if context else [query], query=True)
         except EmbeddingError as error:
             log.warning("matching by words only for one message: %s", error)
             return lexical[:top_k]
@@ -236,9 +253,10 @@ class SemanticSearch:
         prepared = self._prepared
         if prepared is None or prepared.version != knowledge.version:
             return lexical[:top_k]  # a reload raced this message; the next one catches up
-        if len(query_vector) != prepared.passages.shape[1]:
+        if any(len(v) != prepared.passages.shape[1] for v in vectors):
             return lexical[:top_k]
-        fit = self.fit_for(query, prepared.language)
+        query_vector = vectors[0] if len(vectors) == 1 else _together(*vectors)
+        fit = self.fit_for(text, prepared.language)
         return self._fuse(knowledge, prepared, lexical, query_vector, top_k, fit)
 
     def fit_for(self, query: str, faq_language: str) -> ConfidenceFit | None:
@@ -313,8 +331,12 @@ class SemanticSearch:
             if fit is not None:
                 own = float(scores[position]) if valid[position] else low
                 rival = runner_up if position == best_position else best_score
+                judged = fit(confidence, own, own - rival)
                 # Never less sure than the words alone: with a lone entry, or two entries
                 # close in meaning, the lead says nothing, but the words can still be sure.
-                confidence = max(confidence, fit(confidence, own, own - rival))
+                # Words shared with an FAQ in another language are no such evidence
+                # ("cancellare il mio account" shares "cancel" with cancelling an order).
+                foreign = fit is not self.confidence_fit
+                confidence = judged if foreign else max(confidence, judged)
             results.append(SearchResult(entries[position], score, confidence))
         return results
