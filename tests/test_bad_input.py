@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.test_faults import all_done, no_errors_logged, rows
-from tests.test_kill import tune
+from tests.helpers import all_done, no_errors_logged, tune, values
 
 MEDIA_NOTICE = "I can only read text messages, sorry."
 EDIT_NOTICE = "I see you edited a message."
@@ -38,7 +37,7 @@ async def test_media_edits_service_and_forwarded_messages(
         MEDIA_NOTICE.split(",")[0],
     ]
     assert all(m.get("reply_markup") for m in told), "each offers a person"
-    kinds = rows(db, "SELECT kind FROM messages WHERE role = 'customer' ORDER BY id")
+    kinds = values(db, "SELECT kind FROM messages WHERE role = 'customer' ORDER BY id")
     assert kinds == [("sticker",), ("voice",), ("document",), ("location",)]
     assert fake_llm.requests == []
 
@@ -81,7 +80,7 @@ async def test_commands_for_other_bots_and_group_chatter(
     await all_done(fake_telegram, db)
     assert fake_telegram.sent_messages(2101) == ["Answer to: /start@otherbot"]
     assert fake_telegram.sent_messages(-1002222) == []
-    assert [r[0] for r in rows(db, "SELECT chat_id FROM customers")] == [2101]
+    assert [r[0] for r in values(db, "SELECT chat_id FROM customers")] == [2101]
     no_errors_logged(caplog)
 
 
@@ -93,7 +92,7 @@ async def test_unknown_and_forged_buttons_do_nothing(
     await start_bot(settings)
     fake_telegram.user_text(2201, "Where is my parcel?")
     await fake_telegram.wait_for_messages(2201, 1)
-    answer_id = rows(db, "SELECT id FROM messages WHERE role = 'bot'")[0][0]
+    answer_id = values(db, "SELECT id FROM messages WHERE role = 'bot'")[0][0]
     updates = [
         fake_telegram.callback_query(2202, 2202, data, message_id=1)
         for data in (
@@ -112,8 +111,8 @@ async def test_unknown_and_forged_buttons_do_nothing(
     for update_id in updates:
         assert fake_telegram.callback_answer(update_id) is not None, "every press is answered"
     assert fake_telegram.sent_messages(2202) == []
-    assert rows(db, "SELECT COUNT(*) FROM feedback") == [(0,)]
-    assert rows(db, "SELECT COUNT(*) FROM tickets") == [(0,)]
+    assert values(db, "SELECT COUNT(*) FROM feedback") == [(0,)]
+    assert values(db, "SELECT COUNT(*) FROM tickets") == [(0,)]
     no_errors_logged(caplog)
 
 
@@ -148,11 +147,11 @@ async def test_text_round_trips_exactly(
     await all_done(fake_telegram, db)
     assert told == [f"Answer to: {SHOWN_AS.get(text, text)}"]
     assert fake_llm.last_request["messages"][-1] == {"role": "user", "content": text}
-    assert rows(db, "SELECT text FROM messages WHERE role = 'customer'") == [(text,)]
-    assert rows(db, "SELECT text FROM messages WHERE role = 'bot'") == [(f"Answer to: {text}",)]
+    assert values(db, "SELECT text FROM messages WHERE role = 'customer'") == [(text,)]
+    assert values(db, "SELECT text FROM messages WHERE role = 'bot'") == [(f"Answer to: {text}",)]
     # Sent as plain text: nothing Telegram could fail to parse.
     assert all("parse_mode" not in c.params for c in fake_telegram.calls("sendMessage"))
-    assert rows(db, "PRAGMA integrity_check") == [("ok",)]
+    assert values(db, "PRAGMA integrity_check") == [("ok",)]
     no_errors_logged(caplog)
 
 
@@ -173,7 +172,7 @@ async def test_rate_limit_gives_one_polite_notice(
     assert told[3].startswith("You're sending messages quickly"), "told once, at once"
     assert told[4:] == answers[3:], "the rest answered in order, none dropped"
     assert len(fake_llm.requests) == 7
-    assert rows(db, "SELECT COUNT(*) FROM messages WHERE role = 'customer'") == [(7,)]
+    assert values(db, "SELECT COUNT(*) FROM messages WHERE role = 'customer'") == [(7,)]
 
 
 async def test_long_messages_are_cut_before_the_model(

@@ -15,7 +15,7 @@ import pytest
 
 from bot.knowledge.loader import load_persona
 from tests.fakes import Reply, TgUser
-from tests.helpers import REPO, rows, tickets
+from tests.helpers import REPO, buttons, rows, tickets
 
 STAFF = -1009100
 CUSTOMER = TgUser(id=3001, first_name="Bruno")
@@ -26,15 +26,6 @@ def escalations(path: Path) -> list[tuple[int, str]]:
         path, "SELECT ticket_id, reason FROM ticket_events WHERE event = 'escalated' ORDER BY id"
     )
     return [(r["ticket_id"], r["reason"]) for r in found]
-
-
-def buttons(message: dict) -> list[tuple[str, str]]:
-    markup = message.get("reply_markup") or {}
-    return [
-        (b["text"], b.get("callback_data"))
-        for row in markup.get("inline_keyboard", [])
-        for b in row
-    ]
 
 
 async def settled(fake) -> None:

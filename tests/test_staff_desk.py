@@ -13,7 +13,7 @@ import pytest
 
 from bot.knowledge.loader import faq_paths, load_faq
 from tests.fakes import TgUser
-from tests.helpers import rows, run_main, tickets
+from tests.helpers import button_data, rows, run_main, tickets
 
 # Bots started as processes find the shipped FAQ's vectors already made.
 pytestmark = pytest.mark.usefixtures("warm_vector_cache")
@@ -41,11 +41,6 @@ def staff_messages(fake, thread_id: int | None = None) -> list[dict]:
         for m in fake.bot_messages(STAFF)
         if thread_id is None or m.get("message_thread_id") == thread_id
     ]
-
-
-def buttons(message: dict) -> list[str]:
-    markup = message.get("reply_markup") or {}
-    return [b.get("callback_data") for row in markup.get("inline_keyboard", []) for b in row]
 
 
 def llm_saw(request: dict) -> str:
@@ -98,7 +93,7 @@ async def test_forum_ticket_lifecycle(fake_telegram, fake_llm, make_settings, st
     assert "Earlier tickets" not in card["text"], "a first ticket has no history"
     assert "Alice Archer (@alice)" in card["text"]
     assert "I want to talk to a human" in card["text"], "the card shows the last messages"
-    assert buttons(card) == ["staff:claim:1", "staff:close:1"]
+    assert button_data(card) == ["staff:claim:1", "staff:close:1"]
     assert found[0]["staff_thread_id"] == thread_id
 
     # A staff reply in the topic reaches the customer, signed as the team, and the ticket is active.
@@ -152,7 +147,7 @@ async def test_forum_ticket_lifecycle(fake_telegram, fake_llm, make_settings, st
     await fake_telegram.wait_for_messages(CUSTOMER.id, before + 2)
     closing = fake_telegram.bot_messages(CUSTOMER.id)[before:]
     assert "resolved" in closing[0]["text"]
-    assert buttons(closing[1]) == [f"rate:1:{n}" for n in range(1, 6)]
+    assert button_data(closing[1]) == [f"rate:1:{n}" for n in range(1, 6)]
     ticket = tickets(db)[0]
     assert ticket["status"] == "resolved" and ticket["resolved_at"]
     await fake_telegram.wait_for(lambda: fake_telegram.topics(STAFF)[thread_id].closed)
@@ -248,7 +243,7 @@ async def test_reply_to_card_lifecycle_without_topics(
     )
     assert [(t["reason"], t["status"]) for t in tickets(db)] == [("user_request", "open")]
     assert fake_telegram.calls("createForumTopic") == []
-    assert "Ticket #1" in card["text"] and buttons(card) == ["staff:claim:1", "staff:close:1"]
+    assert "Ticket #1" in card["text"] and button_data(card) == ["staff:claim:1", "staff:close:1"]
     assert "message_thread_id" not in card
     told = fake_telegram.sent_messages(CUSTOMER.id)
     assert "#1" in told[0] and "Monday to Friday" in told[0]
@@ -289,7 +284,7 @@ async def test_reply_to_card_lifecycle_without_topics(
     await fake_telegram.wait_for_messages(CUSTOMER.id, 5)
     closing = fake_telegram.bot_messages(CUSTOMER.id)[3:]
     assert "resolved" in closing[0]["text"]
-    assert buttons(closing[1]) == [f"rate:1:{n}" for n in range(1, 6)]
+    assert button_data(closing[1]) == [f"rate:1:{n}" for n in range(1, 6)]
     assert tickets(db)[0]["status"] == "resolved"
 
     # Back to the bot, with a model that does not see the handoff.
@@ -316,7 +311,7 @@ async def test_close_button_and_claim_button(fake_telegram, fake_llm, make_setti
     await wait_db(fake_telegram, db, "SELECT status = 'resolved' FROM tickets WHERE id = 1")
     told = await fake_telegram.wait_for_messages(CUSTOMER.id, 3)
     assert "resolved" in told[1]
-    assert buttons(fake_telegram.bot_messages(CUSTOMER.id)[2]) == [
+    assert button_data(fake_telegram.bot_messages(CUSTOMER.id)[2]) == [
         f"rate:1:{n}" for n in range(1, 6)
     ]
     await fake_telegram.wait_for(
@@ -563,7 +558,9 @@ async def test_handback_gives_the_customer_back_to_the_bot(
     resolved = rows(db, "SELECT detail FROM ticket_events WHERE event = 'resolved'")
     assert [r["detail"] for r in resolved] == ["handback"]
     assert not any(
-        b.startswith("rate:") for m in fake_telegram.bot_messages(CUSTOMER.id) for b in buttons(m)
+        b.startswith("rate:")
+        for m in fake_telegram.bot_messages(CUSTOMER.id)
+        for b in button_data(m)
     ), "no rating"
 
     fake_telegram.user_text(CUSTOMER.id, "How long does a refund take?", CUSTOMER)

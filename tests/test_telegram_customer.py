@@ -9,64 +9,14 @@ from __future__ import annotations
 
 import logging
 import time
-from pathlib import Path
 
 import yaml
 
 from tests.fakes import Reply
-from tests.helpers import rows
+from tests.helpers import buttons, database, faq_answer, handled, persona_message, rows
 
 CUSTOMER = 4001
 OTHER = 4002
-
-
-def database(settings) -> Path:
-    return Path(settings.storage.database_path)
-
-
-def persona_message(config: Path, key: str, **values: str) -> str:
-    persona = yaml.safe_load((config / "persona.yaml").read_text(encoding="utf-8"))
-    fields = {
-        "name": persona["name"],
-        "company": persona["company"],
-        "office_hours": persona.get("office_hours", ""),
-    }
-    fields.update(values)
-    return persona["messages"][key].format(**fields).strip()
-
-
-def faq_answer(faq: Path, entry_id: str) -> str:
-    for path in sorted(faq.glob("*.yaml")):
-        for entry in yaml.safe_load(path.read_text(encoding="utf-8"))["faq"]:
-            if entry["id"] == entry_id:
-                return entry["answer"].strip()
-    raise KeyError(entry_id)
-
-
-def buttons(message: dict) -> list[tuple[str, str]]:
-    markup = message.get("reply_markup") or {}
-    return [
-        (b["text"], b.get("callback_data", ""))
-        for row in markup.get("inline_keyboard", [])
-        for b in row
-    ]
-
-
-async def handled(fake, settings, update_id: int) -> None:
-    """Wait until the bot finished an update without error (the inbox marks it done).
-
-    An update whose handler raised stays pending in the inbox, so this also proves
-    that nothing went wrong, not merely that the update was fetched.
-    """
-
-    def done() -> bool:
-        found = rows(database(settings), "SELECT status FROM inbox WHERE update_id = ?", update_id)
-        return bool(found) and found[0]["status"] == "done"
-
-    try:
-        await fake.wait_for(done)
-    except TimeoutError as error:
-        raise AssertionError(f"update {update_id} was not handled cleanly") from error
 
 
 def errors_logged(caplog) -> list[str]:
