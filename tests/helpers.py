@@ -174,12 +174,23 @@ async def handled(fake, settings, update_id: int) -> None:
         raise AssertionError(f"update {update_id} was not handled cleanly") from error
 
 
-async def all_done(fake, db) -> None:
-    """Every update pushed so far is finished (so nothing more can be sent for it)."""
-    pushed = {u["update_id"] for u in fake._history}
-    await fake.wait_for(
-        lambda: values(db, "SELECT COUNT(*) FROM inbox WHERE status = 'done'")[0][0] == len(pushed)
-    )
+async def all_handled(fake, db) -> None:
+    """Wait until the bot has finished every update pushed so far: the inbox marks it done.
+
+    This is the proof a "nothing happened" check waits for instead of sleeping: an
+    update is marked done only after everything it made the bot send has been sent.
+    An update whose handler failed is never done, so that fails the wait too.
+    """
+    pushed = set(fake.update_ids())
+
+    def unfinished() -> set[int]:
+        done = values(db, "SELECT update_id FROM inbox WHERE status = 'done'")
+        return pushed - {row[0] for row in done}
+
+    try:
+        await fake.wait_for(lambda: not unfinished())
+    except TimeoutError as error:
+        raise AssertionError(f"updates not handled cleanly: {sorted(unfinished())}") from error
 
 
 def no_errors_logged(caplog) -> None:

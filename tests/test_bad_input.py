@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.helpers import all_done, no_errors_logged, tune, values
+from tests.helpers import all_handled, no_errors_logged, tune, values
 
 MEDIA_NOTICE = "I can only read text messages, sorry."
 EDIT_NOTICE = "I see you edited a message."
@@ -26,7 +26,7 @@ async def test_media_edits_service_and_forwarded_messages(
     fake_telegram.user_document(chat)
     fake_telegram.user_location(chat, 52.52, 13.40)
     await fake_telegram.wait_for_messages(chat, 4)
-    await all_done(fake_telegram, db)
+    await all_handled(fake_telegram, db)
     told = fake_telegram.bot_messages(chat)
     # Stickers and locations cannot be read; a voice note (no transcription set up)
     # and a file without words are kept, and the customer is asked to type.
@@ -56,7 +56,7 @@ async def test_media_edits_service_and_forwarded_messages(
         forward_origin={"type": "hidden_user", "date": 1700000000, "sender_user_name": "Ann"},
     )
     await fake_telegram.wait_for_messages(chat, 7)
-    await all_done(fake_telegram, db)
+    await all_handled(fake_telegram, db)
     texts = fake_telegram.sent_messages(chat)[4:]
     assert texts[0] == "Answer to: Where is my parcel?"
     assert texts[1].startswith(EDIT_NOTICE)
@@ -77,7 +77,7 @@ async def test_commands_for_other_bots_and_group_chatter(
     fake_telegram.group_text(-1002222, "anyone know where my parcel is?", 2102)
     fake_telegram.group_text(-1002222, "/start", 2102)
     await fake_telegram.wait_for_messages(2101, 1)
-    await all_done(fake_telegram, db)
+    await all_handled(fake_telegram, db)
     assert fake_telegram.sent_messages(2101) == ["Answer to: /start@otherbot"]
     assert fake_telegram.sent_messages(-1002222) == []
     assert [r[0] for r in values(db, "SELECT chat_id FROM customers")] == [2101]
@@ -107,7 +107,7 @@ async def test_unknown_and_forged_buttons_do_nothing(
             "x" * 64,
         )
     ]
-    await all_done(fake_telegram, db)
+    await all_handled(fake_telegram, db)
     for update_id in updates:
         assert fake_telegram.callback_answer(update_id) is not None, "every press is answered"
     assert fake_telegram.sent_messages(2202) == []
@@ -144,7 +144,7 @@ async def test_text_round_trips_exactly(
     await start_bot(settings)
     fake_telegram.user_text(2301, text)
     told = await fake_telegram.wait_for_messages(2301, 1)
-    await all_done(fake_telegram, db)
+    await all_handled(fake_telegram, db)
     assert told == [f"Answer to: {SHOWN_AS.get(text, text)}"]
     assert fake_llm.last_request["messages"][-1] == {"role": "user", "content": text}
     assert values(db, "SELECT text FROM messages WHERE role = 'customer'") == [(text,)]
@@ -166,7 +166,7 @@ async def test_rate_limit_gives_one_polite_notice(
     for n in range(7):
         fake_telegram.user_text(2401, f"Message number {n} about my order")
     told = await fake_telegram.wait_for_messages(2401, 8, timeout=20)
-    await all_done(fake_telegram, db)
+    await all_handled(fake_telegram, db)
     answers = [f"Answer to: Message number {n} about my order" for n in range(7)]
     assert told[:3] == answers[:3]
     assert told[3].startswith("You're sending messages quickly"), "told once, at once"
