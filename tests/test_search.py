@@ -150,7 +150,12 @@ def test_out_of_domain_gets_low_confidence() -> None:
         assert not results or results[0].confidence < 0.5, query
 
 
-def test_large_index_searches_quickly() -> None:
+def test_a_large_index_finds_each_entry_by_its_own_words() -> None:
+    """2,000 entries of random words, where a mistake in scoring or indexing shows.
+
+    How fast the search is belongs to the benchmarks, not here: bench/scenarios.py (e)
+    times it on 10,000 entries (bench/retrieval.py's ``speed``).
+    """
     rng = random.Random(3)
     vocab = [f"w{i}" for i in range(3000)]
     entries = [
@@ -162,7 +167,15 @@ def test_large_index_searches_quickly() -> None:
         for i in range(2000)
     ]
     index = FaqIndex(entries)
-    assert top_id(index, entries[1234].question) == "1234"
+    for entry in rng.sample(entries, 100):
+        assert top_id(index, entry.question) == entry.id
+        half = " ".join(rng.sample(entry.question.split(), 4))
+        results = index.search(half, top_k=3)
+        assert results[0].id == entry.id, half
+        confidences = [r.confidence for r in results]
+        assert confidences == sorted(confidences, reverse=True)
+        assert len({r.id for r in results}) == len(results)
+    assert index.search("none of these words is in any entry", top_k=3) == []
 
 
 def test_typo_in_the_deciding_word_still_matches() -> None:
