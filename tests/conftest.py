@@ -13,9 +13,13 @@ import pytest
 
 from bot.knowledge.loader import load_settings
 from bot.settings import Settings
+from bot.store.conversations import ConversationStore, Customer
+from bot.store.db import Database
+from bot.store.tickets import TicketStore
 from bot.telegram.app import TelegramBot
 from tests import real_llm
 from tests.fakes import FakeLLM, FakeTelegram
+from tests.helpers import CONSOLE_ADMIN, CONSOLE_AGENT, CONSOLE_STAFF, http_env
 
 REPO = Path(__file__).resolve().parent.parent
 BOT_TOKEN = "123456:TEST-token"
@@ -126,6 +130,41 @@ async def start_bot() -> AsyncIterator[Callable[[Settings], object]]:
     yield start
     for bot in bots:
         await bot.stop()
+
+
+@pytest.fixture
+def console_bot(fake_telegram, fake_llm, make_settings, start_bot):
+    """Start a bot with an admin, a staff group with one member, and its HTTP server on loopback.
+
+    The web console's tests (tests/test_console_web.py, tests/test_console_browser.py).
+    """
+    fake_telegram.add_group(CONSOLE_STAFF)
+    fake_telegram.set_member(CONSOLE_STAFF, CONSOLE_AGENT.id)
+
+    async def start(**extra: str) -> TelegramBot:
+        settings = make_settings(
+            fake_telegram,
+            fake_llm,
+            STAFF_CHAT_ID=str(CONSOLE_STAFF),
+            ADMIN_USER_IDS=str(CONSOLE_ADMIN.id),
+            **http_env(**extra),
+        )
+        return await start_bot(settings, serve_http=True)
+
+    return start
+
+
+@pytest.fixture
+async def sweep_stores(tmp_path: Path):
+    """(database, tickets, conversations) on a real SQLite file with one customer, chat 11.
+
+    What the periodic sweeps read (tests/test_sla.py, tests/test_customer_waits.py);
+    ``tests.helpers.opened_at`` opens this customer's ticket at a given time.
+    """
+    async with Database(tmp_path / "bot.sqlite3") as db:
+        conversations = ConversationStore(db)
+        await conversations.upsert_customer(Customer(chat_id=11, user_id=11, first_name="Anna"))
+        yield db, TicketStore(db), conversations
 
 
 @pytest.fixture(scope="session")

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.test_faults import all_done, no_errors_logged, rows
-from tests.test_kill import tune
+from tests.helpers import all_handled, no_errors_logged, tune, values
 
 MEDIA_NOTICE = "I can only read text messages, sorry."
 EDIT_NOTICE = "I see you edited a message."
@@ -27,7 +26,7 @@ async def test_media_edits_service_and_forwarded_messages(
     fake_telegram.user_document(chat)
     fake_telegram.user_location(chat, 52.52, 13.40)
     await fake_telegram.wait_for_messages(chat, 4)
-    await all_done(fake_telegram, db)
+    await all_handled(fake_telegram, db)
     told = fake_telegram.bot_messages(chat)
     # Stickers and locations cannot be read; a voice note (no transcription set up)
     # and a file without words are kept, and the customer is asked to type.
@@ -38,7 +37,7 @@ async def test_media_edits_service_and_forwarded_messages(
         MEDIA_NOTICE.split(",")[0],
     ]
     assert all(m.get("reply_markup") for m in told), "each offers a person"
-    kinds = rows(db, "SELECT kind FROM messages WHERE role = 'customer' ORDER BY id")
+    kinds = values(db, "SELECT kind FROM messages WHERE role = 'customer' ORDER BY id")
     assert kinds == [("sticker",), ("voice",), ("document",), ("location",)]
     assert fake_llm.requests == []
 
@@ -57,7 +56,7 @@ async def test_media_edits_service_and_forwarded_messages(
         forward_origin={"type": "hidden_user", "date": 1700000000, "sender_user_name": "Ann"},
     )
     await fake_telegram.wait_for_messages(chat, 7)
-    await all_done(fake_telegram, db)
+    await all_handled(fake_telegram, db)
     texts = fake_telegram.sent_messages(chat)[4:]
     assert texts[0] == "Answer to: Where is my parcel?"
     assert texts[1].startswith(EDIT_NOTICE)
@@ -78,10 +77,10 @@ async def test_commands_for_other_bots_and_group_chatter(
     fake_telegram.group_text(-1002222, "anyone know where my parcel is?", 2102)
     fake_telegram.group_text(-1002222, "/start", 2102)
     await fake_telegram.wait_for_messages(2101, 1)
-    await all_done(fake_telegram, db)
+    await all_handled(fake_telegram, db)
     assert fake_telegram.sent_messages(2101) == ["Answer to: /start@otherbot"]
     assert fake_telegram.sent_messages(-1002222) == []
-    assert [r[0] for r in rows(db, "SELECT chat_id FROM customers")] == [2101]
+    assert [r[0] for r in values(db, "SELECT chat_id FROM customers")] == [2101]
     no_errors_logged(caplog)
 
 
@@ -93,7 +92,7 @@ async def test_unknown_and_forged_buttons_do_nothing(
     await start_bot(settings)
     fake_telegram.user_text(2201, "Where is my parcel?")
     await fake_telegram.wait_for_messages(2201, 1)
-    answer_id = rows(db, "SELECT id FROM messages WHERE role = 'bot'")[0][0]
+    answer_id = values(db, "SELECT id FROM messages WHERE role = 'bot'")[0][0]
     updates = [
         fake_telegram.callback_query(2202, 2202, data, message_id=1)
         for data in (
@@ -108,12 +107,12 @@ async def test_unknown_and_forged_buttons_do_nothing(
             "x" * 64,
         )
     ]
-    await all_done(fake_telegram, db)
+    await all_handled(fake_telegram, db)
     for update_id in updates:
         assert fake_telegram.callback_answer(update_id) is not None, "every press is answered"
     assert fake_telegram.sent_messages(2202) == []
-    assert rows(db, "SELECT COUNT(*) FROM feedback") == [(0,)]
-    assert rows(db, "SELECT COUNT(*) FROM tickets") == [(0,)]
+    assert values(db, "SELECT COUNT(*) FROM feedback") == [(0,)]
+    assert values(db, "SELECT COUNT(*) FROM tickets") == [(0,)]
     no_errors_logged(caplog)
 
 
@@ -145,14 +144,14 @@ async def test_text_round_trips_exactly(
     await start_bot(settings)
     fake_telegram.user_text(2301, text)
     told = await fake_telegram.wait_for_messages(2301, 1)
-    await all_done(fake_telegram, db)
+    await all_handled(fake_telegram, db)
     assert told == [f"Answer to: {SHOWN_AS.get(text, text)}"]
     assert fake_llm.last_request["messages"][-1] == {"role": "user", "content": text}
-    assert rows(db, "SELECT text FROM messages WHERE role = 'customer'") == [(text,)]
-    assert rows(db, "SELECT text FROM messages WHERE role = 'bot'") == [(f"Answer to: {text}",)]
+    assert values(db, "SELECT text FROM messages WHERE role = 'customer'") == [(text,)]
+    assert values(db, "SELECT text FROM messages WHERE role = 'bot'") == [(f"Answer to: {text}",)]
     # Sent as plain text: nothing Telegram could fail to parse.
     assert all("parse_mode" not in c.params for c in fake_telegram.calls("sendMessage"))
-    assert rows(db, "PRAGMA integrity_check") == [("ok",)]
+    assert values(db, "PRAGMA integrity_check") == [("ok",)]
     no_errors_logged(caplog)
 
 
@@ -167,13 +166,13 @@ async def test_rate_limit_gives_one_polite_notice(
     for n in range(7):
         fake_telegram.user_text(2401, f"Message number {n} about my order")
     told = await fake_telegram.wait_for_messages(2401, 8, timeout=20)
-    await all_done(fake_telegram, db)
+    await all_handled(fake_telegram, db)
     answers = [f"Answer to: Message number {n} about my order" for n in range(7)]
     assert told[:3] == answers[:3]
     assert told[3].startswith("You're sending messages quickly"), "told once, at once"
     assert told[4:] == answers[3:], "the rest answered in order, none dropped"
     assert len(fake_llm.requests) == 7
-    assert rows(db, "SELECT COUNT(*) FROM messages WHERE role = 'customer'") == [(7,)]
+    assert values(db, "SELECT COUNT(*) FROM messages WHERE role = 'customer'") == [(7,)]
 
 
 async def test_long_messages_are_cut_before_the_model(

@@ -15,8 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests import test_console_web
-from tests.test_console_web import ADMIN, ask_for_link, link_in, make_traffic
+from tests.helpers import CONSOLE_ADMIN, ask_for_link, console_traffic, link_in
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
@@ -26,8 +25,6 @@ try:
     from selenium.webdriver.common.by import By
 except ImportError:  # the browser extra is not installed
     webdriver = None
-
-console_bot = test_console_web.console_bot  # the same bot as the HTTP tests use
 
 pytestmark = pytest.mark.skipif(
     webdriver is None or CHROMIUM is None or CHROMEDRIVER is None,
@@ -80,8 +77,8 @@ async def test_log_in_and_read_the_overview_and_a_transcript_in_chromium(
     fake_telegram, console_bot, tmp_path
 ):
     bot = await console_bot()
-    await make_traffic(fake_telegram)
-    url = link_in(await ask_for_link(fake_telegram, ADMIN))
+    await console_traffic(fake_telegram)
+    url = link_in(await ask_for_link(fake_telegram, CONSOLE_ADMIN))
     base = f"http://127.0.0.1:{bot.settings.env.http_port}"
     shots = Path(os.environ.get("CONSOLE_SCREENSHOTS") or tmp_path)
     seen = await asyncio.to_thread(browse, url, base, shots)

@@ -14,42 +14,24 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import aiohttp
-import pytest
 import yaml
 
 from bot.console_web.auth import COOKIE_NAME
 from bot.privacy import purge_older_than
 from bot.telegram.app import TelegramBot
 from tests.fakes import Reply, TgUser
-from tests.helpers import free_port, values
-
-STAFF = -1009000
-ADMIN = TgUser(id=77, first_name="Ada")
-AGENT = TgUser(id=501, first_name="Sam")
-ALICE = TgUser(id=1001, first_name="Alice", username="alice", language_code="de")
-BOB = TgUser(id=2002, first_name="Bob")
-LINK = re.compile(r"(https?://\S+/console/login\?token=[\w-]+)")
-
-
-@pytest.fixture
-def console_bot(fake_telegram, fake_llm, make_settings, start_bot):
-    """A bot with an admin, a staff group with one member, and its HTTP server on loopback."""
-    fake_telegram.add_group(STAFF)
-    fake_telegram.set_member(STAFF, AGENT.id)
-
-    async def start(**extra: str) -> TelegramBot:
-        settings = make_settings(
-            fake_telegram,
-            fake_llm,
-            STAFF_CHAT_ID=str(STAFF),
-            ADMIN_USER_IDS=str(ADMIN.id),
-            HTTP_HOST="127.0.0.1",
-            HTTP_PORT=str(free_port()),
-            **extra,
-        )
-        return await start_bot(settings, serve_http=True)
-
-    return start
+from tests.helpers import (
+    ALICE,
+    BOB,
+    CONSOLE_ADMIN,
+    CONSOLE_AGENT,
+    CONSOLE_STAFF,
+    ask_for_link,
+    console_traffic,
+    free_port,
+    link_in,
+    values,
+)
 
 
 def local(bot: TelegramBot, url: str) -> str:
@@ -57,19 +39,6 @@ def local(bot: TelegramBot, url: str) -> str:
     parts = urlsplit(url)
     query = f"?{parts.query}" if parts.query else ""
     return f"http://127.0.0.1:{bot.settings.env.http_port}{parts.path}{query}"
-
-
-async def ask_for_link(fake, user: TgUser, command: str = "/console") -> str:
-    before = len(fake.bot_messages(user.id))
-    fake.user_text(user.id, command, user)
-    texts = await fake.wait_for_messages(user.id, before + 1, timeout=30)
-    return texts[-1]
-
-
-def link_in(text: str) -> str:
-    found = LINK.search(text)
-    assert found, text
-    return found.group(1)
 
 
 def browser() -> aiohttp.ClientSession:
@@ -99,28 +68,18 @@ def csrf_of(html: str) -> str:
     return found.group(1)
 
 
-async def make_traffic(fake) -> None:
-    """Alice gets an answer and then asks for a person (a ticket); Bob only gets answers."""
-    fake.user_text(ALICE.id, "How long does a refund take for order 4711?", ALICE)
-    await fake.wait_for_messages(ALICE.id, 1, timeout=30)
-    fake.user_text(ALICE.id, "I want to talk to a person", ALICE)
-    await fake.wait_for_messages(ALICE.id, 2, timeout=30)
-    fake.user_text(BOB.id, "Do you ship abroad?", BOB)
-    await fake.wait_for_messages(BOB.id, 1, timeout=30)
-
-
 async def test_admin_gets_a_one_time_link_and_sees_every_page(fake_telegram, console_bot, caplog):
     caplog.set_level(logging.INFO)
     bot = await console_bot()
-    await make_traffic(fake_telegram)
-    text = await ask_for_link(fake_telegram, ADMIN)
+    await console_traffic(fake_telegram)
+    text = await ask_for_link(fake_telegram, CONSOLE_ADMIN)
     assert "valid 10 minutes" in text
     call = fake_telegram.calls("sendMessage")[-1]
     url = link_in(text)
     # Without CONSOLE_URL or WEBHOOK_URL the links point at the bot's own address.
     assert url.startswith(f"http://127.0.0.1:{bot.settings.env.http_port}/console/login?token=")
     # No preview: Telegram fetching the page for one would use the link up.
-    assert call.params["chat_id"] == ADMIN.id
+    assert call.params["chat_id"] == CONSOLE_ADMIN.id
     assert call.params["link_preview_options"]["is_disabled"] is True
     token = url.split("token=")[1]
     stored = values(Path(bot.settings.storage.database_path), "SELECT * FROM console_links")
@@ -171,8 +130,8 @@ async def test_admin_gets_a_one_time_link_and_sees_every_page(fake_telegram, con
 
 async def test_staff_see_tickets_and_transcripts_only(fake_telegram, console_bot):
     bot = await console_bot()
-    await make_traffic(fake_telegram)
-    session, landed = await log_in(bot, fake_telegram, AGENT)
+    await console_traffic(fake_telegram)
+    session, landed = await log_in(bot, fake_telegram, CONSOLE_AGENT)
     async with session:
         assert landed == "/console/tickets"
         assert (await fetch(session, bot, "/console/tickets"))[0] == 200
@@ -184,7 +143,7 @@ async def test_staff_see_tickets_and_transcripts_only(fake_telegram, console_bot
             assert "order 4711" not in html
         # The role is asked again on every request: out of the group, out of the console.
         bot.app.bot_data["console_roles"].cache_seconds = 0
-        fake_telegram.set_member(STAFF, AGENT.id, "left")
+        fake_telegram.set_member(CONSOLE_STAFF, CONSOLE_AGENT.id, "left")
         assert (await fetch(session, bot, "/console/tickets"))[0] == 403
 
 
@@ -197,16 +156,18 @@ async def test_a_customer_asking_for_the_console_gets_the_normal_flow(fake_teleg
     # It reached the core like any message the bot does not know as a command.
     assert values(db, "SELECT text FROM messages WHERE chat_id = ? AND role = 'customer'", BOB.id)
     # In the staff group /console does nothing either.
-    fake_telegram.group_text(STAFF, "/console", ADMIN)
+    fake_telegram.group_text(CONSOLE_STAFF, "/console", CONSOLE_ADMIN)
     fake_telegram.user_text(BOB.id, "still there?", BOB)
     await fake_telegram.wait_for_messages(BOB.id, 2, timeout=30)
-    assert not [m for m in fake_telegram.sent_messages(STAFF) if "console" in m]
+    assert not [m for m in fake_telegram.sent_messages(CONSOLE_STAFF) if "console" in m]
 
 
 async def test_expired_wrong_and_forged_credentials_are_refused(fake_telegram, console_bot):
     bot = await console_bot()
     access = bot.app.bot_data["console_access"]
-    old = await access.issue_link(ADMIN.id, "admin", now=datetime.now(UTC) - timedelta(minutes=11))
+    old = await access.issue_link(
+        CONSOLE_ADMIN.id, "admin", now=datetime.now(UTC) - timedelta(minutes=11)
+    )
     async with browser() as session:
         assert (await fetch(session, bot, old))[0] == 403  # expired
         assert (await fetch(session, bot, "/console/login?token=guessed"))[0] == 403
@@ -226,7 +187,7 @@ async def test_expired_wrong_and_forged_credentials_are_refused(fake_telegram, c
 
 async def test_logout_needs_the_csrf_token_and_revokes_the_session(fake_telegram, console_bot):
     bot = await console_bot()
-    session, _ = await log_in(bot, fake_telegram, ADMIN)
+    session, _ = await log_in(bot, fake_telegram, CONSOLE_ADMIN)
     async with session:
         status, html = await fetch(session, bot, "/console")
         token = csrf_of(html)
@@ -246,12 +207,12 @@ async def test_console_logout_in_telegram_ends_every_session_of_that_user(
     fake_telegram, console_bot
 ):
     bot = await console_bot()
-    first, _ = await log_in(bot, fake_telegram, ADMIN)
-    second, _ = await log_in(bot, fake_telegram, ADMIN)
-    staff, _ = await log_in(bot, fake_telegram, AGENT)
+    first, _ = await log_in(bot, fake_telegram, CONSOLE_ADMIN)
+    second, _ = await log_in(bot, fake_telegram, CONSOLE_ADMIN)
+    staff, _ = await log_in(bot, fake_telegram, CONSOLE_AGENT)
     async with first, second, staff:
         assert (await fetch(first, bot, "/console"))[0] == 200
-        text = await ask_for_link(fake_telegram, ADMIN, "/console logout")
+        text = await ask_for_link(fake_telegram, CONSOLE_ADMIN, "/console logout")
         assert "2 session(s)" in text
         assert (await fetch(first, bot, "/console"))[0] == 403
         assert (await fetch(second, bot, "/console/tickets"))[0] == 403
@@ -260,10 +221,10 @@ async def test_console_logout_in_telegram_ends_every_session_of_that_user(
 
 async def test_filters_and_search(fake_telegram, console_bot):
     bot = await console_bot()
-    await make_traffic(fake_telegram)
+    await console_traffic(fake_telegram)
     fake_telegram.user_text(BOB.id, "/human", BOB)
     await fake_telegram.wait_for_messages(BOB.id, 2, timeout=30)
-    session, _ = await log_in(bot, fake_telegram, ADMIN)
+    session, _ = await log_in(bot, fake_telegram, CONSOLE_ADMIN)
     async with session:
         status, html = await fetch(session, bot, "/console/tickets")
         csrf = csrf_of(html)
@@ -294,10 +255,10 @@ async def test_filters_and_search(fake_telegram, console_bot):
 
 async def test_forget_and_retention_remove_text_from_the_console(fake_telegram, console_bot):
     bot = await console_bot()
-    await make_traffic(fake_telegram)
+    await console_traffic(fake_telegram)
     fake_telegram.user_text(BOB.id, "/human", BOB)
     await fake_telegram.wait_for_messages(BOB.id, 2, timeout=30)
-    session, _ = await log_in(bot, fake_telegram, ADMIN)
+    session, _ = await log_in(bot, fake_telegram, CONSOLE_ADMIN)
     async with session:
         assert "order 4711" in (await fetch(session, bot, "/console/tickets/1"))[1]
         before = len(fake_telegram.bot_messages(ALICE.id))
@@ -319,7 +280,7 @@ async def test_forget_and_retention_remove_text_from_the_console(fake_telegram, 
 
 async def test_https_base_makes_the_cookie_secure(fake_telegram, console_bot):
     bot = await console_bot(CONSOLE_URL="https://support.example/")
-    url = link_in(await ask_for_link(fake_telegram, ADMIN))
+    url = link_in(await ask_for_link(fake_telegram, CONSOLE_ADMIN))
     assert url.startswith("https://support.example/console/login?token=")
     async with (
         browser() as session,
@@ -349,8 +310,8 @@ async def test_gaps_page_shows_what_the_bot_could_not_answer(fake_telegram, fake
     fake_llm.script(Reply.http_error(400, "bad request"))
     fake_telegram.user_text(carol.id, "Can I pay with seashells at the store?", carol)
     await fake_telegram.wait_for_messages(carol.id, 1, timeout=30)
-    staff, _ = await log_in(bot, fake_telegram, AGENT)
-    admin, _ = await log_in(bot, fake_telegram, ADMIN)
+    staff, _ = await log_in(bot, fake_telegram, CONSOLE_AGENT)
+    admin, _ = await log_in(bot, fake_telegram, CONSOLE_ADMIN)
     async with staff, admin:
         assert (await fetch(staff, bot, "/console/gaps"))[0] == 403
         status, html = await fetch(admin, bot, "/console/gaps?days=7")
@@ -365,7 +326,7 @@ async def test_gaps_page_shows_what_the_bot_could_not_answer(fake_telegram, fake
 
 async def test_a_session_ends_after_its_time(fake_telegram, console_bot):
     bot = await console_bot()
-    session, _ = await log_in(bot, fake_telegram, ADMIN)
+    session, _ = await log_in(bot, fake_telegram, CONSOLE_ADMIN)
     async with session:
         assert (await fetch(session, bot, "/console"))[0] == 200
         past = (datetime.now(UTC) - timedelta(seconds=1)).isoformat(timespec="milliseconds")
@@ -381,7 +342,7 @@ async def test_webhook_mode_serves_the_console_behind_the_same_proxy(
     settings = make_settings(
         fake_telegram,
         fake_llm,
-        ADMIN_USER_IDS=str(ADMIN.id),
+        ADMIN_USER_IDS=str(CONSOLE_ADMIN.id),
         WEBHOOK_URL="https://bot.example.test/telegram/hook",
         WEBHOOK_SECRET="webhook-secret_0123456789",
         HTTP_HOST="127.0.0.1",
@@ -390,7 +351,7 @@ async def test_webhook_mode_serves_the_console_behind_the_same_proxy(
     bot = await start_bot(settings)
     port = settings.env.http_port
     fake_telegram.deliver_to_webhook(f"http://127.0.0.1:{port}/telegram/hook")
-    url = link_in(await ask_for_link(fake_telegram, ADMIN))
+    url = link_in(await ask_for_link(fake_telegram, CONSOLE_ADMIN))
     assert url.startswith("https://bot.example.test/console/login?token=")
     async with browser() as session:
         async with session.get(local(bot, url), allow_redirects=False) as response:

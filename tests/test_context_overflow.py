@@ -15,9 +15,7 @@ from pathlib import Path
 from bot.prompt import ESCALATE_TOOL
 from bot.token_estimate import estimate_messages
 from tests.fakes.llm_context import ContextWindow, prompt_tokens
-from tests.helpers import tickets
-from tests.test_http import http_env, scrape, serve, value  # noqa: F401  (serve: a fixture)
-from tests.test_kill import tune
+from tests.helpers import http_env, scrape, tickets, tune, value
 
 CUSTOMER = 5101
 WINDOW = 3000
@@ -54,12 +52,12 @@ async def test_a_long_conversation_on_a_small_window_keeps_being_answered(
     fake_llm,
     make_settings,
     knowledge_dirs,
-    serve,  # noqa: F811  (the fixture imported from test_http)
+    start_bot,
     caplog,
 ):
     fake_llm.context = ContextWindow(WINDOW, "llama.cpp")  # says its size at /props
     settings = small_window_settings(make_settings, knowledge_dirs, fake_telegram, fake_llm)
-    bot = await serve(settings)
+    bot = await start_bot(settings, serve_http=True)
     caplog.set_level(logging.INFO, "bot.context_budget")
 
     texts = await converse(fake_telegram, 5)
@@ -85,13 +83,13 @@ async def test_an_overflow_error_is_retried_once_smaller_and_answered(
     fake_llm,
     make_settings,
     knowledge_dirs,
-    serve,  # noqa: F811  (the fixture imported from test_http)
+    start_bot,
     caplog,
 ):
     # vLLM with its window unreported: the first request that does not fit is refused.
     fake_llm.context = ContextWindow(2600, "vllm", reported=False)
     settings = small_window_settings(make_settings, knowledge_dirs, fake_telegram, fake_llm)
-    bot = await serve(settings)
+    bot = await start_bot(settings, serve_http=True)
 
     texts = await converse(fake_telegram, 5)
 
@@ -115,13 +113,13 @@ async def test_the_configured_window_is_used_when_the_server_tells_none(
     fake_llm,
     make_settings,
     knowledge_dirs,
-    serve,  # noqa: F811  (the fixture imported from test_http)
+    start_bot,
 ):
     fake_llm.context = ContextWindow(WINDOW, "openai")  # OpenAI reports no window
     settings = small_window_settings(
         make_settings, knowledge_dirs, fake_telegram, fake_llm, context_tokens=str(WINDOW)
     )
-    await serve(settings)
+    await start_bot(settings, serve_http=True)
     texts = await converse(fake_telegram, 5)
     assert len(texts) == 5
     assert refused(fake_llm) == 0
@@ -133,13 +131,13 @@ async def test_a_prompt_ollama_cut_silently_is_detected_and_reported_once(
     fake_llm,
     make_settings,
     knowledge_dirs,
-    serve,  # noqa: F811  (the fixture imported from test_http)
+    start_bot,
     caplog,
 ):
     # /api/show gives the model's trained length, but the server runs a smaller num_ctx.
     fake_llm.context = ContextWindow(600, "ollama", ollama_num_ctx_set=False)
     settings = small_window_settings(make_settings, knowledge_dirs, fake_telegram, fake_llm)
-    bot = await serve(settings)
+    bot = await start_bot(settings, serve_http=True)
 
     texts = await converse(fake_telegram, 3)
 

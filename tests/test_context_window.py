@@ -13,10 +13,9 @@ import httpx
 import pytest
 
 from bot.context_window import origin, overflow_error
-from bot.errors import LLMContextOverflow, LLMHTTPError
+from bot.errors import LLMContextOverflow
 from bot.llm import LLMClient
 from bot.settings import LlmSettings
-from tests.fakes import Reply
 from tests.fakes.llm_context import ContextWindow
 
 # (server, HTTP status, body, window stated, prompt tokens stated)
@@ -183,17 +182,6 @@ async def test_the_client_raises_an_overflow_and_keeps_the_circuit_closed(fake_l
         assert answer.text
     finally:
         await client.aclose()
-
-
-async def test_an_ordinary_400_stays_an_http_error(fake_llm):
-    fake_llm.script(Reply.http_error(400, "Invalid value for 'temperature'", code="invalid_value"))
-    client = LLMClient(fake_llm.base_url, None, LlmSettings())
-    try:
-        with pytest.raises(LLMHTTPError) as caught:
-            await client.complete([{"role": "user", "content": "hi"}])
-    finally:
-        await client.aclose()
-    assert not isinstance(caught.value, LLMContextOverflow)
 
 
 async def test_the_doubles_window_can_be_set_over_its_control_api(fake_llm):

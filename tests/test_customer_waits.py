@@ -8,12 +8,19 @@ from __future__ import annotations
 from datetime import timedelta
 
 from bot.customer_waits import sweep_customers
+from bot.knowledge.loader import load_persona
 from bot.store.db import Database
 from bot.store.tickets import TicketStore
-from tests.helpers import rows
-from tests.test_sla import PERSONA, SATURDAY_10_UTC, TUESDAY_10_UTC, opened_at, settings, store
+from tests.helpers import (
+    REPO,
+    SATURDAY_10_UTC,
+    TUESDAY_10_UTC,
+    opened_at,
+    rows,
+    support_settings,
+)
 
-__all__ = ["store"]  # the fixture, shared with tests/test_sla.py
+PERSONA = load_persona(REPO / "config" / "persona.yaml")
 
 
 class Channel:
@@ -34,10 +41,10 @@ async def run(config, db, tickets, conversations, channel, now):
     )
 
 
-async def test_an_unclaimed_ticket_tells_the_customer_once(store) -> None:
-    db, tickets, conversations = store
+async def test_an_unclaimed_ticket_tells_the_customer_once(sweep_stores) -> None:
+    db, tickets, conversations = sweep_stores
     ticket_id = await opened_at(db, tickets, TUESDAY_10_UTC)
-    config = settings(unclaimed_notice_minutes=15, sla_minutes=30, auto_close_hours=0)
+    config = support_settings(unclaimed_notice_minutes=15, sla_minutes=30, auto_close_hours=0)
     channel = Channel()
     assert await run(config, db, tickets, conversations, channel, TUESDAY_10_UTC) == ([], [])
     later = TUESDAY_10_UTC + timedelta(minutes=16)
@@ -51,24 +58,24 @@ async def test_an_unclaimed_ticket_tells_the_customer_once(store) -> None:
     assert len(channel.customer) == 1, "told once"
 
 
-async def test_outside_office_hours_the_notice_says_when_staff_are_back(store) -> None:
-    db, tickets, conversations = store
+async def test_outside_office_hours_the_notice_says_when_staff_are_back(sweep_stores) -> None:
+    db, tickets, conversations = sweep_stores
     await opened_at(db, tickets, SATURDAY_10_UTC)
-    config = settings(unclaimed_notice_minutes=15, auto_close_hours=0)
+    config = support_settings(unclaimed_notice_minutes=15, auto_close_hours=0)
     channel = Channel()
     await run(config, db, tickets, conversations, channel, SATURDAY_10_UTC + timedelta(hours=1))
     assert "Monday 09:00" in channel.customer[0][1]
 
 
-async def test_a_claimed_ticket_gets_no_notice_and_zero_is_off(store) -> None:
-    db, tickets, conversations = store
+async def test_a_claimed_ticket_gets_no_notice_and_zero_is_off(sweep_stores) -> None:
+    db, tickets, conversations = sweep_stores
     ticket_id = await opened_at(db, tickets, TUESDAY_10_UTC)
     later = TUESDAY_10_UTC + timedelta(hours=1)
     channel = Channel()
-    off = settings(unclaimed_notice_minutes=0, auto_close_hours=0)
+    off = support_settings(unclaimed_notice_minutes=0, auto_close_hours=0)
     assert await run(off, db, tickets, conversations, channel, later) == ([], [])
     await tickets.claim(ticket_id, 501, "Sam")
-    on = settings(unclaimed_notice_minutes=15, auto_close_hours=0)
+    on = support_settings(unclaimed_notice_minutes=15, auto_close_hours=0)
     assert await run(on, db, tickets, conversations, channel, later) == ([], [])
     assert channel.customer == []
 
@@ -78,13 +85,13 @@ async def _staff_said(db: Database, conversations, ticket_id: int, role: str, wh
     await db.execute("UPDATE messages SET created_at = ? WHERE id = ?", (when.isoformat(), message))
 
 
-async def test_a_ticket_left_after_the_teams_reply_closes_itself(store) -> None:
-    db, tickets, conversations = store
+async def test_a_ticket_left_after_the_teams_reply_closes_itself(sweep_stores) -> None:
+    db, tickets, conversations = sweep_stores
     ticket_id = await opened_at(db, tickets, TUESDAY_10_UTC)
     await tickets.staff_replied(ticket_id, 501, "Sam")
     await _staff_said(db, conversations, ticket_id, "customer", TUESDAY_10_UTC)
     await _staff_said(db, conversations, ticket_id, "staff", TUESDAY_10_UTC + timedelta(hours=1))
-    config = settings(unclaimed_notice_minutes=0, auto_close_hours=48)
+    config = support_settings(unclaimed_notice_minutes=0, auto_close_hours=48)
     channel = Channel()
     early = TUESDAY_10_UTC + timedelta(hours=48)
     assert await run(config, db, tickets, conversations, channel, early) == ([], [])
@@ -100,13 +107,13 @@ async def test_a_ticket_left_after_the_teams_reply_closes_itself(store) -> None:
     assert [tuple(r) for r in found] == [("resolved", "auto_closed")]
 
 
-async def test_a_customer_who_wrote_last_is_not_closed_on(store) -> None:
-    db, tickets, conversations = store
+async def test_a_customer_who_wrote_last_is_not_closed_on(sweep_stores) -> None:
+    db, tickets, conversations = sweep_stores
     ticket_id = await opened_at(db, tickets, TUESDAY_10_UTC)
     await tickets.staff_replied(ticket_id, 501, "Sam")
     await _staff_said(db, conversations, ticket_id, "staff", TUESDAY_10_UTC)
     await _staff_said(db, conversations, ticket_id, "customer", TUESDAY_10_UTC + timedelta(hours=1))
-    config = settings(unclaimed_notice_minutes=0, auto_close_hours=48)
+    config = support_settings(unclaimed_notice_minutes=0, auto_close_hours=48)
     channel = Channel()
     late = TUESDAY_10_UTC + timedelta(days=5)
     assert await run(config, db, tickets, conversations, channel, late) == ([], [])

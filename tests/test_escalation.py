@@ -7,7 +7,6 @@ its escalation event, and what the customer was told.
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
 from pathlib import Path
 
@@ -15,7 +14,7 @@ import pytest
 
 from bot.knowledge.loader import load_persona
 from tests.fakes import Reply, TgUser
-from tests.helpers import REPO, rows, tickets
+from tests.helpers import REPO, all_handled, buttons, rows, tickets
 
 STAFF = -1009100
 CUSTOMER = TgUser(id=3001, first_name="Bruno")
@@ -26,22 +25,6 @@ def escalations(path: Path) -> list[tuple[int, str]]:
         path, "SELECT ticket_id, reason FROM ticket_events WHERE event = 'escalated' ORDER BY id"
     )
     return [(r["ticket_id"], r["reason"]) for r in found]
-
-
-def buttons(message: dict) -> list[tuple[str, str]]:
-    markup = message.get("reply_markup") or {}
-    return [
-        (b["text"], b.get("callback_data"))
-        for row in markup.get("inline_keyboard", [])
-        for b in row
-    ]
-
-
-async def settled(fake) -> None:
-    """Let every update already queued be handled before checking that nothing happened."""
-    await fake.wait_until_consumed()
-    for _ in range(20):
-        await asyncio.sleep(0.01)
 
 
 def edit_bot_yaml(config: Path, old: str, new: str) -> None:
@@ -279,7 +262,7 @@ async def test_confident_faq_answer_without_a_model_opens_nothing(fake_telegram,
     db = await start()
     fake_telegram.user_text(CUSTOMER.id, "How long does a refund take?", CUSTOMER)
     await fake_telegram.wait_for_messages(CUSTOMER.id, 1)
-    await settled(fake_telegram)
+    await all_handled(fake_telegram, db)
     assert tickets(db) == []
 
 

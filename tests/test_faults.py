@@ -7,33 +7,11 @@ the circuit breaker are shrunk in the copied bot.yaml so failures play out quick
 from __future__ import annotations
 
 import sqlite3
-from pathlib import Path
 
 from tests.fakes import Reply
-from tests.test_kill import tune
+from tests.helpers import all_handled, no_errors_logged, tune, values
 
 FAILED_PREFIX = "Sorry, I ran into a technical problem"
-
-
-def rows(db: Path | str, sql: str, *params) -> list[tuple]:
-    conn = sqlite3.connect(db)
-    try:
-        return conn.execute(sql, params).fetchall()
-    finally:
-        conn.close()
-
-
-async def all_done(fake, db) -> None:
-    """Every update pushed so far is finished (so nothing more can be sent for it)."""
-    pushed = {u["update_id"] for u in fake._history}
-    await fake.wait_for(
-        lambda: rows(db, "SELECT COUNT(*) FROM inbox WHERE status = 'done'")[0][0] == len(pushed)
-    )
-
-
-def no_errors_logged(caplog) -> None:
-    bad = [r for r in caplog.records if r.levelname in ("ERROR", "CRITICAL")]
-    assert not bad, [r.getMessage() for r in bad]
 
 
 # ---------------------------------------------------------------- model API faults
@@ -51,7 +29,7 @@ async def test_rate_limited_three_times_then_answered(
     await start_bot(settings)
     fake_telegram.user_text(1101, "Can I change my delivery address?")
     texts = await fake_telegram.wait_for_messages(1101, 1, timeout=10)
-    await all_done(fake_telegram, settings.storage.database_path)
+    await all_handled(fake_telegram, settings.storage.database_path)
     assert texts == ["Answer to: Can I change my delivery address?"]
     assert len(fake_llm.requests) == 4
     no_errors_logged(caplog)
@@ -91,7 +69,7 @@ async def test_model_down_faq_or_apology_with_ticket_and_breaker_stops_waiting(
     fake_telegram.user_text(1202, "My cat likes the blue sofa, is that a problem?")
     told = await fake_telegram.wait_for_messages(1202, 1, timeout=10)
     assert told[0].startswith(FAILED_PREFIX) and "#1" in told[0]
-    assert rows(db, "SELECT chat_id, reason FROM tickets") == [(1202, "llm_error")]
+    assert values(db, "SELECT chat_id, reason FROM tickets") == [(1202, "llm_error")]
     assert len(fake_llm.requests) >= 4, "the failures were retried"
 
     # Two failed answers opened the breaker: later customers are answered without a call.
@@ -102,8 +80,8 @@ async def test_model_down_faq_or_apology_with_ticket_and_breaker_stops_waiting(
         told = await fake_telegram.wait_for_messages(chat, 1, timeout=10)
         assert told[0].startswith(FAILED_PREFIX), told
     assert len(fake_llm.requests) == calls
-    assert len(rows(db, "SELECT id FROM tickets WHERE reason = 'llm_error'")) == 7
-    await all_done(fake_telegram, db)
+    assert len(values(db, "SELECT id FROM tickets WHERE reason = 'llm_error'")) == 7
+    await all_handled(fake_telegram, db)
 
 
 async def test_customers_mid_retry_stop_waiting_once_the_breaker_opens(
@@ -141,7 +119,7 @@ async def test_a_hanging_model_times_out_into_an_apology(
     told = await fake_telegram.wait_for_messages(1401, 1, timeout=10)
     assert told[0].startswith(FAILED_PREFIX)
     assert len(fake_llm.requests) >= 2, "a timeout is retried within the budget"
-    assert rows(settings.storage.database_path, "SELECT reason FROM tickets") == [("llm_error",)]
+    assert values(settings.storage.database_path, "SELECT reason FROM tickets") == [("llm_error",)]
 
 
 async def test_a_stream_cut_midway_is_replaced_by_the_apology(
@@ -154,7 +132,7 @@ async def test_a_stream_cut_midway_is_replaced_by_the_apology(
     await start_bot(settings)
     fake_telegram.user_text(1501, "My cat likes the blue sofa, is that a problem?")
     told = await fake_telegram.wait_for_messages(1501, 1, timeout=10)
-    await all_done(fake_telegram, settings.storage.database_path)
+    await all_handled(fake_telegram, settings.storage.database_path)
     # The partial text was only ever a draft; the one message is the truthful apology.
     assert len(told) == 1 and told[0].startswith(FAILED_PREFIX)
     assert any(d.get("text", "").startswith("Half") for d in fake_telegram.drafts(1501))
@@ -172,7 +150,7 @@ async def test_telegram_429_on_send_is_waited_out(
     await start_bot(settings)
     fake_telegram.user_text(1601, "Where is my parcel?")
     told = await fake_telegram.wait_for_messages(1601, 1, timeout=10)
-    await all_done(fake_telegram, settings.storage.database_path)
+    await all_handled(fake_telegram, settings.storage.database_path)
     assert told == ["Answer to: Where is my parcel?"]
     assert [c.status for c in fake_telegram.calls("sendMessage")] == [429, 200]
     no_errors_logged(caplog)
@@ -186,7 +164,7 @@ async def test_network_errors_on_send_are_retried(
     await start_bot(settings)
     fake_telegram.user_text(1602, "Where is my parcel?")
     told = await fake_telegram.wait_for_messages(1602, 1, timeout=10)
-    await all_done(fake_telegram, settings.storage.database_path)
+    await all_handled(fake_telegram, settings.storage.database_path)
     assert told == ["Answer to: Where is my parcel?"]
 
 
@@ -208,9 +186,9 @@ async def test_a_blocked_customer_is_marked_and_not_retried(
     await start_bot(settings)
     fake_telegram.block(1604)
     fake_telegram.user_text(1604, "Where is my parcel?")
-    await all_done(fake_telegram, db)
+    await all_handled(fake_telegram, db)
     assert [c.status for c in fake_telegram.calls("sendMessage")] == [403]
-    assert rows(db, "SELECT blocked_at IS NOT NULL FROM customers WHERE chat_id = 1604") == [(1,)]
+    assert values(db, "SELECT blocked_at IS NOT NULL FROM customers WHERE chat_id = 1604") == [(1,)]
 
 
 async def test_a_long_answer_is_split_and_arrives_whole(
@@ -224,7 +202,7 @@ async def test_a_long_answer_is_split_and_arrives_whole(
     await start_bot(settings)
     fake_telegram.user_text(1605, "Tell me about shipping")
     told = await fake_telegram.wait_for_messages(1605, 3, timeout=10)
-    await all_done(fake_telegram, settings.storage.database_path)
+    await all_handled(fake_telegram, settings.storage.database_path)
     told = fake_telegram.sent_messages(1605)
     assert all(len(t) <= 4096 for t in told)
     assert "\n\n".join(told) == answer
@@ -238,17 +216,17 @@ async def test_a_redelivered_update_is_not_answered_twice(
     await start_bot(settings)
     update_id = fake_telegram.user_text(1606, "Where is my parcel?")
     await fake_telegram.wait_for_messages(1606, 1)
-    await all_done(fake_telegram, db)
+    await all_handled(fake_telegram, db)
     original = next(u for u in fake_telegram._history if u["update_id"] == update_id)
     fake_telegram.push_update(original)  # Telegram hands the same update over again
     fake_telegram.user_text(1606, "And when will it arrive?")
     await fake_telegram.wait_for_messages(1606, 2)
-    await all_done(fake_telegram, db)
+    await all_handled(fake_telegram, db)
     assert fake_telegram.sent_messages(1606) == [
         "Answer to: Where is my parcel?",
         "Answer to: And when will it arrive?",
     ]
-    assert rows(db, "SELECT attempts FROM inbox WHERE update_id = ?", update_id) == [(1,)]
+    assert values(db, "SELECT attempts FROM inbox WHERE update_id = ?", update_id) == [(1,)]
 
 
 async def test_an_update_that_keeps_failing_is_given_up_after_five_starts(tmp_path):

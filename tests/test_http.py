@@ -14,16 +14,14 @@ import logging
 import sqlite3
 from collections.abc import Callable
 
-import aiohttp
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from bot.logging_setup import setup_logging
 from bot.settings import Settings
 from bot.telegram.app import TelegramBot
 from tests.conftest import BOT_TOKEN
 from tests.fakes import Reply, TgUser
-from tests.helpers import free_port
+from tests.helpers import http_env, http_get, parse_metrics, scrape, value
 
 STAFF = -1009000
 AGENT = TgUser(id=501, first_name="Sam")
@@ -36,38 +34,10 @@ def serve(start_bot) -> Callable[[Settings], object]:
     return functools.partial(start_bot, serve_http=True)
 
 
-def http_env(**extra: str) -> dict[str, str]:
-    return {"HTTP_HOST": "127.0.0.1", "HTTP_PORT": str(free_port()), **extra}
-
-
-async def get(bot: TelegramBot, path: str) -> tuple[int, str]:
-    url = f"http://127.0.0.1:{bot.settings.env.http_port}{path}"
-    async with aiohttp.ClientSession() as session, session.get(url) as response:
-        return response.status, await response.text()
-
-
-async def scrape(bot: TelegramBot) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    status, body = await get(bot, "/metrics")
-    assert status == 200
-    return parse(body)
-
-
-def parse(body: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    samples = {}
-    for family in text_string_to_metric_families(body):
-        for sample in family.samples:
-            samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
-    return samples
-
-
-def value(samples, name: str, **labels: str) -> float:
-    return samples.get((name, tuple(sorted(labels.items()))), 0.0)
-
-
 async def test_healthz_and_readyz_when_all_is_well(fake_telegram, fake_llm, make_settings, serve):
     bot = await serve(make_settings(fake_telegram, fake_llm, **http_env()))
-    assert (await get(bot, "/healthz"))[0] == 200
-    status, body = await get(bot, "/readyz")
+    assert (await http_get(bot, "/healthz"))[0] == 200
+    status, body = await http_get(bot, "/readyz")
     assert status == 200, body
     assert '"database": true' in body and '"telegram": true' in body
 
@@ -76,26 +46,26 @@ async def test_readyz_fails_while_the_database_cannot_be_written(
     fake_telegram, fake_llm, make_settings, serve, tmp_path
 ):
     bot = await serve(make_settings(fake_telegram, fake_llm, **http_env()))
-    assert (await get(bot, "/readyz"))[0] == 200
+    assert (await http_get(bot, "/readyz"))[0] == 200
     # Another process holding the write lock: a write really fails (even as root).
     blocker = sqlite3.connect(tmp_path / "bot.sqlite3", isolation_level=None)
     try:
         blocker.execute("BEGIN EXCLUSIVE")
-        status, body = await get(bot, "/readyz")
+        status, body = await http_get(bot, "/readyz")
         assert status == 503
         assert '"database": false' in body
-        assert (await get(bot, "/healthz"))[0] == 200  # alive, just not ready
+        assert (await http_get(bot, "/healthz"))[0] == 200  # alive, just not ready
     finally:
         blocker.execute("ROLLBACK")
         blocker.close()
-    assert (await get(bot, "/readyz"))[0] == 200
+    assert (await http_get(bot, "/readyz"))[0] == 200
 
 
 async def test_readyz_fails_when_telegram_keeps_failing(
     fake_telegram, fake_llm, make_settings, serve
 ):
     bot = await serve(make_settings(fake_telegram, fake_llm, **http_env()))
-    assert (await get(bot, "/readyz"))[0] == 200
+    assert (await http_get(bot, "/readyz"))[0] == 200
     fake_telegram.fail_when(lambda method, params: True, status=502)  # every call fails
     fake_telegram.user_text(1001, "Hello?")  # ends the long poll in progress
 
@@ -104,7 +74,7 @@ async def test_readyz_fails_when_telegram_keeps_failing(
 
     # Polling is sequential: a third failed call means the bot has seen the first two fail.
     await fake_telegram.wait_for(lambda: failed_calls() >= 3, timeout=30)
-    status, body = await get(bot, "/readyz")
+    status, body = await http_get(bot, "/readyz")
     assert status == 503 and '"telegram": false' in body
     assert '"database": true' in body
 
@@ -172,7 +142,7 @@ async def test_two_bots_keep_their_own_metrics(
     assert value(await scrape(first), "support_bot_messages_in_total") == 1
     assert second.metrics.registry is not first.metrics.registry
     body, _ = second.metrics.render()
-    assert value(parse(body.decode()), "support_bot_messages_in_total") == 0
+    assert value(parse_metrics(body.decode()), "support_bot_messages_in_total") == 0
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ staff note; it must never reach the attacker, nor the model's view of the attack
 from __future__ import annotations
 
 from tests.fakes import Reply, TgUser
-from tests.test_faults import all_done, no_errors_logged, rows
+from tests.helpers import all_handled, no_errors_logged, values
 
 STAFF = -1009500
 AGENT = TgUser(id=601, first_name="Sam")
@@ -73,23 +73,23 @@ async def test_injection_corpus_has_no_privileged_effect(
         AGENT,
         reply_to_message_id=card["message_id"],
     )
-    await fake_telegram.wait_for(lambda: rows(db, "SELECT 1 FROM messages WHERE role = 'note'"))
+    await fake_telegram.wait_for(lambda: values(db, "SELECT 1 FROM messages WHERE role = 'note'"))
 
     fake_llm.responder = compromised_model
     for text in CORPUS:
         fake_telegram.user_text(ATTACKER.id, text, ATTACKER)
     await fake_telegram.wait_for_messages(ATTACKER.id, len(CORPUS), timeout=10)
     fake_telegram.user_text(ATTACKER.id, "Now file the case as customer 8001 please", ATTACKER)
-    await fake_telegram.wait_for(lambda: len(rows(db, "SELECT id FROM tickets")) == 2)
-    await all_done(fake_telegram, db)
+    await fake_telegram.wait_for(lambda: len(values(db, "SELECT id FROM tickets")) == 2)
+    await all_handled(fake_telegram, db)
 
     # Tickets: the victim's is untouched; the forged escalation opened the attacker's own.
-    tickets = rows(db, "SELECT id, chat_id, status, reason FROM tickets ORDER BY id")
+    tickets = values(db, "SELECT id, chat_id, status, reason FROM tickets ORDER BY id")
     assert tickets == [(1, VICTIM.id, "open", "user_request"), (2, ATTACKER.id, "open", "model")]
-    events = rows(db, "SELECT event, actor FROM ticket_events WHERE ticket_id = 1")
+    events = values(db, "SELECT event, actor FROM ticket_events WHERE ticket_id = 1")
     assert all(str(ATTACKER.id) not in str(actor) for _, actor in events), events
     assert "closed" not in [e for e, _ in events]
-    assert rows(db, "SELECT COUNT(*) FROM messages WHERE role = 'note'") == [(1,)]
+    assert values(db, "SELECT COUNT(*) FROM messages WHERE role = 'note'") == [(1,)]
 
     # The model only ever had the escalate tool, and never saw the victim's data.
     assert len(fake_llm.requests) == len(CORPUS) + 1
@@ -114,10 +114,10 @@ async def test_staff_commands_from_a_customer_chat_are_only_text(
     db = settings.storage.database_path
     await start_bot(settings)
     fake_telegram.user_text(VICTIM.id, "I want to talk to a human", VICTIM)
-    await fake_telegram.wait_for(lambda: rows(db, "SELECT id FROM tickets"))
+    await fake_telegram.wait_for(lambda: values(db, "SELECT id FROM tickets"))
     for command in ("/close 1", "/note hello", "/claim 1", "/tickets", "/reopen 1"):
         fake_telegram.user_text(ATTACKER.id, command, ATTACKER)
-    await all_done(fake_telegram, db)
-    assert rows(db, "SELECT chat_id, status FROM tickets") == [(VICTIM.id, "open")]
-    assert rows(db, "SELECT COUNT(*) FROM messages WHERE role = 'note'") == [(0,)]
+    await all_handled(fake_telegram, db)
+    assert values(db, "SELECT chat_id, status FROM tickets") == [(VICTIM.id, "open")]
+    assert values(db, "SELECT COUNT(*) FROM messages WHERE role = 'note'") == [(0,)]
     assert "Ticket #" not in everything_sent_to(fake_telegram, ATTACKER.id)

@@ -7,8 +7,7 @@ import asyncio
 from bot.telegram import intake
 from bot.telegram.app import TelegramBot
 from bot.telegram.intake import IntakeQueue
-from tests.helpers import rows
-from tests.test_kill import tune
+from tests.helpers import rows, tune
 
 
 async def test_the_queue_hands_out_no_more_than_its_room():

@@ -20,22 +20,9 @@ import pytest
 
 from tests.conftest import REPO
 from tests.fakes import FakeLLM, FakeTelegram
-from tests.helpers import free_port, values
+from tests.helpers import free_port, tune, values
 
 TOKEN = "123456:KILL-token"
-
-
-def tune(config: Path, **settings: str) -> None:
-    """Rewrite ``key: value`` lines of the copied bot.yaml (each key appears once)."""
-    path = config / "bot.yaml"
-    lines = path.read_text(encoding="utf-8").splitlines()
-    for i, line in enumerate(lines):
-        key = line.strip().split(":", 1)[0]
-        if key in settings and not line.lstrip().startswith("#"):
-            indent = line[: len(line) - len(line.lstrip())]
-            lines[i] = f"{indent}{key}: {settings.pop(key)}"
-    assert not settings, f"not in bot.yaml: {settings}"
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
 class BotProcess:

@@ -24,9 +24,8 @@ import yaml
 
 from bot.token_estimate import estimate_messages, estimate_tokens
 from tests.fakes.llm_context import ContextWindow
-from tests.helpers import rows, tickets
-from tests.test_kill import tune
-from tests.test_token_estimate import MEASURED
+from tests.helpers import rows, tickets, tune
+from tests.real_llm import MEASURED_TOKENS
 
 pytestmark = pytest.mark.real_llm
 
@@ -106,7 +105,7 @@ def long_question(i: int) -> str:
 
 
 def test_the_estimate_stays_above_the_real_tokenizer(llama_server):
-    for text, recorded in MEASURED:
+    for text, recorded in MEASURED_TOKENS:
         real = llama_server.tokenize(text)
         assert real == recorded, f"the recorded count is stale for {text[:20]!r}"
         assert estimate_tokens(text) > real

@@ -12,12 +12,9 @@ import math
 import random
 from pathlib import Path
 
-import yaml
-
 from bot.knowledge.local_embeddings import LocalEmbedder
 from bot.services import open_services
-from tests.helpers import run_main
-from tests.test_search import BANKING, SHOP, load_banking
+from tests.helpers import BANKING, SHOP_FAQ, faq_entries, run_main
 
 SMALL_FAQ = """\
 faq:
@@ -150,7 +147,7 @@ async def test_banking_messages_are_matched_better_than_by_words(make_settings, 
     with (BANKING / "train.csv").open(encoding="utf-8", newline="") as fh:
         rows = [(row["text"], row["category"]) for row in csv.DictReader(fh)]
     messages = random.Random(7).sample(rows, 400)
-    assert len(load_banking("faq.yaml")) == 77
+    assert len(faq_entries(BANKING / "faq.yaml")) == 77
     services = await open_services(make_settings())
     try:
         knowledge = services.knowledge.current
@@ -182,10 +179,7 @@ async def test_languages_and_accents_still_match_with_the_model(make_settings, k
     use_local_model(config)
     for old in faq.glob("*.yaml"):
         old.unlink()
-    entries = [
-        {"id": e.id, "question": e.question, "answer": e.answer, "tags": list(e.tags)} for e in SHOP
-    ]
-    (faq / "shop.yaml").write_text(yaml.safe_dump({"faq": entries}, allow_unicode=True))
+    (faq / "shop.yaml").write_text(SHOP_FAQ.read_text(encoding="utf-8"), encoding="utf-8")
     queries = {
         "营业时间": "zh_hours",
         "快递多久能到": "zh_delivery",

@@ -8,30 +8,23 @@ path) and the LLM double (which checks image content parts and serves
 from __future__ import annotations
 
 import base64
-from pathlib import Path
 
 import pytest
 
 from tests.fakes import Reply, TgUser
 from tests.fakes.telegram_files import JPEG
-from tests.helpers import rows
-from tests.test_kill import tune
-from tests.test_telegram_customer import buttons, faq_answer, handled, persona_message
+from tests.helpers import buttons, database, faq_answer, handled, persona_message, rows, tune
 
 CUSTOMER = TgUser(id=5001, first_name="Rosa", last_name="Reed")
 STAFF = -1009100
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
 
 
-def db_of(settings) -> Path:
-    return Path(settings.storage.database_path)
-
-
 def attachments(settings) -> list[dict]:
     return [
         dict(r)
         for r in rows(
-            db_of(settings),
+            database(settings),
             "SELECT a.kind, a.file_id, a.mime, a.size, a.duration, a.transcript, a.outcome, "
             "m.kind AS message_kind, m.text FROM attachments a "
             "JOIN messages m ON m.id = a.message_id ORDER BY a.id",
@@ -40,7 +33,7 @@ def attachments(settings) -> list[dict]:
 
 
 def customer_messages(settings) -> list[tuple]:
-    found = rows(db_of(settings), "SELECT kind, text FROM messages WHERE role = 'customer'")
+    found = rows(database(settings), "SELECT kind, text FROM messages WHERE role = 'customer'")
     return [tuple(r) for r in found]
 
 
@@ -94,7 +87,7 @@ async def test_vision_sends_the_photo_within_the_pixel_budget(
     assert user["content"][0] == {"type": "text", "text": "my parcel arrived damaged"}
     assert user["content"][1]["image_url"]["url"].startswith("data:image/jpeg;base64,")
     assert attachments(settings)[0]["outcome"] == "seen"
-    audit = rows(db_of(settings), "SELECT request_json FROM answers WHERE path = 'llm'")
+    audit = rows(database(settings), "SELECT request_json FROM answers WHERE path = 'llm'")
     assert "base64" not in audit[0]["request_json"], "the picture itself is never stored"
     assert "not kept" in audit[0]["request_json"]
 
@@ -153,7 +146,8 @@ async def test_photo_without_vision_is_told_the_truth_and_reaches_staff_with_the
         lambda: (
             copied
             <= {
-                r[0] for r in rows(db_of(settings), "SELECT staff_message_id FROM relayed_messages")
+                r[0]
+                for r in rows(database(settings), "SELECT staff_message_id FROM relayed_messages")
             }
         )
     )
@@ -361,7 +355,7 @@ async def test_oversized_corrupt_unsupported_and_failed_files_are_told_kept_and_
     confirm = fake_telegram.bot_messages(chat)[-1]
     fake_telegram.callback_query(chat, CUSTOMER, "forget:yes", confirm["message_id"])
     await fake_telegram.wait_for_messages(chat, 8)
-    assert rows(db_of(settings), "SELECT * FROM attachments") == []
+    assert rows(database(settings), "SELECT * FROM attachments") == []
     assert customer_messages(settings) == []
 
 

@@ -20,7 +20,7 @@ from bot.privacy import purge_older_than
 from bot.store.conversations import Customer
 from bot.store.db import Database
 from tests.fakes import TgUser
-from tests.helpers import run_main, values
+from tests.helpers import button_data, run_main, values
 
 # Bots started as processes find the shipped FAQ's vectors already made.
 pytestmark = pytest.mark.usefixtures("warm_vector_cache")
@@ -36,11 +36,6 @@ def count(path: Path, sql: str, *params) -> int:
     return values(path, sql, *params)[0][0]
 
 
-def buttons(message: dict) -> list[str]:
-    markup = message.get("reply_markup") or {}
-    return [b.get("callback_data") for row in markup.get("inline_keyboard", []) for b in row]
-
-
 async def ask_to_forget(fake, user: TgUser, answer: str) -> None:
     """Send /forget, check the confirmation, press ``answer`` and wait for the bot's word."""
     before = len(fake.bot_messages(user.id))
@@ -48,7 +43,7 @@ async def ask_to_forget(fake, user: TgUser, answer: str) -> None:
     await fake.wait_for_messages(user.id, before + 1)
     confirm = fake.bot_messages(user.id)[-1]
     assert "delete your messages" in confirm["text"]
-    assert buttons(confirm) == ["forget:yes", "forget:no"]
+    assert button_data(confirm) == ["forget:yes", "forget:no"]
     fake.callback_query(user.id, user, f"forget:{answer}", confirm["message_id"])
     await fake.wait_for_messages(user.id, before + 2)
 
@@ -63,7 +58,7 @@ async def test_forget_deletes_the_customers_messages_and_others_keep_going(
     await fake_telegram.wait_for_messages(ALICE.id, 1)
     await fake_telegram.wait_for_messages(BOB.id, 1)
     answer = fake_telegram.bot_messages(ALICE.id)[-1]
-    fake_telegram.callback_query(ALICE.id, ALICE, buttons(answer)[0], answer["message_id"])
+    fake_telegram.callback_query(ALICE.id, ALICE, button_data(answer)[0], answer["message_id"])
     await fake_telegram.wait_for(
         lambda: count(db, "SELECT COUNT(*) FROM feedback WHERE chat_id = ?", ALICE.id)
     )

@@ -2,19 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 
-
-def _set(config, key: str, value: str) -> None:
-    bot_yaml = config / "bot.yaml"
-    text = bot_yaml.read_text()
-    lines = [
-        f"  {key}: {value}" if line.strip().startswith(f"{key}:") else line
-        for line in text.splitlines()
-    ]
-    bot_yaml.write_text("\n".join(lines) + "\n")
+from tests.helpers import persona_message, rows, tune
 
 
 async def _burst(fake_telegram, customers: int) -> None:
@@ -31,7 +21,7 @@ async def _burst(fake_telegram, customers: int) -> None:
 async def test_always_keeps_every_second_under_telegrams_limit(
     fake_telegram, make_settings, start_bot, knowledge_dirs
 ):
-    _set(knowledge_dirs[0], "overall_limit", "always")
+    tune(knowledge_dirs[0], overall_limit="always")
     fake_telegram.enforce_limits = True
     await start_bot(make_settings(fake_telegram))
     await _burst(fake_telegram, 70)
@@ -62,7 +52,7 @@ async def test_adaptive_slows_down_after_the_first_429_and_delivers_everything(
 async def test_without_telegram_pushing_back_a_burst_is_not_throttled(
     mode, fake_telegram, make_settings, start_bot, knowledge_dirs
 ):
-    _set(knowledge_dirs[0], "overall_limit", mode)
+    tune(knowledge_dirs[0], overall_limit=mode)
     bot = await start_bot(make_settings(fake_telegram))
     await _burst(fake_telegram, 70)
     assert not bot.app.bot.rate_limiter.limiting_overall
@@ -91,9 +81,6 @@ BURST = [
 async def test_over_the_limit_nothing_is_dropped_and_a_person_is_not_held_back(
     fake_telegram, make_settings, start_bot, knowledge_dirs
 ):
-    from tests.helpers import rows
-    from tests.test_telegram_customer import persona_message
-
     config = knowledge_dirs[0]
     fake_telegram.add_forum_group(STAFF)
     settings = make_settings(fake_telegram, STAFF_CHAT_ID=str(STAFF))  # limit: 10 a minute
@@ -127,11 +114,8 @@ async def test_over_the_limit_nothing_is_dropped_and_a_person_is_not_held_back(
 async def test_over_the_limit_messages_are_answered_in_order_once_the_window_passes(
     fake_telegram, make_settings, start_bot, knowledge_dirs
 ):
-    from tests.helpers import rows
-    from tests.test_telegram_customer import persona_message
-
     config = knowledge_dirs[0]
-    _set(config, "rate_limit_per_minute", "3")
+    tune(config, rate_limit_per_minute="3")
     settings = make_settings(fake_telegram)  # FAQ only, no staff desk
     bot = await start_bot(settings)
     bot.services.core.rate_window_seconds = 6.0
@@ -146,7 +130,10 @@ async def test_over_the_limit_messages_are_answered_in_order_once_the_window_pas
     # answers them instead of losing them.
     customer_rows = "SELECT COUNT(*) FROM messages WHERE role = 'customer'"
     await fake_telegram.wait_for(lambda: rows(db, customer_rows)[0][0] == 5, timeout=5)
-    await asyncio.sleep(1.0)  # their handlers are over (the window is six seconds)
+    # All five were taken up (each is stored first); once none is being handled, their
+    # handlers are over, well inside the six-second window.
+    processor = bot.app.update_processor
+    await fake_telegram.wait_for(lambda: processor.current_concurrent_updates == 0, timeout=5)
     assert rows(db, pending)[0][0] == 2
     told = await fake_telegram.wait_for_messages(CHATTY, 6, timeout=20)
     assert "refund" in told[4].lower(), "answered later, in order"

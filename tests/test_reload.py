@@ -7,14 +7,15 @@ recorded with each answer.
 
 from __future__ import annotations
 
-import asyncio
 import re
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from tests.fakes import TgUser
+from tests.helpers import all_handled
 
 ADMINS = (TgUser(id=7001, first_name="Ada"), TgUser(id=7002, first_name="Grace"))
 OTHER = TgUser(id=7003, first_name="Mallory")
@@ -57,11 +58,22 @@ def append(path: Path, text: str) -> None:
         file.write(text)
 
 
-async def settled(fake) -> None:
-    """Let updates already queued be handled before checking that nothing was sent."""
-    await fake.wait_until_consumed()
-    for _ in range(20):
-        await asyncio.sleep(0.01)
+def count_polls(monkeypatch, knowledge) -> Callable[[], int]:
+    """How often the watcher has looked at the files since now (it asks once a round).
+
+    A round that finds a change reloads, and reports a broken file, before the next
+    round looks: so after n looks, whatever n - 1 rounds would send has been sent.
+    """
+    looks = 0
+    look = knowledge.changed
+
+    def counted() -> bool:
+        nonlocal looks
+        looks += 1
+        return look()
+
+    monkeypatch.setattr(knowledge, "changed", counted)
+    return lambda: looks
 
 
 @pytest.fixture
@@ -135,7 +147,7 @@ async def test_new_faq_file_is_picked_up(fake_telegram, start, knowledge_dirs):
 
 
 async def test_broken_edit_keeps_the_last_good_version_and_tells_every_admin(
-    fake_telegram, start, knowledge_dirs
+    fake_telegram, start, knowledge_dirs, monkeypatch
 ):
     _config, faq = knowledge_dirs
     bot, db = await start()
@@ -158,8 +170,9 @@ async def test_broken_edit_keeps_the_last_good_version_and_tells_every_admin(
     assert NEW_ANSWER not in await ask(fake_telegram, "do you offer a student discount?")
     assert versions(db) == [good, good]
     assert bot.services.knowledge.current.version == good
-    # Reported once per broken edit, not on every poll.
-    await asyncio.sleep(0.3)
+    # Reported once per broken edit, not on every poll: three more polls tell nobody.
+    polls = count_polls(monkeypatch, bot.services.knowledge)
+    await fake_telegram.wait_for(lambda: polls() >= 3)
     assert [len(fake_telegram.sent_messages(a.id)) for a in ADMINS] == [1, 1]
 
     # Fixing the file puts the new entry live.
@@ -178,7 +191,7 @@ async def test_reload_command_for_admins_only(fake_telegram, start, knowledge_di
     append(faq / "shop.yaml", NEW_ENTRY)
 
     fake_telegram.user_text(OTHER.id, "/reload", OTHER)
-    await settled(fake_telegram)
+    await all_handled(fake_telegram, db)
     assert fake_telegram.sent_messages(OTHER.id) == []
     assert NEW_ANSWER not in await ask(fake_telegram, "do you offer a student discount?")
 

@@ -7,7 +7,6 @@ double.
 
 from __future__ import annotations
 
-import dataclasses
 import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,19 +17,18 @@ from bot.knowledge.loader import load_persona
 from bot.office_hours import is_open, next_open
 from bot.settings import OfficeHoursSettings, Settings, SupportSettings
 from bot.sla import sweep
-from bot.store.conversations import ConversationStore, Customer
-from bot.store.db import Database
-from bot.store.tickets import TicketStore
 from tests.fakes import TgUser
-from tests.helpers import REPO, rows, values
+from tests.helpers import (
+    REPO,
+    SATURDAY_10_UTC,
+    TUESDAY_10_UTC,
+    opened_at,
+    rows,
+    support_settings,
+    values,
+)
 
 PERSONA = load_persona(REPO / "config" / "persona.yaml")
-TUESDAY_10_UTC = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)  # 11:00 in Berlin
-SATURDAY_10_UTC = datetime(2026, 12, 5, 10, 0, tzinfo=UTC)
-
-
-def settings(**support: object) -> Settings:
-    return Settings(support=dataclasses.replace(SupportSettings(), **support))
 
 
 class Desk:
@@ -41,26 +39,10 @@ class Desk:
         self.posted.append((ticket.id, text))
 
 
-@pytest.fixture
-async def store(tmp_path: Path):
-    async with Database(tmp_path / "bot.sqlite3") as db:
-        conversations = ConversationStore(db)
-        await conversations.upsert_customer(Customer(chat_id=11, user_id=11, first_name="Anna"))
-        yield db, TicketStore(db), conversations
-
-
-async def opened_at(db: Database, tickets: TicketStore, when: datetime) -> int:
-    ticket, _ = await tickets.open_or_join(11, 11, "user_request", "help", "customer:11")
-    await db.execute(
-        "UPDATE tickets SET created_at = ? WHERE id = ?", (when.isoformat(), ticket.id)
-    )
-    return ticket.id
-
-
-async def test_one_reminder_past_the_limit_then_at_most_every_repeat(store) -> None:
-    db, tickets, conversations = store
+async def test_one_reminder_past_the_limit_then_at_most_every_repeat(sweep_stores) -> None:
+    db, tickets, conversations = sweep_stores
     ticket_id = await opened_at(db, tickets, TUESDAY_10_UTC)
-    config = settings(sla_minutes=30, sla_repeat_minutes=60)
+    config = support_settings(sla_minutes=30, sla_repeat_minutes=60)
     desk = Desk()
 
     async def at(minutes: int) -> list:
@@ -80,45 +62,55 @@ async def test_one_reminder_past_the_limit_then_at_most_every_repeat(store) -> N
     assert len(events) == 2 and events[0]["created_at"].startswith("2026-12-01T10:31")
 
 
-async def test_a_reply_or_a_resolution_stops_reminders(store) -> None:
-    db, tickets, conversations = store
+async def test_a_reply_or_a_resolution_stops_reminders(sweep_stores) -> None:
+    db, tickets, conversations = sweep_stores
     ticket_id = await opened_at(db, tickets, TUESDAY_10_UTC)
     await tickets.claim(ticket_id, 5, "Sam")
     desk = Desk()
     later = TUESDAY_10_UTC + timedelta(minutes=40)
-    assert len(await sweep(settings(), tickets, conversations, PERSONA, desk.post, later)) == 1, (
-        "a claim is not an answer: the customer still waits"
-    )
+    assert (
+        len(await sweep(support_settings(), tickets, conversations, PERSONA, desk.post, later)) == 1
+    ), "a claim is not an answer: the customer still waits"
     await tickets.staff_replied(ticket_id, 5, "Sam")
     much_later = later + timedelta(hours=3)
-    assert await sweep(settings(), tickets, conversations, PERSONA, desk.post, much_later) == []
+    assert (
+        await sweep(support_settings(), tickets, conversations, PERSONA, desk.post, much_later)
+        == []
+    )
 
 
-async def test_nothing_outside_office_hours_unless_configured(store) -> None:
-    db, tickets, conversations = store
+async def test_nothing_outside_office_hours_unless_configured(sweep_stores) -> None:
+    db, tickets, conversations = sweep_stores
     await opened_at(db, tickets, SATURDAY_10_UTC)
     desk = Desk()
     saturday_noon = SATURDAY_10_UTC + timedelta(hours=2)
-    assert await sweep(settings(), tickets, conversations, PERSONA, desk.post, saturday_noon) == []
-    anyway = settings(remind_outside_office_hours=True)
+    assert (
+        await sweep(support_settings(), tickets, conversations, PERSONA, desk.post, saturday_noon)
+        == []
+    )
+    anyway = support_settings(remind_outside_office_hours=True)
     assert len(await sweep(anyway, tickets, conversations, PERSONA, desk.post, saturday_noon)) == 1
 
 
-async def test_the_first_reminder_comes_when_the_office_opens(store) -> None:
-    db, tickets, conversations = store
+async def test_the_first_reminder_comes_when_the_office_opens(sweep_stores) -> None:
+    db, tickets, conversations = sweep_stores
     await opened_at(db, tickets, SATURDAY_10_UTC)
     desk = Desk()
     monday_0805_utc = datetime(2026, 12, 7, 8, 5, tzinfo=UTC)  # 09:05 in Berlin
-    found = await sweep(settings(), tickets, conversations, PERSONA, desk.post, monday_0805_utc)
+    found = await sweep(
+        support_settings(), tickets, conversations, PERSONA, desk.post, monday_0805_utc
+    )
     assert len(found) == 1 and "has waited 46 h 5 min" in desk.posted[0][1]
 
 
-async def test_reminders_off_with_zero_minutes(store) -> None:
-    db, tickets, conversations = store
+async def test_reminders_off_with_zero_minutes(sweep_stores) -> None:
+    db, tickets, conversations = sweep_stores
     await opened_at(db, tickets, TUESDAY_10_UTC)
     late = TUESDAY_10_UTC + timedelta(hours=5)
     assert (
-        await sweep(settings(sla_minutes=0), tickets, conversations, PERSONA, Desk().post, late)
+        await sweep(
+            support_settings(sla_minutes=0), tickets, conversations, PERSONA, Desk().post, late
+        )
         == []
     )
 

@@ -10,8 +10,7 @@ import pytest
 
 from bot.knowledge.sentence_model import load_model
 from bot.small_talk import ACK, EMOJI, FAREWELL, GIBBERISH, GREETING, THANKS, SmallTalk
-from tests.helpers import rows, tickets
-from tests.test_telegram_customer import database, faq_answer, handled, persona_message
+from tests.helpers import database, faq_answer, handled, persona_message, rows, tickets
 
 STAFF = -1009100
 CUSTOMER = 4101

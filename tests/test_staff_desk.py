@@ -6,14 +6,13 @@ the database is read directly to see what was stored, as an operator would.
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import pytest
 
 from bot.knowledge.loader import faq_paths, load_faq
 from tests.fakes import TgUser
-from tests.helpers import rows, run_main, tickets
+from tests.helpers import all_handled, button_data, database, rows, run_main, tickets
 
 # Bots started as processes find the shipped FAQ's vectors already made.
 pytestmark = pytest.mark.usefixtures("warm_vector_cache")
@@ -43,20 +42,8 @@ def staff_messages(fake, thread_id: int | None = None) -> list[dict]:
     ]
 
 
-def buttons(message: dict) -> list[str]:
-    markup = message.get("reply_markup") or {}
-    return [b.get("callback_data") for row in markup.get("inline_keyboard", []) for b in row]
-
-
 def llm_saw(request: dict) -> str:
     return "\n".join(str(m.get("content") or "") for m in request["messages"])
-
-
-async def settled(fake) -> None:
-    """Let every update already queued be taken and handled before looking for its absence."""
-    await fake.wait_until_consumed()
-    for _ in range(20):
-        await asyncio.sleep(0.01)
 
 
 async def open_ticket_in_forum(fake_telegram, fake_llm, make_settings, start_bot):
@@ -98,7 +85,7 @@ async def test_forum_ticket_lifecycle(fake_telegram, fake_llm, make_settings, st
     assert "Earlier tickets" not in card["text"], "a first ticket has no history"
     assert "Alice Archer (@alice)" in card["text"]
     assert "I want to talk to a human" in card["text"], "the card shows the last messages"
-    assert buttons(card) == ["staff:claim:1", "staff:close:1"]
+    assert button_data(card) == ["staff:claim:1", "staff:close:1"]
     assert found[0]["staff_thread_id"] == thread_id
 
     # A staff reply in the topic reaches the customer, signed as the team, and the ticket is active.
@@ -121,7 +108,7 @@ async def test_forum_ticket_lifecycle(fake_telegram, fake_llm, make_settings, st
     await fake_telegram.wait_for(
         lambda: any("photo" in m for m in staff_messages(fake_telegram, thread_id))
     )
-    await settled(fake_telegram)
+    await all_handled(fake_telegram, db)
     assert fake_llm.requests == []
     assert len(fake_telegram.sent_messages(CUSTOMER.id)) == 2, "the bot must not answer itself"
 
@@ -143,7 +130,7 @@ async def test_forum_ticket_lifecycle(fake_telegram, fake_llm, make_settings, st
     )
     copied = [m for m in fake_telegram.bot_messages(CUSTOMER.id) if "photo" in m][0]
     assert copied["caption"] == "👤 Support: Return label"
-    await settled(fake_telegram)
+    await all_handled(fake_telegram, db)
     assert all("VIP" not in t for t in fake_telegram.sent_messages(CUSTOMER.id))
 
     # /close resolves, closes the topic, tells the customer and asks for a rating.
@@ -152,7 +139,7 @@ async def test_forum_ticket_lifecycle(fake_telegram, fake_llm, make_settings, st
     await fake_telegram.wait_for_messages(CUSTOMER.id, before + 2)
     closing = fake_telegram.bot_messages(CUSTOMER.id)[before:]
     assert "resolved" in closing[0]["text"]
-    assert buttons(closing[1]) == [f"rate:1:{n}" for n in range(1, 6)]
+    assert button_data(closing[1]) == [f"rate:1:{n}" for n in range(1, 6)]
     ticket = tickets(db)[0]
     assert ticket["status"] == "resolved" and ticket["resolved_at"]
     await fake_telegram.wait_for(lambda: fake_telegram.topics(STAFF)[thread_id].closed)
@@ -225,7 +212,7 @@ async def test_staff_talk_outside_ticket_topics_stays_in_the_group(
     lounge = fake_telegram.add_topic(STAFF, "Lounge", AGENT)
     fake_telegram.group_text(STAFF, "lunch at noon?", AGENT, lounge)
     fake_telegram.group_text(STAFF, "anyone free?", AGENT, is_forum=True)
-    await settled(fake_telegram)
+    await all_handled(fake_telegram, db)
     assert len(fake_telegram.sent_messages(CUSTOMER.id)) == 1
     assert tickets(db)[0]["status"] == "open"
 
@@ -248,7 +235,7 @@ async def test_reply_to_card_lifecycle_without_topics(
     )
     assert [(t["reason"], t["status"]) for t in tickets(db)] == [("user_request", "open")]
     assert fake_telegram.calls("createForumTopic") == []
-    assert "Ticket #1" in card["text"] and buttons(card) == ["staff:claim:1", "staff:close:1"]
+    assert "Ticket #1" in card["text"] and button_data(card) == ["staff:claim:1", "staff:close:1"]
     assert "message_thread_id" not in card
     told = fake_telegram.sent_messages(CUSTOMER.id)
     assert "#1" in told[0] and "Monday to Friday" in told[0]
@@ -268,7 +255,7 @@ async def test_reply_to_card_lifecycle_without_topics(
         ]
     )
     assert relayed[0]["reply_to_message"]["message_id"] == card["message_id"]
-    await settled(fake_telegram)
+    await all_handled(fake_telegram, db)
     assert fake_llm.requests == []
     assert len(fake_telegram.sent_messages(CUSTOMER.id)) == 2
 
@@ -281,7 +268,7 @@ async def test_reply_to_card_lifecycle_without_topics(
 
     # Chatter in the group that replies to nothing stays in the group.
     fake_telegram.group_text(STAFF, "coffee anyone?", AGENT)
-    await settled(fake_telegram)
+    await all_handled(fake_telegram, db)
     assert len(fake_telegram.sent_messages(CUSTOMER.id)) == 3
 
     # /close as a reply to the card: resolved, customer told, rating buttons shown.
@@ -289,7 +276,7 @@ async def test_reply_to_card_lifecycle_without_topics(
     await fake_telegram.wait_for_messages(CUSTOMER.id, 5)
     closing = fake_telegram.bot_messages(CUSTOMER.id)[3:]
     assert "resolved" in closing[0]["text"]
-    assert buttons(closing[1]) == [f"rate:1:{n}" for n in range(1, 6)]
+    assert button_data(closing[1]) == [f"rate:1:{n}" for n in range(1, 6)]
     assert tickets(db)[0]["status"] == "resolved"
 
     # Back to the bot, with a model that does not see the handoff.
@@ -316,7 +303,7 @@ async def test_close_button_and_claim_button(fake_telegram, fake_llm, make_setti
     await wait_db(fake_telegram, db, "SELECT status = 'resolved' FROM tickets WHERE id = 1")
     told = await fake_telegram.wait_for_messages(CUSTOMER.id, 3)
     assert "resolved" in told[1]
-    assert buttons(fake_telegram.bot_messages(CUSTOMER.id)[2]) == [
+    assert button_data(fake_telegram.bot_messages(CUSTOMER.id)[2]) == [
         f"rate:1:{n}" for n in range(1, 6)
     ]
     await fake_telegram.wait_for(
@@ -401,7 +388,7 @@ async def test_staff_commands_from_a_private_chat_change_nothing(
     fake_telegram.callback_query(OTHER.id, OTHER, "staff:close:1", 1)
     forged_claim = fake_telegram.callback_query(OTHER.id, OTHER, "staff:claim:1", 1)
     await fake_telegram.wait_for(lambda: fake_telegram.callback_answer(forged_claim))
-    await settled(fake_telegram)
+    await all_handled(fake_telegram, db)
 
     assert [tuple(t) for t in tickets(db)] == before
     assert not fake_telegram.topics(STAFF)[thread_id].closed
@@ -442,7 +429,7 @@ async def test_stats_and_reload_only_for_admins(fake_telegram, fake_llm, make_se
     fake_telegram.group_text(STAFF, "/reload", AGENT, is_forum=True)
     fake_telegram.user_text(OTHER.id, "/stats", OTHER)
     fake_telegram.user_text(OTHER.id, "/reload", OTHER)
-    await settled(fake_telegram)
+    await all_handled(fake_telegram, database(settings))
     assert staff_messages(fake_telegram) == []
     assert all(
         "Tickets by reason" not in t and "Knowledge version" not in t
@@ -470,7 +457,7 @@ async def test_customer_buttons_pressed_in_a_group_open_nothing(
     await fake_telegram.wait_for(lambda: fake_telegram.callback_answer(pressed))
     rated = fake_telegram.callback_query(STAFF, AGENT, "rate:1:1", card["message_id"])
     await fake_telegram.wait_for(lambda: fake_telegram.callback_answer(rated))
-    await settled(fake_telegram)
+    await all_handled(fake_telegram, db)
     assert [(t["id"], t["chat_id"], t["rating"]) for t in tickets(db)] == [(1, CUSTOMER.id, None)]
     assert len(staff_messages(fake_telegram)) == 1
 
@@ -545,7 +532,7 @@ async def test_faq_command_sends_a_canned_answer(
     fake_telegram.group_text(STAFF, "/faq damaged_parcle", AGENT, thread_id)
     unknown = await fake_telegram.wait_for(said_in_staff(fake_telegram, "no FAQ entry"))
     assert "damaged_parcle" in unknown[0]["text"] and "damaged_parcel" in unknown[0]["text"]
-    await settled(fake_telegram)
+    await all_handled(fake_telegram, db)
     assert len(fake_telegram.sent_messages(CUSTOMER.id)) == 2
 
 
@@ -563,7 +550,9 @@ async def test_handback_gives_the_customer_back_to_the_bot(
     resolved = rows(db, "SELECT detail FROM ticket_events WHERE event = 'resolved'")
     assert [r["detail"] for r in resolved] == ["handback"]
     assert not any(
-        b.startswith("rate:") for m in fake_telegram.bot_messages(CUSTOMER.id) for b in buttons(m)
+        b.startswith("rate:")
+        for m in fake_telegram.bot_messages(CUSTOMER.id)
+        for b in button_data(m)
     ), "no rating"
 
     fake_telegram.user_text(CUSTOMER.id, "How long does a refund take?", CUSTOMER)

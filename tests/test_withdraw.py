@@ -7,9 +7,7 @@ FAQ-only mode with a forum staff group, through python-telegram-bot and the Bot 
 from __future__ import annotations
 
 from tests.fakes import TgUser
-from tests.helpers import rows, tickets
-from tests.test_staff_desk import buttons
-from tests.test_telegram_customer import database, faq_answer, persona_message
+from tests.helpers import button_data, database, faq_answer, persona_message, rows, tickets
 
 STAFF = -1009200
 CUSTOMER = TgUser(id=4201, first_name="Wendy")
@@ -48,7 +46,7 @@ async def test_cancel_withdraws_an_unclaimed_ticket(
     settings, thread_id = await _ticket_open(fake_telegram, make_settings, start_bot)
     db = database(settings)
     handoff = fake_telegram.bot_messages(CUSTOMER.id)[0]
-    assert buttons(handoff) == ["withdraw"], "the handoff message offers to take it back"
+    assert button_data(handoff) == ["withdraw"], "the handoff message offers to take it back"
 
     fake_telegram.user_text(CUSTOMER.id, "/cancel", CUSTOMER)
     told = await fake_telegram.wait_for_messages(CUSTOMER.id, 2)
@@ -105,7 +103,7 @@ async def test_reset_with_an_open_ticket_asks_first(
     await fake_telegram.wait_for_messages(CUSTOMER.id, 2)
     question = fake_telegram.bot_messages(CUSTOMER.id)[1]
     assert question["text"] == persona_message(config, "reset_ticket_open", ticket_id="1")
-    assert buttons(question) == ["withdraw", "keep"]
+    assert button_data(question) == ["withdraw", "keep"]
     fake_telegram.callback_query(CUSTOMER.id, CUSTOMER, "keep", question["message_id"])
     told = await fake_telegram.wait_for_messages(CUSTOMER.id, 3)
     assert told[2] == persona_message(config, "request_kept", ticket_id="1")

@@ -382,6 +382,11 @@ class FakeLLM(ServerQuirks, MediaEndpoints):
                 if request.transport is not None:
                     request.transport.abort()
                 return response
+            if reply.stall_after is not None and sent >= reply.stall_after:
+                await self._stopping.wait()
+                if request.transport is not None:
+                    request.transport.abort()
+                return response
             if reply.stream_error is not None and sent >= reply.stream_error_after:
                 await response.write(
                     f"data: {json.dumps({'error': reply.stream_error})}\n\n".encode()

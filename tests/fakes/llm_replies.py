@@ -20,7 +20,7 @@ class Reply:
     """What the server does with one chat-completions request.
 
     Build with the constructors (``Reply.text``, ``Reply.tool_call``, ``Reply.http_error``,
-    ``Reply.hang``, ``Reply.cut``, ``Reply.malformed_json``, ``Reply.no_choices``,
+    ``Reply.hang``, ``Reply.cut``, ``Reply.stall``, ``Reply.malformed_json``, ``Reply.no_choices``,
     ``Reply.mid_stream_error``) and adjust with ``.after(seconds)``.
     """
 
@@ -36,6 +36,7 @@ class Reply:
     delay: float = 0.0
     hangs: bool = False
     cut_after: int | None = None  # close the connection after this many stream chunks
+    stall_after: int | None = None  # send this many stream chunks, then nothing more
     malformed: bool = False
     empty_choices: bool = False
     stream_error: dict | None = None
@@ -112,6 +113,13 @@ class Reply:
         cls, after_chunks: int, content: str = "This answer is cut off before it ends"
     ) -> Reply:
         return cls(content=content, cut_after=after_chunks)
+
+    @classmethod
+    def stall(
+        cls, after_chunks: int, content: str = "This answer stops and never goes on"
+    ) -> Reply:
+        """Stream the first chunks, then keep the connection open and silent."""
+        return cls(content=content, stall_after=after_chunks)
 
     @classmethod
     def malformed_json(cls) -> Reply:

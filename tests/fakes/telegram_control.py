@@ -58,6 +58,10 @@ class RecordingAndControl:
         """message_thread_id -> Topic (name, closed, ...) of a forum group."""
         return dict(self._chat(chat_id).topics)
 
+    def update_ids(self) -> list[int]:
+        """Ids of every update pushed so far that the bot's ``allowed_updates`` let through."""
+        return [u["update_id"] for u in self._history if self._allowed(u)]
+
     @property
     def pending_updates(self) -> list[dict]:
         """Updates not yet acknowledged by getUpdates' offset (or by a webhook 2xx)."""
