@@ -288,8 +288,6 @@ class Runtime:
     async def start(self, services: Any, serve_http: bool, allowed_updates: list[str]) -> None:
         """Start the HTTP server (always in webhook mode) and register the webhook."""
         self.services = services
-        if services.llm is not None:
-            services.llm.observer = self.metrics
         if not (serve_http or self.webhook_mode):
             return
         self.server = HttpServer(

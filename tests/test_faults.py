@@ -328,8 +328,7 @@ async def test_the_inbox_keeps_updates_as_telegram_sent_them(tmp_path):
 
     bot = Bot("123:abc")
     async with Database(tmp_path / "inbox.sqlite3") as db:
-        processor = OrderedChatProcessor()
-        processor.inbox = Inbox(db)
+        processor = OrderedChatProcessor(Inbox(db))
         processor.keep_payloads([raw(1)])
         await processor.do_process_update(Update.de_json(raw(1), bot), handled())
         await processor.do_process_update(Update.de_json(raw(2), bot), handled())

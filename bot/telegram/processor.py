@@ -44,9 +44,9 @@ def chat_key(update: object) -> str:
 
 
 class OrderedChatProcessor(BaseUpdateProcessor):
-    def __init__(self, max_concurrent_updates: int = 512):
+    def __init__(self, inbox: Inbox | None, max_concurrent_updates: int = 512):
         super().__init__(max_concurrent_updates)
-        self.inbox: Inbox | None = None
+        self.inbox = inbox  # None: nothing is kept across restarts
         self._tails: dict[str, asyncio.Future[None]] = {}
         self._in_flight: set[int] = set()
         self.failed_updates: set[int] = set()  # filled by the error handler
