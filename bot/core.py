@@ -32,7 +32,7 @@ from bot.reasons import outranks
 from bot.settings import Settings
 from bot.small_talk import ACK, EMOJI, FAREWELL, GIBBERISH, GREETING, THANKS, SmallTalk, phrase_kind
 from bot.store.conversations import AnswerAudit, ConversationStore, Customer
-from bot.store.inbox import current_journal
+from bot.store.inbox import ReplyJournal
 from bot.store.tickets import Ticket, TicketStore, summary_of
 
 log = logging.getLogger(__name__)
@@ -48,13 +48,15 @@ KEEP_BUTTON = "keep"  # ... or, asked on /reset, keeps it
 @dataclass(frozen=True)
 class Incoming:
     """One message from a customer, whatever the door. ``kind`` is 'text' or the media type;
-    a photo's or file's caption is ``text``."""
+    a photo's or file's caption is ``text``. ``edited``: a new version of the message
+    ``message_id``, stored beside the first rather than as the same message."""
 
     customer: Customer
     text: str | None
     kind: str = "text"
     message_id: int | None = None
     attachments: tuple[Attachment, ...] = ()
+    edited: bool = False
 
 
 @dataclass(frozen=True)
@@ -110,7 +112,11 @@ class StaffDesk(Protocol):
         in its place and close it."""
         ...
 
-    async def relay_from_customer(self, ticket: Ticket, incoming: Incoming) -> None: ...
+    async def relay_from_customer(
+        self, ticket: Ticket, incoming: Incoming, journal: ReplyJournal | None = None
+    ) -> None:
+        """``journal``: the update's, so that a crash replay does not relay it twice."""
+        ...
 
 
 StreamCallback = Callable[[str], Awaitable[None]]
@@ -252,6 +258,7 @@ class SupportCore:
         on_done: DoneCallback | None = None,
         later: LaterCallback | None = None,
         stored_id: int | None = None,
+        journal: ReplyJournal | None = None,
     ) -> Outcome:
         """Answer one message. ``on_text`` gets the model's text as it is written;
         ``on_done`` is called as soon as the model's answer is complete, before it is
@@ -260,7 +267,11 @@ class SupportCore:
         Over the customer's rate limit a message is stored and answered later, in
         order, through ``later`` (without one, after waiting here); the customer is told
         once. A request for a person never waits. ``stored_id`` marks a message
-        stored already when it was put off.
+        stored already when it was put off. ``journal`` is the update's reply
+        journal, for what the core sends itself (a relay to staff).
+
+        Handled again after a crash, the message is not stored twice: the store
+        gives the same row back.
         """
         customer = incoming.customer
         knowledge = self.knowledge.current  # one version for the whole message
@@ -271,21 +282,11 @@ class SupportCore:
             incoming = await self.media.for_staff(incoming)
             await self.conversations.upsert_customer(customer)
             if stored_id is None:
-                await self.conversations.add_message(
-                    customer.chat_id,
-                    "customer",
-                    incoming.text,
-                    kind=incoming.kind,
-                    telegram_message_id=incoming.message_id,
-                    ticket_id=ticket.id,
-                    attachments=incoming.attachments,
-                )
+                await self._store_customer(incoming, ticket.id)
             else:  # put off before the ticket opened: it belongs to the ticket now
-                await self.conversations.db.execute(
-                    "UPDATE messages SET ticket_id = ? WHERE id = ?", (ticket.id, stored_id)
-                )
+                await self.conversations.attach_to_ticket([stored_id], ticket.id)
             ticket = await self._upgrade_on_request(ticket, incoming)
-            await self.desk.relay_from_customer(ticket, incoming)
+            await self.desk.relay_from_customer(ticket, incoming, journal)
             return Outcome(path="relay", ticket=ticket)
 
         chat_id = customer.chat_id
@@ -328,13 +329,12 @@ class SupportCore:
             text = text[:limit]
             notices.append(Reply(persona.message("message_truncated")))
         history_limit = self.settings.conversation.history_messages
-        journal = current_journal.get()
         if stored_id is not None:
             await self.conversations.upsert_customer(customer)
             history = await self.conversations.history(customer.chat_id, history_limit + 1)
             history = [m for m in history if m.id != stored_id][-history_limit:]
-        elif journal is None or not journal.replay or incoming.message_id is None:
-            # The usual case, in one trip to the database: customer, history, message.
+        else:
+            # In one trip to the database: customer, history, message.
             history = await self.conversations.take_customer_message(
                 customer,
                 incoming.text,
@@ -343,16 +343,6 @@ class SupportCore:
                 history_limit=history_limit,
                 attachments=incoming.attachments,
             )
-        else:
-            await self.conversations.upsert_customer(customer)
-            history = await self.conversations.history(customer.chat_id, history_limit)
-            earlier = await self._stored_before(incoming)
-            if earlier is None:
-                await self._store_customer(incoming)
-            else:
-                # Handled again after a crash: the message is already in the transcript,
-                # and must not count as the customer asking the same thing twice.
-                history = [m for m in history if m.id != earlier]
         esc = self.settings.escalation
 
         if asks_for_person(text, esc.handoff_phrases):
@@ -639,25 +629,14 @@ class SupportCore:
             buttons.append(Button(knowledge.persona.message("talk_to_person_button"), HUMAN_BUTTON))
         return tuple(buttons)
 
-    async def _stored_before(self, incoming: Incoming) -> int | None:
-        """The stored copy of a message handled again after a crash, else None."""
-        journal = current_journal.get()
-        if journal is None or not journal.replay or incoming.message_id is None:
-            return None
-        row = await self.conversations.db.fetchone(
-            "SELECT id FROM messages WHERE chat_id = ? AND role = 'customer' "
-            "AND telegram_message_id = ? ORDER BY id DESC LIMIT 1",
-            (incoming.customer.chat_id, incoming.message_id),
-        )
-        return int(row["id"]) if row else None
-
-    async def _store_customer(self, incoming: Incoming) -> int:
+    async def _store_customer(self, incoming: Incoming, ticket_id: int | None = None) -> int:
         return await self.conversations.add_message(
             incoming.customer.chat_id,
             "customer",
             incoming.text,
             kind=incoming.kind,
-            telegram_message_id=incoming.message_id,
+            telegram_message_id=None if incoming.edited else incoming.message_id,
+            ticket_id=ticket_id,
             attachments=incoming.attachments,
         )
 
@@ -673,10 +652,7 @@ class SupportCore:
         queue = self._deferred.get(chat_id)
         if ticket is None or self.desk is None or not queue:
             return
-        for _, stored, _ in queue:
-            await self.conversations.db.execute(
-                "UPDATE messages SET ticket_id = ? WHERE id = ?", (ticket.id, stored)
-            )
+        await self.conversations.attach_to_ticket([stored for _, stored, _ in queue], ticket.id)
         queue.clear()
 
     def _defer(self, incoming: Incoming, stored: int, later: LaterCallback) -> None:

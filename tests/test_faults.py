@@ -268,38 +268,30 @@ async def test_an_update_that_keeps_failing_is_given_up_after_five_starts(tmp_pa
         assert row["status"] == "failed"
 
 
-async def test_telegram_ids_of_answers_are_written_with_the_done_mark(tmp_path):
-    """Put off until the update is done (one transaction fewer), or written when it fails."""
+async def test_a_customer_message_stored_again_is_the_same_row(tmp_path):
+    """A crash replay stores the message again: one row, left out of its own history."""
     from bot.store.conversations import ConversationStore, Customer
     from bot.store.db import Database
-    from bot.store.inbox import Inbox, ReplyJournal, current_journal
 
-    async with Database(tmp_path / "ids.sqlite3") as db:
-        inbox = Inbox(db)
+    async with Database(tmp_path / "once.sqlite3") as db:
         store = ConversationStore(db)
-        await store.upsert_customer(Customer(5))
-        for update_id, fails in ((1, False), (2, True)):
-            await inbox.add(update_id, "5", {"update_id": update_id})
-            stored = await store.add_message(5, "bot", f"answer {update_id}")
-            journal = ReplyJournal(db, update_id, replay=False)
-            token = current_journal.set(journal)
-            try:
-                await store.set_telegram_message_id(stored, 100 + update_id)
-            finally:
-                current_journal.reset(token)
-            row = await db.fetchone(
-                "SELECT telegram_message_id FROM messages WHERE id = ?", (stored,)
-            )
-            assert row["telegram_message_id"] is None
-            if fails:
-                await journal.flush()
-            else:
-                await inbox.mark_done(update_id, journal)
-            row = await db.fetchone(
-                "SELECT telegram_message_id FROM messages WHERE id = ?", (stored,)
-            )
-            assert row["telegram_message_id"] == 100 + update_id
-        assert await inbox.pending() == [{"update_id": 2}]
+        ann = Customer(5, first_name="Ann")
+        await store.upsert_customer(ann)
+        await store.upsert_customer(Customer(6))
+        first = await store.add_message(5, "customer", "where is my order?", telegram_message_id=9)
+        again = await store.add_message(5, "customer", "where is my order?", telegram_message_id=9)
+        assert again == first
+        history = await store.take_customer_message(
+            ann, "where is my order?", kind="text", telegram_message_id=9, history_limit=10
+        )
+        assert history == []
+        other_chat = await store.add_message(6, "customer", "hi", telegram_message_id=9)
+        assert other_chat != first
+        rows = await db.fetchall("SELECT id FROM messages WHERE chat_id = 5")
+        assert [r["id"] for r in rows] == [first]
+        await store.set_telegram_message_id(first, 100)
+        row = await db.fetchone("SELECT telegram_message_id FROM messages WHERE id = ?", (first,))
+        assert row["telegram_message_id"] == 100
 
 
 async def test_the_inbox_keeps_updates_as_telegram_sent_them(tmp_path):

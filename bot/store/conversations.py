@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, Any
 
 from bot.store.attachments import insert_attachments
 from bot.store.db import Database, utcnow
-from bot.store.inbox import current_journal
 
 if TYPE_CHECKING:
     from bot.media import Attachment
@@ -92,41 +91,26 @@ class ConversationStore:
         audit: AnswerAudit | None = None,
         attachments: Sequence[Attachment] = (),
     ) -> int:
-        """Store a message (what produced it, what came with it) in one transaction and trip."""
+        """Store a message (what produced it, what came with it) in one transaction and trip.
+
+        A customer's Telegram message is stored once: stored again (handled anew
+        after a crash, or put off before its ticket opened) it is the same row,
+        which joins ``ticket_id`` if it had no ticket yet.
+        """
         known = self._conversation_ids.get(chat_id)
         now = utcnow()
         row = (chat_id, role, kind, text, telegram_message_id, ticket_id, now)
-        answer = None
-        if audit is not None:
-            answer = (
-                audit.path,
-                audit.model,
-                json.dumps(audit.request, ensure_ascii=False) if audit.request else None,
-                audit.latency_ms,
-                audit.prompt_tokens,
-                audit.completion_tokens,
-                ",".join(audit.faq_ids),
-                audit.faq_confidence,
-                audit.knowledge_version,
-                audit.escalation_reason,
-            )
+        answer = _answer_row(audit) if audit is not None else None
 
         def work(conn: sqlite3.Connection) -> tuple[int, int]:
             conversation_id = known
             if conversation_id is None:
                 conversation_id = _open_conversation(conn, chat_id, now)
-            cursor = conn.execute(_INSERT_MESSAGE, (*row, conversation_id))
-            message_id = cursor.lastrowid or 0
-            if attachments:
+            message_id, new = _insert_message(conn, row, conversation_id)
+            if new and attachments:
                 insert_attachments(conn, message_id, chat_id, attachments, now)
-            if answer is not None:
-                conn.execute(
-                    "INSERT INTO answers (message_id, path, model, request_json, latency_ms, "
-                    "prompt_tokens, completion_tokens, faq_ids, faq_confidence, "
-                    "knowledge_version, escalation_reason) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (message_id, *answer),
-                )
+            if new and answer is not None:
+                conn.execute(_INSERT_ANSWER, (message_id, *answer))
             return conversation_id, message_id
 
         conversation_id, message_id = await self.db.write(work)
@@ -135,18 +119,13 @@ class ConversationStore:
         return message_id
 
     async def set_telegram_message_id(self, message_id: int, telegram_message_id: int) -> None:
-        """Inside an update, written with its "done" mark: one transaction fewer per answer.
-
-        Nothing reads the id before then, and if the bot stops first, the update is
-        handled again and its journal gives the same id back.
-        """
-        sql = "UPDATE messages SET telegram_message_id = ? WHERE id = ?"
+        """Through the group commit: written together with the other chats' writes."""
         params = (telegram_message_id, message_id)
-        journal = current_journal.get()
-        if journal is not None and not journal.closed:
-            journal.later.append((sql, params))
-        else:
-            await self.db.execute(sql, params)
+        await self.db.write(
+            lambda conn: conn.execute(
+                "UPDATE messages SET telegram_message_id = ? WHERE id = ?", params
+            )
+        )
 
     async def history(self, chat_id: int, limit: int) -> list[StoredMessage]:
         """The latest customer and bot messages of the current conversation, oldest first."""
@@ -171,6 +150,8 @@ class ConversationStore:
         The same as ``upsert_customer``, ``history`` and ``add_message`` in turn,
         but each of those is a round trip to the database thread, and those trips
         cost more CPU than the statements: this is on every message the bot answers.
+        A message stored before (a crash replay) is not stored again and is left
+        out of the history: it must not count as the customer asking twice.
         """
         chat_id = customer.chat_id
         upsert = self._known_customers.get(chat_id) != customer
@@ -185,10 +166,10 @@ class ConversationStore:
             conversation_id = known
             if conversation_id is None:
                 conversation_id = _open_conversation(conn, chat_id, now)
-            cursor = conn.execute(_INSERT_MESSAGE, (*row, conversation_id))
-            if attachments:
-                insert_attachments(conn, cursor.lastrowid or 0, chat_id, attachments, now)
-            return conversation_id, rows
+            message_id, new = _insert_message(conn, row, conversation_id)
+            if new and attachments:
+                insert_attachments(conn, message_id, chat_id, attachments, now)
+            return conversation_id, [r for r in rows if r[0] != message_id]
 
         conversation_id, rows = await self.db.write(work)
         if upsert:
@@ -233,6 +214,13 @@ class ConversationStore:
         )
         return int(row["n"]) if row else 0
 
+    async def attach_to_ticket(self, message_ids: Sequence[int], ticket_id: int) -> None:
+        """Messages stored while put off become part of the ticket opened since."""
+        rows = [(ticket_id, message_id) for message_id in message_ids]
+        await self.db.write(
+            lambda conn: conn.executemany("UPDATE messages SET ticket_id = ? WHERE id = ?", rows)
+        )
+
     def forget_known(self, chat_id: int) -> None:
         """The customer's row was blanked (``/forget``): the next message writes it again."""
         self._known_customers.pop(chat_id, None)
@@ -265,8 +253,51 @@ _HISTORY = """
 
 _INSERT_MESSAGE = (
     "INSERT INTO messages (chat_id, role, kind, text, telegram_message_id, "
-    "ticket_id, created_at, conversation_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+    "ticket_id, created_at, conversation_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT DO NOTHING RETURNING id"
 )
+_INSERT_ANSWER = (
+    "INSERT INTO answers (message_id, path, model, request_json, latency_ms, "
+    "prompt_tokens, completion_tokens, faq_ids, faq_confidence, "
+    "knowledge_version, escalation_reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+def _insert_message(
+    conn: sqlite3.Connection, row: tuple[Any, ...], conversation_id: int
+) -> tuple[int, bool]:
+    """(id, True) for a new message; a customer's message stored before gives its own
+    row back (False), joined to the ticket of ``row`` if it had none."""
+    found = conn.execute(_INSERT_MESSAGE, (*row, conversation_id)).fetchone()
+    if found is not None:
+        return int(found[0]), True
+    chat_id, _, _, _, telegram_message_id, ticket_id, _ = row
+    existing = conn.execute(
+        "SELECT id FROM messages WHERE chat_id = ? AND role = 'customer' "
+        "AND telegram_message_id = ?",
+        (chat_id, telegram_message_id),
+    ).fetchone()
+    if ticket_id is not None:
+        conn.execute(
+            "UPDATE messages SET ticket_id = ? WHERE id = ? AND ticket_id IS NULL",
+            (ticket_id, existing[0]),
+        )
+    return int(existing[0]), False
+
+
+def _answer_row(audit: AnswerAudit) -> tuple[Any, ...]:
+    return (
+        audit.path,
+        audit.model,
+        json.dumps(audit.request, ensure_ascii=False) if audit.request else None,
+        audit.latency_ms,
+        audit.prompt_tokens,
+        audit.completion_tokens,
+        ",".join(audit.faq_ids),
+        audit.faq_confidence,
+        audit.knowledge_version,
+        audit.escalation_reason,
+    )
 
 
 def _customer_row(customer: Customer, now: str) -> tuple[Any, ...]:

@@ -18,7 +18,6 @@ surely not delivered, so it is an upper bound on duplicates.
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import hashlib
 import json
 import logging
@@ -74,19 +73,12 @@ class Inbox:
                     future.set_result(state)
 
     async def mark_done(self, update_id: int, journal: ReplyJournal | None = None) -> None:
-        """Done, and the update's reply journal dropped, in one transaction.
-
-        Writes the journal put off until now (such as Telegram's ids for the
-        stored answers) go in the same transaction.
-        """
-        later = journal.later if journal is not None else []
+        """Done, and the update's reply journal dropped, in one transaction."""
         drop = journal is not None and (journal.wrote or journal.replay)
         uncertain = journal.uncertain if journal is not None else 0
         done_at = utcnow()
 
         def work(conn: sqlite3.Connection) -> None:
-            for sql, params in later:
-                conn.execute(sql, params)
             conn.execute(
                 "UPDATE inbox SET status = 'done', done_at = ?, "
                 "uncertain_resends = uncertain_resends + ? WHERE update_id = ?",
@@ -96,8 +88,6 @@ class Inbox:
                 conn.execute("DELETE FROM sent_replies WHERE update_id = ?", (update_id,))
 
         await self.db.write(work)
-        if journal is not None:
-            journal.later = []
 
     async def mark_failed(self, update_id: int) -> None:
         await self.db.execute(
@@ -141,20 +131,6 @@ class ReplyJournal:
         self.uncertain = 0
         self._earlier: dict[tuple[int, str, int], tuple[str, int | None]] | None = None
         self._seen: dict[tuple[int, str], int] = {}
-        # Statements that only have to be durable once the update is done: written
-        # with the update's "done" mark, in the same transaction.
-        self.later: list[tuple[str, tuple[Any, ...]]] = []
-
-    async def flush(self) -> None:
-        """Write what was put off now: the update stays pending (it failed or was cancelled)."""
-        later, self.later = self.later, []
-        if later:
-
-            def work(conn: sqlite3.Connection) -> None:
-                for sql, params in later:
-                    conn.execute(sql, params)
-
-            await self.db.write(work)
 
     def key(self, chat_id: int, text: str) -> tuple[int, str, int]:
         digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
@@ -234,9 +210,3 @@ def _insert_updates(conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> li
         else:
             states.append(DONE if found[0] == "done" else RETRY)
     return states
-
-
-# The journal of the update being handled; None outside the update processor.
-current_journal: contextvars.ContextVar[ReplyJournal | None] = contextvars.ContextVar(
-    "current_journal", default=None
-)

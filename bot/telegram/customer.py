@@ -22,6 +22,7 @@ from bot.metrics import note_reply
 from bot.privacy import forget_chat
 from bot.services import Services
 from bot.store.conversations import Customer
+from bot.store.inbox import ReplyJournal
 from bot.telegram.media import attachments_of
 from bot.telegram.sender import RecipientGone, TypingIndicator, send_text
 from bot.telegram.streaming import LiveReply
@@ -35,6 +36,12 @@ _ID = re.compile(r"[0-9]{1,18}")
 
 def services_of(context: ContextTypes.DEFAULT_TYPE) -> Services:
     return context.application.bot_data["services"]
+
+
+def journal_of(update: Update, context: ContextTypes.DEFAULT_TYPE) -> ReplyJournal | None:
+    """The update's reply journal, which every send for it goes through."""
+    processor = context.application.bot_data.get("processor")
+    return processor.journal_for(update) if processor is not None else None
 
 
 def customer_of(update: Update) -> Customer:
@@ -78,11 +85,13 @@ async def deliver(
     update: Update,
     context: ContextTypes.DEFAULT_TYPE,
     outcome: Outcome,
+    journal: ReplyJournal | None,
     live: LiveReply | None = None,
 ) -> None:
     """Send the core's replies; record Telegram's message ids for relays and feedback.
 
     When an answer was streamed, its first reply takes the place of the preview.
+    ``journal`` is None for an answer sent after its update was done.
     """
     services = services_of(context)
     chat_id = update.effective_chat.id
@@ -93,7 +102,12 @@ async def deliver(
                 ids = await live.finish(reply.text, reply.buttons, markdown=reply.markdown)
             else:
                 sent = await send_text(
-                    context.bot, chat_id, reply.text, buttons=reply.buttons, markdown=reply.markdown
+                    context.bot,
+                    chat_id,
+                    reply.text,
+                    buttons=reply.buttons,
+                    markdown=reply.markdown,
+                    journal=journal,
                 )
                 ids = [m.message_id for m in sent]
             if reply.stored_id is not None and ids:
@@ -105,28 +119,32 @@ async def deliver(
 
 async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/start: greet the customer."""
-    await deliver(update, context, await services_of(context).core.start(customer_of(update)))
+    outcome = await services_of(context).core.start(customer_of(update))
+    await deliver(update, context, outcome, journal_of(update, context))
 
 
 async def help_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/help: what the bot can do."""
-    await deliver(update, context, await services_of(context).core.help(customer_of(update)))
+    outcome = await services_of(context).core.help(customer_of(update))
+    await deliver(update, context, outcome, journal_of(update, context))
 
 
 async def reset(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/reset: a fresh conversation."""
-    await deliver(update, context, await services_of(context).core.reset(customer_of(update)))
+    outcome = await services_of(context).core.reset(customer_of(update))
+    await deliver(update, context, outcome, journal_of(update, context))
 
 
 async def cancel(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/cancel: withdraw a request nobody from the team has taken yet."""
-    await deliver(update, context, await services_of(context).core.withdraw(customer_of(update)))
+    outcome = await services_of(context).core.withdraw(customer_of(update))
+    await deliver(update, context, outcome, journal_of(update, context))
 
 
 async def human(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/human: hand over to a person."""
-    core = services_of(context).core
-    await deliver(update, context, await core.request_human(customer_of(update)))
+    outcome = await services_of(context).core.request_human(customer_of(update))
+    await deliver(update, context, outcome, journal_of(update, context))
 
 
 async def message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -140,15 +158,17 @@ async def message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         message_id=msg.message_id,
         attachments=attachments_of(msg),
     )
+    journal = journal_of(update, context)
     live = None
-    if core.settings.llm.streaming and core.llm is not None:
-        live = LiveReply(context.bot, incoming.customer.chat_id)
     async with TypingIndicator(context.bot, incoming.customer.chat_id) as typing:
-        if live is not None:
-            live.on_first_text = typing.stop  # the streamed text shows progress from here
+        if core.settings.llm.streaming and core.llm is not None:
+            # The streamed text shows progress from its first words on.
+            live = LiveReply(
+                context.bot, incoming.customer.chat_id, journal=journal, on_first_text=typing.stop
+            )
 
         async def answer_later(outcome: Outcome) -> None:
-            await deliver(update, context, outcome)
+            await deliver(update, context, outcome, None)
             if isinstance(update.update_id, int):
                 await services_of(context).inbox.mark_done(update.update_id)
 
@@ -157,11 +177,12 @@ async def message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
             on_text=live.on_text if live else None,
             on_done=live.model_done if live else None,
             later=answer_later,
+            journal=journal,
         )
     if outcome.answered_later and isinstance(update.update_id, int):
         # Pending in the inbox until its answer is out: a restart in between answers it.
         context.application.update_processor.failed_updates.add(update.update_id)
-    await deliver(update, context, outcome, live)
+    await deliver(update, context, outcome, journal, live)
 
 
 async def edited_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -172,13 +193,17 @@ async def edited_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
     if ticket is not None and services.core.desk is not None:
         msg = update.edited_message
         incoming = Incoming(
-            customer, f"(edited) {msg.text or msg.caption or ''}", "text", msg.message_id
+            customer,
+            f"(edited) {msg.text or msg.caption or ''}",
+            "text",
+            msg.message_id,
+            edited=True,
         )
-        await services.core.handle(incoming)
+        await services.core.handle(incoming, journal=journal_of(update, context))
         return
     text = services.knowledge.current.persona.message("edited_ignored")
     try:
-        await send_text(context.bot, customer.chat_id, text)
+        await send_text(context.bot, customer.chat_id, text, journal=journal_of(update, context))
     except RecipientGone:
         await services.conversations.mark_blocked(customer.chat_id)
 
@@ -240,7 +265,7 @@ async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     else:
         await query.answer()
     if outcome is not None:
-        await deliver(update, context, outcome)
+        await deliver(update, context, outcome, journal_of(update, context))
 
 
 FORGET_PREFIX = "forget"
@@ -254,7 +279,13 @@ async def forget(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     chat_id = update.effective_chat.id
     note_reply(context, chat_id, "notice")
     try:
-        await send_text(context.bot, chat_id, persona.message("forget_confirm"), buttons=buttons)
+        await send_text(
+            context.bot,
+            chat_id,
+            persona.message("forget_confirm"),
+            buttons=buttons,
+            journal=journal_of(update, context),
+        )
     except RecipientGone:
         await services.conversations.mark_blocked(chat_id)
 

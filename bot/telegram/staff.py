@@ -19,15 +19,16 @@ from bot import desk_actions
 from bot.desk_actions import ActionResult, Agent
 from bot.services import Services
 from bot.store.tickets import Ticket
-from bot.telegram.customer import services_of
+from bot.telegram.customer import journal_of, services_of
 from bot.telegram.desk import STAFF_PREFIX, TelegramDesk, waiting_since
 from bot.telegram.sender import RecipientGone, send_text, with_retries
 
 log = logging.getLogger(__name__)
 
 
-def desk_of(context: ContextTypes.DEFAULT_TYPE) -> TelegramDesk:
-    return context.application.bot_data["desk"]
+def desk_of(update: Update, context: ContextTypes.DEFAULT_TYPE) -> TelegramDesk:
+    """The staff desk, sending through the update's reply journal."""
+    return context.application.bot_data["desk"].through(journal_of(update, context))
 
 
 def agent_of(update: Update) -> Agent:
@@ -76,12 +77,12 @@ async def staff_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
     agent = agent_of(update)
     if message.text is not None:
         result, sent_id = await desk_actions.send_staff_text(
-            services, desk_of(context), ticket, agent, message.text
+            services, desk_of(update, context), ticket, agent, message.text
         )
     else:
         result, sent_id = await _copy_media(update, context, ticket, agent)
     if not result.ok:
-        await _staff_notice(update, result.notice)
+        await _staff_notice(update, context, result.notice)
         return
     if sent_id is not None:
         await services.tickets.record_relay(
@@ -132,10 +133,10 @@ async def note(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     text = " ".join(context.args or []).strip()
     if ticket is None:
         persona = services.knowledge.current.persona
-        await _staff_notice(update, persona.staff_message("note_usage"))
+        await _staff_notice(update, context, persona.staff_message("note_usage"))
         return
     result = await desk_actions.add_note(services, ticket, agent_of(update), text)
-    await _staff_notice(update, result.notice)
+    await _staff_notice(update, context, result.notice)
 
 
 async def list_tickets(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -146,13 +147,13 @@ async def list_tickets(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
     if term:
         tickets = await services.tickets.search(term)
         if not tickets:
-            await _staff_notice(update, persona.staff_message("search_none", term=term))
+            await _staff_notice(update, context, persona.staff_message("search_none", term=term))
             return
         heading = persona.staff_message("search_results", count=len(tickets), term=term)
     else:
         tickets = await services.tickets.list("unresolved")
         if not tickets:
-            await _staff_notice(update, persona.staff_message("no_open_tickets"))
+            await _staff_notice(update, context, persona.staff_message("no_open_tickets"))
             return
         heading = persona.staff_message("open_tickets", count=len(tickets))
     lines = [heading]
@@ -166,7 +167,7 @@ async def list_tickets(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
         lines.append(
             f"#{t.id} · {t.status} · {persona.reason_name(t.reason)} · {name} · {when}{who}"
         )
-    await _staff_notice(update, "\n".join(lines))
+    await _staff_notice(update, context, "\n".join(lines))
 
 
 async def show_ticket(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -175,7 +176,7 @@ async def show_ticket(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
     persona = services.knowledge.current.persona
     ticket = await ticket_for(update, services, context.args or [])
     if ticket is None:
-        await _staff_notice(update, persona.staff_message("no_ticket", command="ticket"))
+        await _staff_notice(update, context, persona.staff_message("no_ticket", command="ticket"))
         return
     customer = await services.conversations.get_customer(ticket.chat_id)
     transcript = await services.tickets.transcript(ticket)
@@ -194,7 +195,7 @@ async def show_ticket(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
     for m in transcript[-15:]:
         media = f"[{m['kind']}] " if m["kind"] not in ("text", "media") else ""
         lines.append(f"{icons.get(m['role'], '?')} {media}{(m['text'] or '')[:300]}".rstrip())
-    await _staff_notice(update, "\n".join(lines))
+    await _staff_notice(update, context, "\n".join(lines))
 
 
 async def claim(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -204,11 +205,11 @@ async def claim(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     ticket = await ticket_for(update, services, args)
     if ticket is None or not ticket.is_open:
         persona = services.knowledge.current.persona
-        await _staff_notice(update, persona.staff_message("no_ticket", command="claim"))
+        await _staff_notice(update, context, persona.staff_message("no_ticket", command="claim"))
         return
     force = any(a.lower() == "force" for a in args)
     result = await desk_actions.claim_ticket(services, ticket, agent_of(update), force=force)
-    await _staff_notice(update, result.notice)
+    await _staff_notice(update, context, result.notice)
 
 
 async def close(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -226,9 +227,9 @@ async def _finish(update: Update, context: ContextTypes.DEFAULT_TYPE, action, co
     ticket = await ticket_for(update, services, context.args or [])
     if ticket is None:
         persona = services.knowledge.current.persona
-        await _staff_notice(update, persona.staff_message("no_ticket", command=command))
+        await _staff_notice(update, context, persona.staff_message("no_ticket", command=command))
         return
-    result = await action(services, desk_of(context), ticket, agent_of(update))
+    result = await action(services, desk_of(update, context), ticket, agent_of(update))
     message = update.effective_message
     in_its_topic = bool(
         ticket.staff_thread_id
@@ -238,7 +239,7 @@ async def _finish(update: Update, context: ContextTypes.DEFAULT_TYPE, action, co
     )
     # Done in its topic, the ticket's own closing line already said it there.
     if not result.ok or not in_its_topic:
-        await _staff_notice(update, result.notice)
+        await _staff_notice(update, context, result.notice)
 
 
 async def reopen(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -247,10 +248,12 @@ async def reopen(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     ticket = await ticket_for(update, services, context.args or [])
     if ticket is None:
         persona = services.knowledge.current.persona
-        await _staff_notice(update, persona.staff_message("no_ticket", command="reopen"))
+        await _staff_notice(update, context, persona.staff_message("no_ticket", command="reopen"))
         return
-    result = await desk_actions.reopen_ticket(services, desk_of(context), ticket, agent_of(update))
-    await _staff_notice(update, result.notice)
+    result = await desk_actions.reopen_ticket(
+        services, desk_of(update, context), ticket, agent_of(update)
+    )
+    await _staff_notice(update, context, result.notice)
 
 
 async def faq(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -260,12 +263,12 @@ async def faq(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     args = [a for a in (context.args or []) if not a.lstrip("#").isdigit()]
     ticket = await ticket_for(update, services, context.args or [])
     if ticket is None or not args:
-        await _staff_notice(update, persona.staff_message("faq_usage"))
+        await _staff_notice(update, context, persona.staff_message("faq_usage"))
         return
     result = await desk_actions.send_faq_answer(
-        services, desk_of(context), ticket, args[0], agent_of(update)
+        services, desk_of(update, context), ticket, args[0], agent_of(update)
     )
-    await _staff_notice(update, result.notice)
+    await _staff_notice(update, context, result.notice)
 
 
 async def staff_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -294,9 +297,9 @@ async def staff_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
         result = await desk_actions.claim_ticket(services, ticket, agent)
         await query.answer(result.notice[:200])
         if result.ok and result.changed:
-            await desk_of(context).post(ticket, result.notice)
+            await desk_of(update, context).post(ticket, result.notice)
     elif parts[1] == "close" and ticket.is_open:
-        result = await desk_actions.close_ticket(services, desk_of(context), ticket, agent)
+        result = await desk_actions.close_ticket(services, desk_of(update, context), ticket, agent)
         await query.answer(result.notice[:200])
     else:
         await query.answer(
@@ -304,7 +307,7 @@ async def staff_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
         )
 
 
-async def _staff_notice(update: Update, text: str) -> None:
+async def _staff_notice(update: Update, context: ContextTypes.DEFAULT_TYPE, text: str) -> None:
     message = update.effective_message
     if not text:
         return
@@ -314,6 +317,7 @@ async def _staff_notice(update: Update, text: str) -> None:
             message.chat_id,
             text,
             thread_id=message.message_thread_id if message.is_topic_message else None,
+            journal=journal_of(update, context),
         )
     except TelegramError as error:
         log.warning("could not answer in the staff group: %s", error)
