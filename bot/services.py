@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bot.core import StaffDesk, SupportCore
+from bot.core import SupportCore
 from bot.knowledge import language
 from bot.knowledge.embeddings import EmbeddingCache, EmbeddingClient
 from bot.knowledge.live import KnowledgeBase
@@ -19,6 +19,7 @@ from bot.knowledge.semantic import Embedder, SemanticSearch
 from bot.knowledge.sentence_model import load_model, unavailable_reason
 from bot.llm import LLMClient
 from bot.media import MediaFetcher, MediaHandler
+from bot.outcome import StaffDesk
 from bot.person_request import PersonRequests
 from bot.settings import Settings
 from bot.small_talk import SmallTalk

@@ -45,7 +45,7 @@ class StoredMessage:
 class AnswerAudit:
     """What produced a bot answer: kept with the answer so staff can see what the model saw."""
 
-    path: str  # "llm", "faq", "fallback", "handoff"
+    path: str  # a ``bot.outcome.Path`` ("llm", "faq", "handoff", ...), or "canned"
     model: str | None = None
     request: list[dict[str, Any]] | None = None
     latency_ms: float | None = None

@@ -13,11 +13,11 @@ from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup
 from telegram.error import BadRequest, TelegramError
 from telegram.ext import Application, ContextTypes
 
-from bot.core import Button, Incoming, TicketContext
 from bot.customer_waits import sweep_customers
 from bot.desk_actions import CustomerUnreachable
 from bot.knowledge.live import KnowledgeBase
 from bot.knowledge.persona import Persona
+from bot.outcome import Button, Incoming, TicketContext
 from bot.settings import Settings
 from bot.sla import sweep
 from bot.store.attachments import conversation_attachments
