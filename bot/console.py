@@ -8,7 +8,8 @@ conversation in a throw-away database (a temporary file, deleted at exit) unless
 ``--db PATH`` names one. It reloads persona and FAQ edits while it runs, like the
 bot. And it plays the team too: /close, /handback and /faq ID act on the open
 ticket as the staff desk would (``bot.desk_actions``), so a whole handoff can be
-rehearsed in one window; they are commands, never questions for the FAQ.
+rehearsed in one window; they are commands, never questions for the FAQ. What
+Telegram offers as buttons is typed here: /rate N after a close, /forget yes.
 """
 
 from __future__ import annotations
@@ -22,8 +23,8 @@ import tempfile
 from pathlib import Path
 from typing import TextIO
 
-from bot.core import Button, Incoming, Outcome
 from bot.desk_actions import Agent, close_ticket, hand_back, send_faq_answer
+from bot.outcome import FORGET_PREFIX, RATING_PREFIX, Button, Incoming, Outcome
 from bot.services import Services, open_services
 from bot.settings import Settings
 from bot.store.conversations import Customer
@@ -39,6 +40,7 @@ class ConsoleChannel:
     def __init__(self, stdout: TextIO, name: str):
         self.stdout = stdout
         self.name = name
+        self.rated_ticket: int | None = None  # the ticket the last rating prompt was for
 
     async def to_customer(
         self, ticket: Ticket, text: str, buttons: tuple[Button, ...] = ()
@@ -47,6 +49,9 @@ class ConsoleChannel:
         labels = [b.label for b in buttons]
         if labels:
             self.stdout.write("   [" + "] [".join(labels) + "]\n")
+        if any(b.data.startswith(f"{RATING_PREFIX}:") for b in buttons):
+            self.rated_ticket = ticket.id
+            self.stdout.write("   (type /rate 1 to /rate 5)\n")
         return None
 
     async def to_staff(self, ticket: Ticket, text: str) -> None:
@@ -106,6 +111,7 @@ async def _converse(services: Services, stdin: TextIO, stdout: TextIO) -> int:
     user = os.environ.get("USER") or "terminal"
     customer = Customer(chat_id=CONSOLE_CHAT_ID, user_id=CONSOLE_CHAT_ID, first_name=user)
     interactive = stdin.isatty()
+    channel = ConsoleChannel(stdout, services.knowledge.current.persona.name)
 
     def name() -> str:
         return services.knowledge.current.persona.name  # an edit may rename her
@@ -114,8 +120,10 @@ async def _converse(services: Services, stdin: TextIO, stdout: TextIO) -> int:
         for reply in outcome.replies:
             stdout.write(f"{name()}: {reply.text}\n")
             labels = [b.label for b in reply.buttons if not b.data.startswith("fb:")]
+            forget = any(b.data.startswith(f"{FORGET_PREFIX}:") for b in reply.buttons)
+            hint = "/forget yes or /forget no" if forget else "/human or /cancel"
             if labels:
-                stdout.write("   [" + "] [".join(labels) + "]  (type /human or /cancel)\n")
+                stdout.write("   [" + "] [".join(labels) + f"]  (type {hint})\n")
         if outcome.ticket is not None:
             stdout.write(f"   (ticket #{outcome.ticket.id}, {outcome.ticket.reason})\n")
         stdout.flush()
@@ -123,7 +131,7 @@ async def _converse(services: Services, stdin: TextIO, stdout: TextIO) -> int:
     if interactive:
         mode = "with the model" if services.llm else "FAQ-only (no LLM configured)"
         stdout.write(
-            f"Chatting with {name()}, {mode}. /reset, /human, /cancel; as the team: "
+            f"Chatting with {name()}, {mode}. /reset, /human, /cancel, /forget; as the team: "
             "/close, /handback, /faq ID. Ctrl+D to quit.\n"
         )
         show(await core.start(customer))
@@ -150,8 +158,21 @@ async def _converse(services: Services, stdin: TextIO, stdout: TextIO) -> int:
             show(await core.start(customer))
         elif command == "/help":
             show(await core.help(customer))
+        elif command == "/forget":
+            answer = rest.strip().lower()
+            if answer in ("yes", "no"):
+                show(await core.forget(customer, confirmed=answer == "yes"))
+            else:
+                show(core.ask_forget(customer))
+        elif command == "/rate" and rest.strip() in ("1", "2", "3", "4", "5"):
+            ticket_id = channel.rated_ticket
+            outcome = Outcome()
+            if ticket_id is not None:
+                outcome = await core.rate_ticket(customer, ticket_id, int(rest.strip()))
+            show(outcome)
         elif command in STAFF_COMMANDS:
-            await _as_staff(services, command, rest.strip(), stdout, user)
+            channel.name = name()
+            await _as_staff(services, channel, command, rest.strip(), stdout, user)
             stdout.flush()
         else:
             show(await core.handle(Incoming(customer, text)))
@@ -159,7 +180,12 @@ async def _converse(services: Services, stdin: TextIO, stdout: TextIO) -> int:
 
 
 async def _as_staff(
-    services: Services, command: str, argument: str, stdout: TextIO, user: str
+    services: Services,
+    channel: ConsoleChannel,
+    command: str,
+    argument: str,
+    stdout: TextIO,
+    user: str,
 ) -> None:
     """A team action on the terminal customer's open ticket, printed as staff see it."""
     persona = services.knowledge.current.persona
@@ -167,7 +193,6 @@ async def _as_staff(
     if ticket is None:
         stdout.write(f"   (staff) {persona.staff_message('no_ticket', command=command[1:])}\n")
         return
-    channel = ConsoleChannel(stdout, persona.name)
     agent = Agent(id=0, name=user, role="console")
     if command == "/close":
         result = await close_ticket(services, channel, ticket, agent)
