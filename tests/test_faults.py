@@ -294,6 +294,41 @@ async def test_a_customer_message_stored_again_is_the_same_row(tmp_path):
         assert row["telegram_message_id"] == 100
 
 
+async def test_copies_an_earlier_replay_stored_give_up_the_telegram_id(tmp_path):
+    """m011: the first copy keeps the id, later ones lose it, and the key holds from then on."""
+    import aiosqlite
+    import pytest
+
+    from bot.store.migrations import MIGRATIONS, apply_migrations
+
+    async with aiosqlite.connect(tmp_path / "old.sqlite3") as conn:
+        await conn.execute("CREATE TABLE migrations (name TEXT PRIMARY KEY, applied_at TEXT)")
+        for name, migrate in MIGRATIONS:
+            if name != "m011_customer_message_stored_once":
+                await migrate(conn)
+                await conn.execute("INSERT INTO migrations VALUES (?, 'then')", (name,))
+        t = "2026-01-01T10:00:00.000+00:00"
+        await conn.executescript(
+            f"""
+            INSERT INTO customers (chat_id, created_at, updated_at) VALUES (1, '{t}', '{t}');
+            INSERT INTO conversations (id, chat_id, started_at) VALUES (1, 1, '{t}');
+            INSERT INTO messages (id, conversation_id, chat_id, role, text,
+                                  telegram_message_id, created_at)
+                VALUES (1, 1, 1, 'customer', 'hi', 7, '{t}'),
+                       (2, 1, 1, 'bot', 'hello', 7, '{t}'),
+                       (3, 1, 1, 'customer', 'hi', 7, '{t}');
+            """
+        )
+        assert await apply_migrations(conn) == ["m011_customer_message_stored_once"]
+        async with conn.execute("SELECT id, telegram_message_id FROM messages") as cursor:
+            assert [tuple(r) for r in await cursor.fetchall()] == [(1, 7), (2, 7), (3, None)]
+        with pytest.raises(sqlite3.IntegrityError):
+            await conn.execute(
+                "INSERT INTO messages (conversation_id, chat_id, role, text, "
+                "telegram_message_id, created_at) VALUES (1, 1, 'customer', 'hi', 7, 'now')"
+            )
+
+
 async def test_the_inbox_keeps_updates_as_telegram_sent_them(tmp_path):
     """Stored from the raw JSON when it was kept, else rebuilt from the parsed update."""
     from telegram import Bot, Update
@@ -344,8 +379,8 @@ async def test_writes_that_queue_up_commit_together_but_fail_alone(tmp_path):
         await db.execute("CREATE TABLE t (n INTEGER PRIMARY KEY)")
 
         def insert(n: int):
-            def work(conn):
-                conn.execute("INSERT INTO t (n) VALUES (?)", (n,))
+            async def work(conn):
+                await conn.execute("INSERT INTO t (n) VALUES (?)", (n,))
                 if n == 3:
                     raise ValueError("three")
                 return n
