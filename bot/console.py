@@ -147,36 +147,45 @@ async def _converse(services: Services, stdin: TextIO, stdout: TextIO) -> int:
         if not text:
             continue
         command, _, rest = text.partition(" ")
-        command = command.lower()
-        if command == "/reset":
-            show(await core.reset(customer))
-        elif command == "/human":
-            show(await core.request_human(customer))
-        elif command == "/cancel":
-            show(await core.withdraw(customer))
-        elif command == "/start":
-            show(await core.start(customer))
-        elif command == "/help":
-            show(await core.help(customer))
-        elif command == "/forget":
-            answer = rest.strip().lower()
-            if answer in ("yes", "no"):
-                show(await core.forget(customer, confirmed=answer == "yes"))
-            else:
-                show(core.ask_forget(customer))
-        elif command == "/rate" and rest.strip() in ("1", "2", "3", "4", "5"):
-            ticket_id = channel.rated_ticket
-            outcome = Outcome()
-            if ticket_id is not None:
-                outcome = await core.rate_ticket(customer, ticket_id, int(rest.strip()))
-            show(outcome)
-        elif command in STAFF_COMMANDS:
+        command, rest = command.lower(), rest.strip()
+        if command in STAFF_COMMANDS:
             channel.name = name()
-            await _as_staff(services, channel, command, rest.strip(), stdout, user)
+            await _as_staff(services, channel, command, rest, stdout, user)
             stdout.flush()
         else:
-            show(await core.handle(Incoming(customer, text)))
+            show(await _as_customer(services, customer, channel, command, rest, text))
     return 0
+
+
+async def _as_customer(
+    services: Services,
+    customer: Customer,
+    channel: ConsoleChannel,
+    command: str,
+    rest: str,
+    text: str,
+) -> Outcome:
+    """The core's answer to a line: a command as in Telegram, a typed button, or a question."""
+    core = services.core
+    if command == "/reset":
+        return await core.reset(customer)
+    if command == "/human":
+        return await core.request_human(customer)
+    if command == "/cancel":
+        return await core.withdraw(customer)
+    if command == "/start":
+        return await core.start(customer)
+    if command == "/help":
+        return await core.help(customer)
+    if command == "/forget":
+        if rest.lower() in ("yes", "no"):
+            return await core.forget(customer, confirmed=rest.lower() == "yes")
+        return core.ask_forget(customer)
+    if command == "/rate" and rest in ("1", "2", "3", "4", "5"):
+        if channel.rated_ticket is None:
+            return Outcome()
+        return await core.rate_ticket(customer, channel.rated_ticket, int(rest))
+    return await core.handle(Incoming(customer, text))
 
 
 async def _as_staff(

@@ -105,18 +105,13 @@ class SupportCore(CustomerActions):
         journal: ReplyJournal | None = None,
     ) -> Outcome:
         """Answer one message. ``on_text`` gets the model's text as it is written;
-        ``on_done`` is called as soon as the model's answer is complete, before it is
-        stored, so that a preview does not start for an answer about to be sent whole.
-
-        Over the customer's rate limit a message is stored and answered later, in
-        order, through ``later`` (without one, after waiting here); the customer is told
-        once. A request for a person never waits. ``stored_id`` marks a message
-        stored already when it was put off. ``journal`` is the update's reply
-        journal, for what the core sends itself (a relay to staff).
-
-        Handled again after a crash, the message is not stored twice: the store
-        gives the same row back.
-        """
+        ``on_done`` is called once the answer is complete, before it is stored, so a
+        preview does not start for an answer about to be sent whole. Over the rate
+        limit a message is stored and answered later, in order, through ``later``
+        (without one, after waiting here); a request for a person never waits.
+        ``stored_id``: stored already when it was put off. ``journal``: the update's,
+        for what the core sends itself. Handled again after a crash, the message is
+        not stored twice: the store gives the same row back."""
         chat_id = incoming.customer.chat_id
         ticket = await self.tickets.open_for_chat(chat_id)
         if ticket is not None and self.desk is not None:
@@ -230,6 +225,13 @@ class SupportCore(CustomerActions):
         question = Question(
             customer, knowledge, text, matches, turns, offer, prepared.image_parts()
         )
+        return noted(await self._answer_question(question, on_text, on_done))
+
+    async def _answer_question(
+        self, question: Question, on_text: StreamCallback | None, on_done: DoneCallback | None
+    ) -> Outcome:
+        """The model's answer; the FAQ's when there is no model or it fails; else a person."""
+        customer, knowledge, matches = question.customer, question.knowledge, question.matches
         llm_failed = False
         if self.budget is not None:
             try:
@@ -239,15 +241,15 @@ class SupportCore(CustomerActions):
                 llm_failed = True
             else:
                 if not isinstance(answer, ModelHandoff):
-                    return noted(answer)
-                summary, audit = answer.summary, answer.audit
-                handoff = escalate(customer, Reason.MODEL, summary, knowledge, matches, audit)
-                return noted(await handoff)
-        answer = await self.answers.from_faq(question)
-        if answer is None:
-            reason = self.policy.without_answer(llm_failed)
-            answer = await escalate(customer, reason, None, knowledge, matches)
-        return noted(answer)
+                    return answer
+                return await self.escalation.escalate(
+                    customer, Reason.MODEL, answer.summary, knowledge, matches, answer.audit
+                )
+        faq_answer = await self.answers.from_faq(question)
+        if faq_answer is not None:
+            return faq_answer
+        reason = self.policy.without_answer(llm_failed)
+        return await self.escalation.escalate(customer, reason, None, knowledge, matches)
 
     def _within_limits(self, text: str, prepared: Prepared) -> tuple[str, list[Reply]]:
         """The text the core works on, and what to tell the customer about it first."""
