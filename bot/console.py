@@ -20,6 +20,7 @@ import dataclasses
 import os
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
@@ -37,15 +38,15 @@ STAFF_COMMANDS = ("/close", "/handback", "/faq")
 class ConsoleChannel:
     """The ``DeskChannel`` of the terminal: both sides are printed in the one window."""
 
-    def __init__(self, stdout: TextIO, name: str):
+    def __init__(self, stdout: TextIO, name: Callable[[], str]):
         self.stdout = stdout
-        self.name = name
+        self.name = name  # the persona's, read each time: an edit may rename her
         self.rated_ticket: int | None = None  # the ticket the last rating prompt was for
 
     async def to_customer(
         self, ticket: Ticket, text: str, buttons: tuple[Button, ...] = ()
     ) -> int | None:
-        self.stdout.write(f"{self.name}: {text}\n")
+        self.stdout.write(f"{self.name()}: {text}\n")
         labels = [b.label for b in buttons]
         if labels:
             self.stdout.write("   [" + "] [".join(labels) + "]\n")
@@ -111,10 +112,11 @@ async def _converse(services: Services, stdin: TextIO, stdout: TextIO) -> int:
     user = os.environ.get("USER") or "terminal"
     customer = Customer(chat_id=CONSOLE_CHAT_ID, user_id=CONSOLE_CHAT_ID, first_name=user)
     interactive = stdin.isatty()
-    channel = ConsoleChannel(stdout, services.knowledge.current.persona.name)
 
     def name() -> str:
         return services.knowledge.current.persona.name  # an edit may rename her
+
+    channel = ConsoleChannel(stdout, name)
 
     def show(outcome: Outcome) -> None:
         for reply in outcome.replies:
@@ -149,7 +151,6 @@ async def _converse(services: Services, stdin: TextIO, stdout: TextIO) -> int:
         command, _, rest = text.partition(" ")
         command, rest = command.lower(), rest.strip()
         if command in STAFF_COMMANDS:
-            channel.name = name()
             await _as_staff(services, channel, command, rest, stdout, user)
             stdout.flush()
         else:

@@ -179,7 +179,6 @@ class TelegramBot:
             log.info("%s (now %s)", note, base_url)
         console_access = ConsoleAccess(self.services.db, base_url)
         console_roles = console_link.ConsoleRoles(self.app.bot, settings)
-        self.runtime.console = (console_access, console_roles)
         self.app.bot_data.update(
             services=self.services,
             desk=self.services.desk,
@@ -209,7 +208,9 @@ class TelegramBot:
             await self.app.updater.start_polling(
                 allowed_updates=ALLOWED_UPDATES, drop_pending_updates=False, poll_interval=0
             )
-        await self.runtime.start(self.services, serve_http, ALLOWED_UPDATES)
+        await self.runtime.start(
+            self.services, serve_http, ALLOWED_UPDATES, console=(console_access, console_roles)
+        )
         if settings.storage.retention_days > 0:
             self._tasks.append(
                 asyncio.create_task(
@@ -261,7 +262,6 @@ class TelegramBot:
         grace = self.settings.telegram.shutdown_grace_seconds
         if not await self.processor.wait_idle(grace):
             log.warning("shutdown grace period over; unfinished messages stay pending")
-        self.processor.accepting = False
         await self._keep_queued_updates()
         if self.app.running:
             await self.app.stop()

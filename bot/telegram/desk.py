@@ -117,6 +117,7 @@ class TelegramDesk:
         conversations: ConversationStore,
         knowledge: KnowledgeBase,
         journal: ReplyJournal | None = None,
+        is_forum: bool | None = None,
     ):
         self.bot = bot
         self.staff_chat_id = staff_chat_id
@@ -124,18 +125,22 @@ class TelegramDesk:
         self.conversations = conversations
         self.knowledge = knowledge  # for the staff texts in persona.yaml
         self.journal = journal  # an update's, on the desk ``through`` returns for it
-        self._is_forum: bool | None = None
+        self._is_forum = is_forum  # asked of Telegram once, when first needed
 
     def through(self, journal: ReplyJournal | None) -> TelegramDesk:
         """The same desk, sending through one update's reply journal, so that the update
         handled again after a crash does not repeat what staff or customer already have."""
         if journal is None:
             return self
-        desk = TelegramDesk(
-            self.bot, self.staff_chat_id, self.tickets, self.conversations, self.knowledge, journal
+        return TelegramDesk(
+            self.bot,
+            self.staff_chat_id,
+            self.tickets,
+            self.conversations,
+            self.knowledge,
+            journal,
+            self._is_forum,
         )
-        desk._is_forum = self._is_forum
-        return desk
 
     async def is_forum(self) -> bool:
         if self._is_forum is None:
