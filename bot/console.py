@@ -8,7 +8,8 @@ conversation in a throw-away database (a temporary file, deleted at exit) unless
 ``--db PATH`` names one. It reloads persona and FAQ edits while it runs, like the
 bot. And it plays the team too: /close, /handback and /faq ID act on the open
 ticket as the staff desk would (``bot.desk_actions``), so a whole handoff can be
-rehearsed in one window; they are commands, never questions for the FAQ.
+rehearsed in one window; they are commands, never questions for the FAQ. What
+Telegram offers as buttons is typed here: /rate N after a close, /forget yes.
 """
 
 from __future__ import annotations
@@ -19,11 +20,12 @@ import dataclasses
 import os
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
-from bot.core import Button, Incoming, Outcome
 from bot.desk_actions import Agent, close_ticket, hand_back, send_faq_answer
+from bot.outcome import FORGET_PREFIX, RATING_PREFIX, Button, Incoming, Outcome
 from bot.services import Services, open_services
 from bot.settings import Settings
 from bot.store.conversations import Customer
@@ -36,17 +38,21 @@ STAFF_COMMANDS = ("/close", "/handback", "/faq")
 class ConsoleChannel:
     """The ``DeskChannel`` of the terminal: both sides are printed in the one window."""
 
-    def __init__(self, stdout: TextIO, name: str):
+    def __init__(self, stdout: TextIO, name: Callable[[], str]):
         self.stdout = stdout
-        self.name = name
+        self.name = name  # the persona's, read each time: an edit may rename her
+        self.rated_ticket: int | None = None  # the ticket the last rating prompt was for
 
     async def to_customer(
         self, ticket: Ticket, text: str, buttons: tuple[Button, ...] = ()
     ) -> int | None:
-        self.stdout.write(f"{self.name}: {text}\n")
+        self.stdout.write(f"{self.name()}: {text}\n")
         labels = [b.label for b in buttons]
         if labels:
             self.stdout.write("   [" + "] [".join(labels) + "]\n")
+        if any(b.data.startswith(f"{RATING_PREFIX}:") for b in buttons):
+            self.rated_ticket = ticket.id
+            self.stdout.write("   (type /rate 1 to /rate 5)\n")
         return None
 
     async def to_staff(self, ticket: Ticket, text: str) -> None:
@@ -110,12 +116,16 @@ async def _converse(services: Services, stdin: TextIO, stdout: TextIO) -> int:
     def name() -> str:
         return services.knowledge.current.persona.name  # an edit may rename her
 
+    channel = ConsoleChannel(stdout, name)
+
     def show(outcome: Outcome) -> None:
         for reply in outcome.replies:
             stdout.write(f"{name()}: {reply.text}\n")
             labels = [b.label for b in reply.buttons if not b.data.startswith("fb:")]
+            forget = any(b.data.startswith(f"{FORGET_PREFIX}:") for b in reply.buttons)
+            hint = "/forget yes or /forget no" if forget else "/human or /cancel"
             if labels:
-                stdout.write("   [" + "] [".join(labels) + "]  (type /human or /cancel)\n")
+                stdout.write("   [" + "] [".join(labels) + f"]  (type {hint})\n")
         if outcome.ticket is not None:
             stdout.write(f"   (ticket #{outcome.ticket.id}, {outcome.ticket.reason})\n")
         stdout.flush()
@@ -123,7 +133,7 @@ async def _converse(services: Services, stdin: TextIO, stdout: TextIO) -> int:
     if interactive:
         mode = "with the model" if services.llm else "FAQ-only (no LLM configured)"
         stdout.write(
-            f"Chatting with {name()}, {mode}. /reset, /human, /cancel; as the team: "
+            f"Chatting with {name()}, {mode}. /reset, /human, /cancel, /forget; as the team: "
             "/close, /handback, /faq ID. Ctrl+D to quit.\n"
         )
         show(await core.start(customer))
@@ -139,27 +149,53 @@ async def _converse(services: Services, stdin: TextIO, stdout: TextIO) -> int:
         if not text:
             continue
         command, _, rest = text.partition(" ")
-        command = command.lower()
-        if command == "/reset":
-            show(await core.reset(customer))
-        elif command == "/human":
-            show(await core.request_human(customer))
-        elif command == "/cancel":
-            show(await core.withdraw(customer))
-        elif command == "/start":
-            show(await core.start(customer))
-        elif command == "/help":
-            show(await core.help(customer))
-        elif command in STAFF_COMMANDS:
-            await _as_staff(services, command, rest.strip(), stdout, user)
+        command, rest = command.lower(), rest.strip()
+        if command in STAFF_COMMANDS:
+            await _as_staff(services, channel, command, rest, stdout, user)
             stdout.flush()
         else:
-            show(await core.handle(Incoming(customer, text)))
+            show(await _as_customer(services, customer, channel, command, rest, text))
     return 0
 
 
+async def _as_customer(
+    services: Services,
+    customer: Customer,
+    channel: ConsoleChannel,
+    command: str,
+    rest: str,
+    text: str,
+) -> Outcome:
+    """The core's answer to a line: a command as in Telegram, a typed button, or a question."""
+    core = services.core
+    if command == "/reset":
+        return await core.reset(customer)
+    if command == "/human":
+        return await core.request_human(customer)
+    if command == "/cancel":
+        return await core.withdraw(customer)
+    if command == "/start":
+        return await core.start(customer)
+    if command == "/help":
+        return await core.help(customer)
+    if command == "/forget":
+        if rest.lower() in ("yes", "no"):
+            return await core.forget(customer, confirmed=rest.lower() == "yes")
+        return core.ask_forget(customer)
+    if command == "/rate" and rest in ("1", "2", "3", "4", "5"):
+        if channel.rated_ticket is None:
+            return Outcome()
+        return await core.rate_ticket(customer, channel.rated_ticket, int(rest))
+    return await core.handle(Incoming(customer, text))
+
+
 async def _as_staff(
-    services: Services, command: str, argument: str, stdout: TextIO, user: str
+    services: Services,
+    channel: ConsoleChannel,
+    command: str,
+    argument: str,
+    stdout: TextIO,
+    user: str,
 ) -> None:
     """A team action on the terminal customer's open ticket, printed as staff see it."""
     persona = services.knowledge.current.persona
@@ -167,7 +203,6 @@ async def _as_staff(
     if ticket is None:
         stdout.write(f"   (staff) {persona.staff_message('no_ticket', command=command[1:])}\n")
         return
-    channel = ConsoleChannel(stdout, persona.name)
     agent = Agent(id=0, name=user, role="console")
     if command == "/close":
         result = await close_ticket(services, channel, ticket, agent)

@@ -12,7 +12,7 @@ import difflib
 from dataclasses import dataclass
 from typing import Protocol
 
-from bot.core import RATING_PREFIX, Button
+from bot.outcome import RATING_PREFIX, Button
 from bot.services import Services
 from bot.store.conversations import AnswerAudit
 from bot.store.tickets import Ticket

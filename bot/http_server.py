@@ -278,18 +278,23 @@ class Runtime:
         self.services: Any = None
         self.server: HttpServer | None = None
         self.webhook_secret: str | None = None
-        # (ConsoleAccess, RoleCheck) for the web console pages, set by the bot before start.
+        # (ConsoleAccess, RoleCheck) for the web console pages, given to ``start``.
         self.console: tuple[Any, Any] | None = None
 
     @property
     def webhook_mode(self) -> bool:
         return bool(self.env.webhook_url)
 
-    async def start(self, services: Any, serve_http: bool, allowed_updates: list[str]) -> None:
+    async def start(
+        self,
+        services: Any,
+        serve_http: bool,
+        allowed_updates: list[str],
+        console: tuple[Any, Any] | None = None,
+    ) -> None:
         """Start the HTTP server (always in webhook mode) and register the webhook."""
         self.services = services
-        if services.llm is not None:
-            services.llm.observer = self.metrics
+        self.console = console
         if not (serve_http or self.webhook_mode):
             return
         self.server = HttpServer(

@@ -96,6 +96,7 @@ class LLMClient:
         model: str | None = None,
         *,
         transport: httpx.AsyncBaseTransport | None = None,
+        observer: Any = None,
     ):
         self.settings = settings
         self.model = model or settings.model
@@ -116,7 +117,7 @@ class LLMClient:
         )
         self._slots = asyncio.Semaphore(settings.max_concurrent_requests)
         self.breaker = CircuitBreaker(settings.circuit_failures, settings.circuit_cooldown_seconds)
-        self.observer: Any = None  # bot.metrics.BotMetrics when the bot serves /metrics
+        self.observer = observer  # bot.metrics.BotMetrics when the bot serves /metrics
 
     async def aclose(self) -> None:
         await self._http.aclose()

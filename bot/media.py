@@ -110,11 +110,17 @@ _NOTICES = {
 class MediaHandler:
     """Turns an incoming message with attachments into text, images or a truthful notice."""
 
-    def __init__(self, settings: Settings, transcriber: Transcriber | None = None):
+    def __init__(
+        self,
+        settings: Settings,
+        transcriber: Transcriber | None = None,
+        fetcher: MediaFetcher | None = None,
+        observer: Any = None,
+    ):
         self.settings = settings
         self.transcriber = transcriber
-        self.fetcher: MediaFetcher | None = None  # set by the door that can download
-        self.observer: Any = None  # bot.metrics.BotMetrics when the bot serves /metrics
+        self.fetcher = fetcher  # given by a door that can download (Telegram)
+        self.observer = observer  # bot.metrics.BotMetrics when the bot serves /metrics
         self.vision = settings.llm.vision and settings.env.llm_configured
 
     @property

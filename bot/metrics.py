@@ -43,7 +43,6 @@ PREFIX = "support_bot"
 REPLY_PATHS = (
     "llm",
     "faq",
-    "fallback",
     "handoff",
     "relay",
     "notice",

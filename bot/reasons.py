@@ -2,23 +2,32 @@
 
 The codes are stored on tickets and events and read by outside tools, so they
 never change; people see them through the readable names in ``persona.yaml``.
+``Reason`` is a ``StrEnum``: a member is its code, in the database and the logs alike.
 """
 
 from __future__ import annotations
 
-# Strongest first: a ticket joined by a new escalation keeps the stronger reason.
-# A phrase rule (chargeback, legal, safety) matters most for triage; a customer
-# who asks for a person outranks every guess the bot made on its own.
-REASON_CODES: tuple[str, ...] = (
-    "keyword",
-    "user_request",
-    "negative_feedback",
-    "repeated",
-    "model",
-    "unsupported_media",
-    "llm_error",
-    "low_confidence",
-)
+from enum import StrEnum
+
+
+class Reason(StrEnum):
+    """Strongest first: a ticket joined by a new escalation keeps the stronger reason.
+
+    A phrase rule (chargeback, legal, safety) matters most for triage; a customer
+    who asks for a person outranks every guess the bot made on its own.
+    """
+
+    KEYWORD = "keyword"
+    USER_REQUEST = "user_request"
+    NEGATIVE_FEEDBACK = "negative_feedback"
+    REPEATED = "repeated"
+    MODEL = "model"
+    UNSUPPORTED_MEDIA = "unsupported_media"
+    LLM_ERROR = "llm_error"
+    LOW_CONFIDENCE = "low_confidence"
+
+
+REASON_CODES: tuple[str, ...] = tuple(reason.value for reason in Reason)
 
 
 def rank(reason: str) -> int:

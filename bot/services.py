@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from bot.core import StaffDesk, SupportCore
+from bot.core import SupportCore
 from bot.knowledge import language
 from bot.knowledge.embeddings import EmbeddingCache, EmbeddingClient
 from bot.knowledge.live import KnowledgeBase
@@ -17,7 +18,8 @@ from bot.knowledge.local_embeddings import LocalEmbedder
 from bot.knowledge.semantic import Embedder, SemanticSearch
 from bot.knowledge.sentence_model import load_model, unavailable_reason
 from bot.llm import LLMClient
-from bot.media import MediaHandler
+from bot.media import MediaFetcher, MediaHandler
+from bot.outcome import StaffDesk
 from bot.person_request import PersonRequests
 from bot.settings import Settings
 from bot.small_talk import SmallTalk
@@ -26,6 +28,9 @@ from bot.store.db import Database
 from bot.store.inbox import Inbox
 from bot.store.tickets import TicketStore
 from bot.transcription import Transcriber
+
+# Builds the staff desk from the stores it works on; the Telegram bot passes one.
+DeskFactory = Callable[[TicketStore, ConversationStore, KnowledgeBase], StaffDesk]
 
 
 @dataclass
@@ -39,6 +44,7 @@ class Services:
     llm: LLMClient | None
     core: SupportCore
     semantic: SemanticSearch | None = None
+    desk: StaffDesk | None = None
 
     async def close(self) -> None:
         if self.semantic is not None:
@@ -55,20 +61,38 @@ def settings_from_environment(environ: Mapping[str, str] | None = None) -> Setti
     return load_settings(config_dir, environ)
 
 
-async def open_services(settings: Settings, desk: StaffDesk | None = None) -> Services:
+async def open_services(
+    settings: Settings,
+    *,
+    inbox: Inbox | None = None,
+    desk_factory: DeskFactory | None = None,
+    fetcher: MediaFetcher | None = None,
+    observer: Any = None,
+    chat_model: bool = True,
+) -> Services:
     """Open the database (running migrations), load the knowledge and build the core.
+
+    A door brings what only it has, each part built before what needs it: the
+    durable inbox its update processor already holds (its database opens here),
+    the staff desk, the media fetcher and the metrics ``observer``. Without
+    ``chat_model`` the core answers from the FAQ alone, whatever is configured.
 
     Raises ConfigError when the persona or FAQ files are broken, before any
     customer could be answered from them.
     """
     env = settings.env
     knowledge = KnowledgeBase(Path(env.config_dir), Path(env.faq_dir))
-    db = await Database(settings.storage.database_path).open()
+    if inbox is None:
+        inbox = Inbox(Database(settings.storage.database_path))
+    db = await inbox.db.open()
     conversations = ConversationStore(db)
     tickets = TicketStore(db)
+    desk = desk_factory(tickets, conversations, knowledge) if desk_factory else None
     llm = None
-    if env.llm_configured:
-        llm = LLMClient(env.effective_llm_base_url, env.llm_api_key, settings.llm)
+    if env.llm_configured and chat_model:
+        llm = LLMClient(
+            env.effective_llm_base_url, env.llm_api_key, settings.llm, observer=observer
+        )
     semantic = await semantic_search(settings, db)
     model = load_model() if settings.retrieval.semantic else None
     vectors = semantic.cache if semantic is not None else None
@@ -81,7 +105,7 @@ async def open_services(settings: Settings, desk: StaffDesk | None = None) -> Se
         desk,
         semantic,
         PersonRequests(model, vectors),
-        MediaHandler(settings, open_transcriber(settings)),
+        MediaHandler(settings, open_transcriber(settings), fetcher, observer),
         SmallTalk(model, vectors),
     )
     # The language model loads in a thread while the FAQ is embedded, so that the
@@ -98,7 +122,9 @@ async def open_services(settings: Settings, desk: StaffDesk | None = None) -> Se
     await languages
     await person_examples
     await small_talk
-    return Services(settings, db, knowledge, conversations, tickets, Inbox(db), llm, core, semantic)
+    return Services(
+        settings, db, knowledge, conversations, tickets, inbox, llm, core, semantic, desk
+    )
 
 
 def open_transcriber(settings: Settings) -> Transcriber | None:

@@ -162,7 +162,7 @@ async def test_rate_limit_gives_one_polite_notice(
     settings = make_settings(fake_telegram, fake_llm)
     db = settings.storage.database_path
     bot = await start_bot(settings)
-    bot.services.core.rate_window_seconds = 2.0  # the minute, shortened
+    bot.services.core.rate_limit.window_seconds = 2.0  # the minute, shortened
     for n in range(7):
         fake_telegram.user_text(2401, f"Message number {n} about my order")
     told = await fake_telegram.wait_for_messages(2401, 8, timeout=20)

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.helpers import cli_environment
+from tests.helpers import cli_environment, rows
 
 # Bots started as processes find the shipped FAQ's vectors already made.
 pytestmark = pytest.mark.usefixtures("warm_vector_cache")
@@ -150,6 +150,28 @@ async def test_staff_actions_can_be_rehearsed_in_the_terminal(tmp_path, knowledg
     assert staff["closed"].format(ticket_id=1, agent=env_user()) in out
     assert persona(config)["messages"]["ticket_closed"].strip() in out
     assert [(t["id"], t["status"]) for t in tickets(db)] == [(1, "resolved")]
+
+
+async def test_a_closed_ticket_is_rated_and_the_chat_forgotten_in_the_terminal(
+    tmp_path, knowledge_dirs
+):
+    config, _ = knowledge_dirs
+    messages = persona(config)["messages"]
+    db = tmp_path / "rehearsal.sqlite3"
+    code, out, err = await chat(
+        environment(tmp_path, knowledge_dirs),
+        "/human",
+        "/close",
+        "/rate 4",
+        "/forget",
+        "/forget yes",
+        args=("chat", "--db", str(db)),
+    )
+    assert code == 0, err
+    assert messages["rating_thanks"].strip() in out
+    assert messages["forget_confirm"].strip() in out and messages["forget_done"].strip() in out
+    assert [(t["id"], t["rating"]) for t in tickets(db)] == [(1, 4)]
+    assert rows(db, "SELECT COUNT(*) AS n FROM messages")[0]["n"] == 0
 
 
 def env_user() -> str:

@@ -102,8 +102,7 @@ def test_persona_and_question_are_sent_even_when_they_alone_are_too_big(knowledg
 
 async def budget_for(fake: FakeLLM, configured: int = 0, max_tokens: int = 100):
     settings = LlmSettings(model=fake.model, max_tokens=max_tokens, retry_budget_seconds=0)
-    client = LLMClient(fake.base_url, None, settings)
-    client.observer = BotMetrics()
+    client = LLMClient(fake.base_url, None, settings, observer=BotMetrics())
     return ContextBudget(client, configured)
 
 

@@ -16,13 +16,13 @@ async def test_windows_of_quiet_customers_are_forgotten(make_settings, knowledge
     bot_yaml.write_text(bot_yaml.read_text().replace("semantic: true", "semantic: false", 1))
     services = await open_services(make_settings())
     core = services.core
-    core.rate_window_seconds = 0.2
+    core.rate_limit.window_seconds = 0.2
     try:
         for chat in range(1, 31):
             await core.handle(Incoming(Customer(chat_id=chat, user_id=chat), "hello there"))
-        assert len(core._recent_messages) == 30
+        assert core.rate_limit.tracked_customers == 30
         await asyncio.sleep(0.3)
         await core.handle(Incoming(Customer(chat_id=99, user_id=99), "hello there"))
-        assert set(core._recent_messages) == {99}
+        assert core.rate_limit.tracked_customers == 1
     finally:
         await services.close()

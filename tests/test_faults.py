@@ -246,38 +246,65 @@ async def test_an_update_that_keeps_failing_is_given_up_after_five_starts(tmp_pa
         assert row["status"] == "failed"
 
 
-async def test_telegram_ids_of_answers_are_written_with_the_done_mark(tmp_path):
-    """Put off until the update is done (one transaction fewer), or written when it fails."""
+async def test_a_customer_message_stored_again_is_the_same_row(tmp_path):
+    """A crash replay stores the message again: one row, left out of its own history."""
     from bot.store.conversations import ConversationStore, Customer
     from bot.store.db import Database
-    from bot.store.inbox import Inbox, ReplyJournal, current_journal
 
-    async with Database(tmp_path / "ids.sqlite3") as db:
-        inbox = Inbox(db)
+    async with Database(tmp_path / "once.sqlite3") as db:
         store = ConversationStore(db)
-        await store.upsert_customer(Customer(5))
-        for update_id, fails in ((1, False), (2, True)):
-            await inbox.add(update_id, "5", {"update_id": update_id})
-            stored = await store.add_message(5, "bot", f"answer {update_id}")
-            journal = ReplyJournal(db, update_id, replay=False)
-            token = current_journal.set(journal)
-            try:
-                await store.set_telegram_message_id(stored, 100 + update_id)
-            finally:
-                current_journal.reset(token)
-            row = await db.fetchone(
-                "SELECT telegram_message_id FROM messages WHERE id = ?", (stored,)
+        ann = Customer(5, first_name="Ann")
+        await store.upsert_customer(ann)
+        await store.upsert_customer(Customer(6))
+        first = await store.add_message(5, "customer", "where is my order?", telegram_message_id=9)
+        again = await store.add_message(5, "customer", "where is my order?", telegram_message_id=9)
+        assert again == first
+        history = await store.take_customer_message(
+            ann, "where is my order?", kind="text", telegram_message_id=9, history_limit=10
+        )
+        assert history == []
+        other_chat = await store.add_message(6, "customer", "hi", telegram_message_id=9)
+        assert other_chat != first
+        rows = await db.fetchall("SELECT id FROM messages WHERE chat_id = 5")
+        assert [r["id"] for r in rows] == [first]
+        await store.set_telegram_message_id(first, 100)
+        row = await db.fetchone("SELECT telegram_message_id FROM messages WHERE id = ?", (first,))
+        assert row["telegram_message_id"] == 100
+
+
+async def test_copies_an_earlier_replay_stored_give_up_the_telegram_id(tmp_path):
+    """m011: the first copy keeps the id, later ones lose it, and the key holds from then on."""
+    import aiosqlite
+    import pytest
+
+    from bot.store.migrations import MIGRATIONS, apply_migrations
+
+    async with aiosqlite.connect(tmp_path / "old.sqlite3") as conn:
+        await conn.execute("CREATE TABLE migrations (name TEXT PRIMARY KEY, applied_at TEXT)")
+        for name, migrate in MIGRATIONS:
+            if name != "m011_customer_message_stored_once":
+                await migrate(conn)
+                await conn.execute("INSERT INTO migrations VALUES (?, 'then')", (name,))
+        t = "2026-01-01T10:00:00.000+00:00"
+        await conn.executescript(
+            f"""
+            INSERT INTO customers (chat_id, created_at, updated_at) VALUES (1, '{t}', '{t}');
+            INSERT INTO conversations (id, chat_id, started_at) VALUES (1, 1, '{t}');
+            INSERT INTO messages (id, conversation_id, chat_id, role, text,
+                                  telegram_message_id, created_at)
+                VALUES (1, 1, 1, 'customer', 'hi', 7, '{t}'),
+                       (2, 1, 1, 'bot', 'hello', 7, '{t}'),
+                       (3, 1, 1, 'customer', 'hi', 7, '{t}');
+            """
+        )
+        assert await apply_migrations(conn) == ["m011_customer_message_stored_once"]
+        async with conn.execute("SELECT id, telegram_message_id FROM messages") as cursor:
+            assert [tuple(r) for r in await cursor.fetchall()] == [(1, 7), (2, 7), (3, None)]
+        with pytest.raises(sqlite3.IntegrityError):
+            await conn.execute(
+                "INSERT INTO messages (conversation_id, chat_id, role, text, "
+                "telegram_message_id, created_at) VALUES (1, 1, 'customer', 'hi', 7, 'now')"
             )
-            assert row["telegram_message_id"] is None
-            if fails:
-                await journal.flush()
-            else:
-                await inbox.mark_done(update_id, journal)
-            row = await db.fetchone(
-                "SELECT telegram_message_id FROM messages WHERE id = ?", (stored,)
-            )
-            assert row["telegram_message_id"] == 100 + update_id
-        assert await inbox.pending() == [{"update_id": 2}]
 
 
 async def test_the_inbox_keeps_updates_as_telegram_sent_them(tmp_path):
@@ -306,8 +333,7 @@ async def test_the_inbox_keeps_updates_as_telegram_sent_them(tmp_path):
 
     bot = Bot("123:abc")
     async with Database(tmp_path / "inbox.sqlite3") as db:
-        processor = OrderedChatProcessor()
-        processor.inbox = Inbox(db)
+        processor = OrderedChatProcessor(Inbox(db))
         processor.keep_payloads([raw(1)])
         await processor.do_process_update(Update.de_json(raw(1), bot), handled())
         await processor.do_process_update(Update.de_json(raw(2), bot), handled())
@@ -331,8 +357,8 @@ async def test_writes_that_queue_up_commit_together_but_fail_alone(tmp_path):
         await db.execute("CREATE TABLE t (n INTEGER PRIMARY KEY)")
 
         def insert(n: int):
-            def work(conn):
-                conn.execute("INSERT INTO t (n) VALUES (?)", (n,))
+            async def work(conn):
+                await conn.execute("INSERT INTO t (n) VALUES (?)", (n,))
                 if n == 3:
                     raise ValueError("three")
                 return n

@@ -395,9 +395,10 @@ async def test_the_core_takes_attachments_from_any_door(fake_llm, make_settings,
 
     config, _ = knowledge_dirs
     tune(config, vision="true", streaming="false")
-    services = await open_services(make_settings(llm=fake_llm))
+    services = await open_services(
+        make_settings(llm=fake_llm), fetcher=BytesFetcher({"scan-1": PNG})
+    )
     try:
-        services.core.media.fetcher = BytesFetcher({"scan-1": PNG})
         incoming = Incoming(
             Customer(chat_id=77, first_name="Terminal"),
             "is this the right screw?",

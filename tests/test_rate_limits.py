@@ -85,7 +85,7 @@ async def test_over_the_limit_nothing_is_dropped_and_a_person_is_not_held_back(
     fake_telegram.add_forum_group(STAFF)
     settings = make_settings(fake_telegram, STAFF_CHAT_ID=str(STAFF))  # limit: 10 a minute
     bot = await start_bot(settings)
-    bot.services.core.rate_window_seconds = (
+    bot.services.core.rate_limit.window_seconds = (
         20.0  # the minute, shortened (still longer than the test)
     )
     for text in BURST:
@@ -118,7 +118,7 @@ async def test_over_the_limit_messages_are_answered_in_order_once_the_window_pas
     tune(config, rate_limit_per_minute="3")
     settings = make_settings(fake_telegram)  # FAQ only, no staff desk
     bot = await start_bot(settings)
-    bot.services.core.rate_window_seconds = 6.0
+    bot.services.core.rate_limit.window_seconds = 6.0
     burst = ["Hi", "thanks!", "ok", "How long do refunds take?", "bye"]
     for text in burst:
         fake_telegram.user_text(CHATTY, text)

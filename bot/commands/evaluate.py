@@ -162,7 +162,9 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
         return 1
     with tempfile.TemporaryDirectory(prefix="bot-eval-") as scratch:
         settings = _scratch_settings(settings, Path(scratch) / "eval.sqlite3")
-        services = await open_services(settings)
+        # Without --llm, retrieval stays as configured (meaning-based matching may
+        # still use the provider's embeddings); only the chat model is left out.
+        services = await open_services(settings, chat_model=args.llm)
         try:
             try:
                 cases = load_cases(path, services.knowledge.current)
@@ -170,10 +172,6 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
                 for problem in error.problems:
                     print(problem, flush=True)
                 return 1
-            if not args.llm:
-                # Retrieval stays as configured (meaning-based matching may still use
-                # the provider's embeddings); only the chat model is left out.
-                services.core.llm = None
             results = [
                 await _run_case(services, number, case)
                 for number, case in enumerate(cases, start=1)

@@ -7,10 +7,11 @@ on /forget and with their age under retention (``bot.privacy``).
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+import aiosqlite
 
 from bot.store.db import Database
 
@@ -35,8 +36,8 @@ class StoredAttachment:
     outcome: str | None
 
 
-def insert_attachments(
-    conn: sqlite3.Connection,
+async def insert_attachments(
+    conn: aiosqlite.Connection,
     message_id: int,
     chat_id: int,
     attachments: Sequence[Attachment],
@@ -44,7 +45,7 @@ def insert_attachments(
 ) -> None:
     """Inside the message's own write (``ConversationStore``). A photo is stored by the
     file id of its largest size, which the adapter puts in ``file_id``."""
-    conn.executemany(
+    await conn.executemany(
         _INSERT,
         [
             (

@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
-import json
-import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import aiosqlite
+
 from bot.store.attachments import insert_attachments
 from bot.store.db import Database, utcnow
-from bot.store.inbox import current_journal
+from bot.store.message_rows import (
+    HISTORY,
+    INSERT_ANSWER,
+    UPSERT_CUSTOMER,
+    answer_row,
+    customer_row,
+    insert_message,
+    open_conversation,
+)
 
 if TYPE_CHECKING:
     from bot.media import Attachment
@@ -46,7 +54,7 @@ class StoredMessage:
 class AnswerAudit:
     """What produced a bot answer: kept with the answer so staff can see what the model saw."""
 
-    path: str  # "llm", "faq", "fallback", "handoff"
+    path: str  # a ``bot.outcome.Path`` ("llm", "faq", "handoff", ...), or "canned"
     model: str | None = None
     request: list[dict[str, Any]] | None = None
     latency_ms: float | None = None
@@ -69,7 +77,7 @@ class ConversationStore:
     async def upsert_customer(self, customer: Customer) -> None:
         if self._known_customers.get(customer.chat_id) == customer:
             return
-        await self.db.execute(_UPSERT_CUSTOMER, _customer_row(customer, utcnow()))
+        await self.db.execute(UPSERT_CUSTOMER, customer_row(customer, utcnow()))
         self._known_customers[customer.chat_id] = customer
 
     async def end_conversation(self, chat_id: int, reason: str) -> None:
@@ -92,41 +100,26 @@ class ConversationStore:
         audit: AnswerAudit | None = None,
         attachments: Sequence[Attachment] = (),
     ) -> int:
-        """Store a message (what produced it, what came with it) in one transaction and trip."""
+        """Store a message (what produced it, what came with it) in one transaction.
+
+        A customer's Telegram message is stored once: stored again (handled anew
+        after a crash, or put off before its ticket opened) it is the same row,
+        which joins ``ticket_id`` if it had no ticket yet.
+        """
         known = self._conversation_ids.get(chat_id)
         now = utcnow()
         row = (chat_id, role, kind, text, telegram_message_id, ticket_id, now)
-        answer = None
-        if audit is not None:
-            answer = (
-                audit.path,
-                audit.model,
-                json.dumps(audit.request, ensure_ascii=False) if audit.request else None,
-                audit.latency_ms,
-                audit.prompt_tokens,
-                audit.completion_tokens,
-                ",".join(audit.faq_ids),
-                audit.faq_confidence,
-                audit.knowledge_version,
-                audit.escalation_reason,
-            )
+        answer = answer_row(audit) if audit is not None else None
 
-        def work(conn: sqlite3.Connection) -> tuple[int, int]:
+        async def work(conn: aiosqlite.Connection) -> tuple[int, int]:
             conversation_id = known
             if conversation_id is None:
-                conversation_id = _open_conversation(conn, chat_id, now)
-            cursor = conn.execute(_INSERT_MESSAGE, (*row, conversation_id))
-            message_id = cursor.lastrowid or 0
-            if attachments:
-                insert_attachments(conn, message_id, chat_id, attachments, now)
-            if answer is not None:
-                conn.execute(
-                    "INSERT INTO answers (message_id, path, model, request_json, latency_ms, "
-                    "prompt_tokens, completion_tokens, faq_ids, faq_confidence, "
-                    "knowledge_version, escalation_reason) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (message_id, *answer),
-                )
+                conversation_id = await open_conversation(conn, chat_id, now)
+            message_id, new = await insert_message(conn, row, conversation_id)
+            if new and attachments:
+                await insert_attachments(conn, message_id, chat_id, attachments, now)
+            if new and answer is not None:
+                await conn.execute(INSERT_ANSWER, (message_id, *answer))
             return conversation_id, message_id
 
         conversation_id, message_id = await self.db.write(work)
@@ -135,22 +128,14 @@ class ConversationStore:
         return message_id
 
     async def set_telegram_message_id(self, message_id: int, telegram_message_id: int) -> None:
-        """Inside an update, written with its "done" mark: one transaction fewer per answer.
-
-        Nothing reads the id before then, and if the bot stops first, the update is
-        handled again and its journal gives the same id back.
-        """
-        sql = "UPDATE messages SET telegram_message_id = ? WHERE id = ?"
+        """Through the group commit: written together with the other chats' writes."""
         params = (telegram_message_id, message_id)
-        journal = current_journal.get()
-        if journal is not None and not journal.closed:
-            journal.later.append((sql, params))
-        else:
-            await self.db.execute(sql, params)
+        sql = "UPDATE messages SET telegram_message_id = ? WHERE id = ?"
+        await self.db.write(lambda conn: conn.execute(sql, params))
 
     async def history(self, chat_id: int, limit: int) -> list[StoredMessage]:
         """The latest customer and bot messages of the current conversation, oldest first."""
-        rows = await self.db.fetchall(_HISTORY, (chat_id, limit))
+        rows = await self.db.fetchall(HISTORY, (chat_id, limit))
         return [
             StoredMessage(r["id"], r["role"], r["kind"], r["text"], r["created_at"])
             for r in reversed(rows)
@@ -166,11 +151,13 @@ class ConversationStore:
         history_limit: int,
         attachments: Sequence[Attachment] = (),
     ) -> list[StoredMessage]:
-        """Store a customer's message and return the history before it, in one trip.
+        """Store a customer's message and return the history before it, in one write.
 
         The same as ``upsert_customer``, ``history`` and ``add_message`` in turn,
-        but each of those is a round trip to the database thread, and those trips
-        cost more CPU than the statements: this is on every message the bot answers.
+        but in one transaction of the group commit, which the messages of other
+        chats share: this is on every message the bot answers.
+        A message stored before (a crash replay) is not stored again and is left
+        out of the history: it must not count as the customer asking twice.
         """
         chat_id = customer.chat_id
         upsert = self._known_customers.get(chat_id) != customer
@@ -178,17 +165,17 @@ class ConversationStore:
         now = utcnow()
         row = (chat_id, "customer", kind, text, telegram_message_id, None, now)
 
-        def work(conn: sqlite3.Connection) -> tuple[int, list[tuple[Any, ...]]]:
+        async def work(conn: aiosqlite.Connection) -> tuple[int, list[Any]]:
             if upsert:
-                conn.execute(_UPSERT_CUSTOMER, _customer_row(customer, now))
-            rows = conn.execute(_HISTORY, (chat_id, history_limit)).fetchall()
+                await conn.execute(UPSERT_CUSTOMER, customer_row(customer, now))
+            rows = await conn.execute_fetchall(HISTORY, (chat_id, history_limit))
             conversation_id = known
             if conversation_id is None:
-                conversation_id = _open_conversation(conn, chat_id, now)
-            cursor = conn.execute(_INSERT_MESSAGE, (*row, conversation_id))
-            if attachments:
-                insert_attachments(conn, cursor.lastrowid or 0, chat_id, attachments, now)
-            return conversation_id, rows
+                conversation_id = await open_conversation(conn, chat_id, now)
+            message_id, new = await insert_message(conn, row, conversation_id)
+            if new and attachments:
+                await insert_attachments(conn, message_id, chat_id, attachments, now)
+            return conversation_id, [r for r in rows if r[0] != message_id]
 
         conversation_id, rows = await self.db.write(work)
         if upsert:
@@ -233,6 +220,12 @@ class ConversationStore:
         )
         return int(row["n"]) if row else 0
 
+    async def attach_to_ticket(self, message_ids: Sequence[int], ticket_id: int) -> None:
+        """Messages stored while put off become part of the ticket opened since."""
+        rows = [(ticket_id, message_id) for message_id in message_ids]
+        sql = "UPDATE messages SET ticket_id = ? WHERE id = ?"
+        await self.db.write(lambda conn: conn.executemany(sql, rows))
+
     def forget_known(self, chat_id: int) -> None:
         """The customer's row was blanked (``/forget``): the next message writes it again."""
         self._known_customers.pop(chat_id, None)
@@ -243,55 +236,3 @@ class ConversationStore:
         await self.db.execute(
             "UPDATE customers SET blocked_at = ? WHERE chat_id = ?", (utcnow(), chat_id)
         )
-
-
-_UPSERT_CUSTOMER = """
-    INSERT INTO customers (chat_id, user_id, first_name, last_name, username, language,
-                           created_at, updated_at)
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-    ON CONFLICT(chat_id) DO UPDATE SET
-        user_id = excluded.user_id, first_name = excluded.first_name,
-        last_name = excluded.last_name, username = excluded.username,
-        language = excluded.language, updated_at = excluded.updated_at,
-        blocked_at = NULL
-"""
-
-_HISTORY = """
-    SELECT m.id, m.role, m.kind, m.text, m.created_at FROM messages m
-    JOIN conversations c ON c.id = m.conversation_id
-    WHERE c.chat_id = ? AND c.ended_at IS NULL AND m.role IN ('customer', 'bot')
-    ORDER BY m.id DESC LIMIT ?
-"""
-
-_INSERT_MESSAGE = (
-    "INSERT INTO messages (chat_id, role, kind, text, telegram_message_id, "
-    "ticket_id, created_at, conversation_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-)
-
-
-def _customer_row(customer: Customer, now: str) -> tuple[Any, ...]:
-    return (
-        customer.chat_id,
-        customer.user_id,
-        customer.first_name,
-        customer.last_name,
-        customer.username,
-        customer.language,
-        now,
-        now,
-    )
-
-
-def _open_conversation(conn: sqlite3.Connection, chat_id: int, now: str) -> int:
-    """The id of the chat's open conversation, started if there is none."""
-    row = conn.execute(
-        "SELECT id FROM conversations WHERE chat_id = ? AND ended_at IS NULL "
-        "ORDER BY id DESC LIMIT 1",
-        (chat_id,),
-    ).fetchone()
-    if row:
-        return int(row[0])
-    cursor = conn.execute(
-        "INSERT INTO conversations (chat_id, started_at) VALUES (?, ?)", (chat_id, now)
-    )
-    return int(cursor.lastrowid or 0)

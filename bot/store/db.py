@@ -2,16 +2,17 @@
 
 aiosqlite runs every call of a connection on one thread, in order, and a
 transaction belongs to the connection, not to the coroutine. So all writes go
-through ``transaction()``, which holds an asyncio lock: two coroutines can
-never interleave statements inside each other's transaction.
+through ``transaction()``, ``execute()`` or ``write()``, which hold an asyncio
+lock: two coroutines can never interleave statements inside each other's
+transaction. ``write()`` is the one layer that batches writes (group commit),
+on aiosqlite's public API only.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import sqlite3
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -21,6 +22,8 @@ import aiosqlite
 from bot.store.migrations import apply_migrations
 
 T = TypeVar("T")
+# One write: statements on the connection, inside the transaction ``write`` opens.
+Work = Callable[[aiosqlite.Connection], Awaitable[T]]
 
 
 def utcnow() -> str:
@@ -33,7 +36,8 @@ class Database:
         self.path = str(path)
         self._conn: aiosqlite.Connection | None = None
         self._write_lock = asyncio.Lock()
-        self._queued: list[tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any]]] = []
+        self._queued: list[tuple[Work[Any], asyncio.Future[Any]]] = []
+        self._committing: asyncio.Task[None] | None = None
 
     async def open(self) -> Database:
         if self.path != ":memory:":
@@ -51,6 +55,9 @@ class Database:
         return self
 
     async def close(self) -> None:
+        if self._committing is not None:
+            with contextlib.suppress(Exception):
+                await self._committing
         if self._conn is not None:
             await self._conn.close()
             self._conn = None
@@ -91,40 +98,41 @@ class Database:
             cursor = await self.conn.execute(sql, params)
             return cursor.lastrowid or 0
 
-    async def write(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        """Run ``work`` in one transaction, in one trip to the database thread.
+    async def write(self, work: Work[T]) -> T:
+        """Run ``work`` in a transaction; returns once it is committed.
 
-        Every ``await`` on aiosqlite wakes its thread and then the event loop
-        again, which costs far more CPU than the statements themselves; a
-        transaction of several statements through ``transaction()`` pays that
-        once per statement plus BEGIN and COMMIT. ``work`` gets the plain
-        sqlite3 connection and runs on the database thread, so it must not
-        touch the event loop.
-
-        Writes that queue up behind one in progress go together, in one
-        transaction and one trip (group commit), each in a savepoint of its own
-        so that one failing does not undo the others. Each caller still returns
-        only once its work is committed.
+        Writes that queue up while a group is being committed go together in the
+        next one (group commit): one transaction and one fsync for a burst, each
+        write in a savepoint of its own so that one failing undoes only itself.
+        The groups are committed by a task of their own, so a writer that is
+        cancelled never leaves a transaction half done: a write not started yet
+        is dropped, one started is committed with its group.
         """
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         entry = (work, future)
         self._queued.append(entry)
+        if self._committing is None or self._committing.done():
+            self._committing = asyncio.ensure_future(self._commit_queued())
         try:
-            async with self._write_lock:
-                if entry in self._queued:  # else an earlier group took it
-                    group, self._queued = self._queued, []
-                    trip = asyncio.ensure_future(
-                        self.conn._execute(_in_group, self.conn._conn, [w for w, _ in group])
-                    )
-                    trip.add_done_callback(lambda trip: _settle(trip, group))
-                    with contextlib.suppress(Exception):  # every writer reads its own future
-                        await asyncio.shield(trip)
-            return await future
+            return await asyncio.shield(future)
         except asyncio.CancelledError:
             if entry in self._queued:  # not started: it is not written
                 self._queued.remove(entry)
+                future.cancel()
             else:  # it may still be written; nobody is left to read its outcome
                 future.add_done_callback(_ignore_outcome)
+            raise
+
+    async def _commit_queued(self) -> None:
+        try:
+            while self._queued:
+                group, self._queued = self._queued, []
+                async with self._write_lock:
+                    await _commit_group(self.conn, group)
+        except BaseException:
+            for _, future in self._queued:  # nobody will commit them now
+                future.cancel()
+            self._queued = []
             raise
 
     async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
@@ -141,65 +149,52 @@ class Database:
         return rows[0] if rows else None
 
 
-def _in_group(
-    conn: sqlite3.Connection, works: list[Callable[[sqlite3.Connection], Any]]
-) -> list[tuple[bool, Any]]:
-    """Run each work in a savepoint of one transaction: (True, result) or (False, error)."""
-    if len(works) == 1:
-        return [(True, _in_transaction(conn, works[0]))]
+async def _commit_group(
+    conn: aiosqlite.Connection, group: list[tuple[Work[Any], asyncio.Future[Any]]]
+) -> None:
+    """Each work in a savepoint of one transaction; every writer gets its own outcome,
+    or the error of the whole transaction."""
+    alone = len(group) == 1
     outcomes: list[tuple[bool, Any]] = []
-    conn.execute("BEGIN IMMEDIATE")
     try:
-        for work in works:
-            conn.execute("SAVEPOINT one_write")
+        await conn.execute("BEGIN IMMEDIATE")
+        for work, _ in group:
+            if alone:
+                outcomes.append((True, await work(conn)))
+                continue
+            await conn.execute("SAVEPOINT one_write")
             try:
-                result = work(conn)
+                result = await work(conn)
             except Exception as error:
-                conn.execute("ROLLBACK TO one_write")
-                conn.execute("RELEASE one_write")
+                await conn.execute("ROLLBACK TO one_write")
+                await conn.execute("RELEASE one_write")
                 outcomes.append((False, error))
             else:
-                conn.execute("RELEASE one_write")
+                await conn.execute("RELEASE one_write")
                 outcomes.append((True, result))
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
-    return outcomes
+        await conn.execute("COMMIT")
+    except BaseException as error:
+        with contextlib.suppress(Exception):
+            await conn.execute("ROLLBACK")
+        for _, future in group:
+            if future.done():
+                continue
+            if isinstance(error, Exception):
+                future.set_exception(error)
+            else:
+                future.cancel()
+        if not isinstance(error, Exception):
+            raise
+        return
+    for (_, future), (ok, value) in zip(group, outcomes, strict=True):
+        if future.done():
+            continue
+        if ok:
+            future.set_result(value)
+        else:
+            future.set_exception(value)
 
 
 def _ignore_outcome(future: asyncio.Future[Any]) -> None:
     if not future.cancelled():
         future.exception()
-
-
-def _settle(trip: asyncio.Future[Any], group: list[tuple[Any, asyncio.Future[Any]]]) -> None:
-    """Hand each writer of a group its own result, or the error of the whole trip."""
-    if trip.cancelled():
-        outcomes: Any = None
-        error: BaseException | None = asyncio.CancelledError()
-    else:
-        error = trip.exception()
-        outcomes = None if error is not None else trip.result()
-    for number, (_, future) in enumerate(group):
-        if future.done():
-            continue
-        if error is not None:
-            future.set_exception(error)
-        else:
-            ok, value = outcomes[number]
-            if ok:
-                future.set_result(value)
-            else:
-                future.set_exception(value)
-
-
-def _in_transaction(conn: sqlite3.Connection, work: Callable[[sqlite3.Connection], T]) -> T:
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        result = work(conn)
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
-    return result

@@ -17,13 +17,12 @@ surely not delivered, so it is an upper bound on duplicates.
 
 from __future__ import annotations
 
-import asyncio
-import contextvars
 import hashlib
 import json
 import logging
-import sqlite3
 from typing import Any
+
+import aiosqlite
 
 from bot.store.db import Database, utcnow
 
@@ -38,8 +37,6 @@ NEW, RETRY, DONE = "new", "retry", "done"
 class Inbox:
     def __init__(self, db: Database):
         self.db = db
-        self._batch: list[tuple[tuple[Any, ...], asyncio.Future[str]]] = []
-        self._flushing: asyncio.Task[None] | None = None
 
     async def add(self, update_id: int, chat_key: str, payload: dict[str, Any]) -> bool:
         """Store an update; False when it was already completely handled before."""
@@ -48,56 +45,28 @@ class Inbox:
     async def admit(self, update_id: int, chat_key: str, payload: dict[str, Any]) -> str:
         """Store an update: NEW the first time, RETRY when seen but unfinished, else DONE.
 
-        Inserts that arrive together are written in one transaction (group
-        commit): a burst of updates costs one fsync, not one each.
+        Through the database's group commit: a burst of updates costs one fsync,
+        not one each.
         """
-        future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         row = (update_id, chat_key, json.dumps(payload, ensure_ascii=False), utcnow())
-        self._batch.append((row, future))
-        if self._flushing is None or self._flushing.done():
-            self._flushing = asyncio.ensure_future(self._flush())
-        return await future
-
-    async def _flush(self) -> None:
-        while self._batch:
-            batch, self._batch = self._batch, []
-            rows = [row for row, _ in batch]
-            try:
-                states = await self.db.write(lambda conn, rows=rows: _insert_updates(conn, rows))
-            except Exception as error:
-                for _, future in batch:
-                    if not future.done():
-                        future.set_exception(error)
-                continue
-            for (_, future), state in zip(batch, states, strict=True):
-                if not future.done():
-                    future.set_result(state)
+        return await self.db.write(lambda conn: _insert_update(conn, row))
 
     async def mark_done(self, update_id: int, journal: ReplyJournal | None = None) -> None:
-        """Done, and the update's reply journal dropped, in one transaction.
-
-        Writes the journal put off until now (such as Telegram's ids for the
-        stored answers) go in the same transaction.
-        """
-        later = journal.later if journal is not None else []
+        """Done, and the update's reply journal dropped, in one transaction."""
         drop = journal is not None and (journal.wrote or journal.replay)
         uncertain = journal.uncertain if journal is not None else 0
         done_at = utcnow()
 
-        def work(conn: sqlite3.Connection) -> None:
-            for sql, params in later:
-                conn.execute(sql, params)
-            conn.execute(
+        async def work(conn: aiosqlite.Connection) -> None:
+            await conn.execute(
                 "UPDATE inbox SET status = 'done', done_at = ?, "
                 "uncertain_resends = uncertain_resends + ? WHERE update_id = ?",
                 (done_at, uncertain, update_id),
             )
             if drop:
-                conn.execute("DELETE FROM sent_replies WHERE update_id = ?", (update_id,))
+                await conn.execute("DELETE FROM sent_replies WHERE update_id = ?", (update_id,))
 
         await self.db.write(work)
-        if journal is not None:
-            journal.later = []
 
     async def mark_failed(self, update_id: int) -> None:
         await self.db.execute(
@@ -141,20 +110,6 @@ class ReplyJournal:
         self.uncertain = 0
         self._earlier: dict[tuple[int, str, int], tuple[str, int | None]] | None = None
         self._seen: dict[tuple[int, str], int] = {}
-        # Statements that only have to be durable once the update is done: written
-        # with the update's "done" mark, in the same transaction.
-        self.later: list[tuple[str, tuple[Any, ...]]] = []
-
-    async def flush(self) -> None:
-        """Write what was put off now: the update stays pending (it failed or was cancelled)."""
-        later, self.later = self.later, []
-        if later:
-
-            def work(conn: sqlite3.Connection) -> None:
-                for sql, params in later:
-                    conn.execute(sql, params)
-
-            await self.db.write(work)
 
     def key(self, chat_id: int, text: str) -> tuple[int, str, int]:
         digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
@@ -204,9 +159,9 @@ class ReplyJournal:
         self.wrote = True
         params = (self.update_id, *key, telegram_message_id, utcnow())
 
-        def work(conn: sqlite3.Connection) -> None:
+        async def work(conn: aiosqlite.Connection) -> None:
             # Through ``write`` so that it commits together with the writes of other chats.
-            conn.execute(
+            await conn.execute(
                 "INSERT INTO sent_replies (update_id, chat_id, digest, occurrence, status, "
                 "telegram_message_id, created_at) VALUES (?, ?, ?, ?, 'sent', ?, ?) "
                 "ON CONFLICT DO UPDATE SET status = 'sent', "
@@ -220,23 +175,14 @@ class ReplyJournal:
         """Telegram refused the chunk: nothing reached the customer and nothing was recorded."""
 
 
-def _insert_updates(conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> list[str]:
-    states: list[str] = []
-    for row in rows:
-        found = conn.execute(
-            "INSERT INTO inbox (update_id, chat_key, payload, received_at) "
-            "VALUES (?, ?, ?, ?) ON CONFLICT(update_id) DO UPDATE SET "
-            "attempts = attempts + 1 RETURNING status, attempts",
-            row,
-        ).fetchone()
-        if found is None or (found[0] != "done" and found[1] == 0):
-            states.append(NEW)
-        else:
-            states.append(DONE if found[0] == "done" else RETRY)
-    return states
-
-
-# The journal of the update being handled; None outside the update processor.
-current_journal: contextvars.ContextVar[ReplyJournal | None] = contextvars.ContextVar(
-    "current_journal", default=None
-)
+async def _insert_update(conn: aiosqlite.Connection, row: tuple[Any, ...]) -> str:
+    found = await conn.execute_fetchall(
+        "INSERT INTO inbox (update_id, chat_key, payload, received_at) "
+        "VALUES (?, ?, ?, ?) ON CONFLICT(update_id) DO UPDATE SET "
+        "attempts = attempts + 1 RETURNING status, attempts",
+        row,
+    )
+    status, attempts = next(iter(found), (None, 0))
+    if status is None or (status != "done" and attempts == 0):
+        return NEW
+    return DONE if status == "done" else RETRY

@@ -319,3 +319,22 @@ async def m010_answer_escalation_reason(conn: aiosqlite.Connection) -> None:
         WHERE message_id IN (SELECT id FROM messages WHERE role = 'bot' AND ticket_id IS NOT NULL)
         """,
     )
+
+
+@migration
+async def m011_customer_message_stored_once(conn: aiosqlite.Connection) -> None:
+    # A customer's Telegram message is stored once, so handling it again after a
+    # crash is one idempotent insert. Copies such a replay stored earlier keep
+    # their text but give up the id, which the first copy keeps.
+    await _script(
+        conn,
+        """
+        UPDATE messages SET telegram_message_id = NULL
+        WHERE role = 'customer' AND telegram_message_id IS NOT NULL
+          AND id > (SELECT MIN(m.id) FROM messages m
+                    WHERE m.chat_id = messages.chat_id AND m.role = 'customer'
+                      AND m.telegram_message_id = messages.telegram_message_id);
+        CREATE UNIQUE INDEX messages_customer_once ON messages(chat_id, telegram_message_id)
+            WHERE role = 'customer' AND telegram_message_id IS NOT NULL
+        """,
+    )

@@ -31,6 +31,8 @@ from bot.metrics import BotMetrics, note_incoming
 from bot.privacy import retention_loop
 from bot.services import Services, open_services
 from bot.settings import Settings
+from bot.store.db import Database
+from bot.store.inbox import Inbox
 from bot.telegram import admin, console_link, customer, staff
 from bot.telegram.desk import STAFF_PREFIX, TelegramDesk, schedule_reminders
 from bot.telegram.intake import IntakeQueue
@@ -141,7 +143,9 @@ async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
 class TelegramBot:
     def __init__(self, settings: Settings):
         self.settings = settings
-        self.processor = OrderedChatProcessor()
+        # The inbox's database opens with the services, before any update arrives.
+        self.inbox = Inbox(Database(settings.storage.database_path))
+        self.processor = OrderedChatProcessor(self.inbox)
         self.metrics = BotMetrics()
         self.probe = TelegramProbe(self.metrics)
         self.app = build_application(settings, self.processor, self.probe)
@@ -155,35 +159,34 @@ class TelegramBot:
         ``serve_http`` starts /healthz, /readyz and /metrics in polling mode too.
         """
         settings = self.settings
-        desk = None
-        self.services = await open_services(settings)
-        self.services.core.media.fetcher = TelegramFetcher(self.app.bot)
-        self.services.core.media.observer = self.metrics
-        if settings.telegram.staff_chat_id is not None:
-            desk = TelegramDesk(
-                self.app.bot,
-                settings.telegram.staff_chat_id,
-                self.services.tickets,
-                self.services.conversations,
-                self.services.knowledge,
-            )
-            self.services.core.desk = desk
+        staff_chat_id = settings.telegram.staff_chat_id
+        desk_factory = None
+        if staff_chat_id is not None:
+
+            def desk_factory(tickets, conversations, knowledge) -> TelegramDesk:
+                return TelegramDesk(self.app.bot, staff_chat_id, tickets, conversations, knowledge)
+
             schedule_reminders(self.app, settings)
+        self.services = await open_services(
+            settings,
+            inbox=self.inbox,
+            desk_factory=desk_factory,
+            fetcher=TelegramFetcher(self.app.bot),
+            observer=self.metrics,
+        )
         base_url, note = console_base_url(settings.env)
         if note:
             log.info("%s (now %s)", note, base_url)
         console_access = ConsoleAccess(self.services.db, base_url)
         console_roles = console_link.ConsoleRoles(self.app.bot, settings)
-        self.runtime.console = (console_access, console_roles)
         self.app.bot_data.update(
             services=self.services,
-            desk=desk,
+            desk=self.services.desk,
             processor=self.processor,
             metrics=self.metrics,
             console_access=console_access,
             console_roles=console_roles,
         )
-        self.processor.inbox = self.services.inbox
         self.services.knowledge.on_problem(self._tell_admins)
         register_handlers(self.app, settings)
         await self.app.initialize()
@@ -205,7 +208,9 @@ class TelegramBot:
             await self.app.updater.start_polling(
                 allowed_updates=ALLOWED_UPDATES, drop_pending_updates=False, poll_interval=0
             )
-        await self.runtime.start(self.services, serve_http, ALLOWED_UPDATES)
+        await self.runtime.start(
+            self.services, serve_http, ALLOWED_UPDATES, console=(console_access, console_roles)
+        )
         if settings.storage.retention_days > 0:
             self._tasks.append(
                 asyncio.create_task(
@@ -257,7 +262,6 @@ class TelegramBot:
         grace = self.settings.telegram.shutdown_grace_seconds
         if not await self.processor.wait_idle(grace):
             log.warning("shutdown grace period over; unfinished messages stay pending")
-        self.processor.accepting = False
         await self._keep_queued_updates()
         if self.app.running:
             await self.app.stop()

@@ -8,20 +8,21 @@ import re
 from telegram import Message, Update
 from telegram.ext import ContextTypes
 
-from bot.core import (
+from bot.metrics import note_reply
+from bot.outcome import (
     FEEDBACK_PREFIX,
+    FORGET_PREFIX,
     HUMAN_BUTTON,
     KEEP_BUTTON,
     RATING_PREFIX,
     WITHDRAW_BUTTON,
-    Button,
     Incoming,
     Outcome,
+    Path,
 )
-from bot.metrics import note_reply
-from bot.privacy import forget_chat
 from bot.services import Services
 from bot.store.conversations import Customer
+from bot.store.inbox import ReplyJournal
 from bot.telegram.media import attachments_of
 from bot.telegram.sender import RecipientGone, TypingIndicator, send_text
 from bot.telegram.streaming import LiveReply
@@ -35,6 +36,12 @@ _ID = re.compile(r"[0-9]{1,18}")
 
 def services_of(context: ContextTypes.DEFAULT_TYPE) -> Services:
     return context.application.bot_data["services"]
+
+
+def journal_of(update: Update, context: ContextTypes.DEFAULT_TYPE) -> ReplyJournal | None:
+    """The update's reply journal, which every send for it goes through."""
+    processor = context.application.bot_data.get("processor")
+    return processor.journal_for(update) if processor is not None else None
 
 
 def customer_of(update: Update) -> Customer:
@@ -78,22 +85,40 @@ async def deliver(
     update: Update,
     context: ContextTypes.DEFAULT_TYPE,
     outcome: Outcome,
+    journal: ReplyJournal | None,
+    live: LiveReply | None = None,
+) -> None:
+    """Send the core's replies, counted by path in /metrics (``send_replies``)."""
+    note_reply(context, update.effective_chat.id, outcome.path)
+    await send_replies(update, context, outcome, journal, live)
+
+
+async def send_replies(
+    update: Update,
+    context: ContextTypes.DEFAULT_TYPE,
+    outcome: Outcome,
+    journal: ReplyJournal | None,
     live: LiveReply | None = None,
 ) -> None:
     """Send the core's replies; record Telegram's message ids for relays and feedback.
 
     When an answer was streamed, its first reply takes the place of the preview.
+    ``journal`` is None for an answer sent after its update was done.
     """
     services = services_of(context)
     chat_id = update.effective_chat.id
-    note_reply(context, chat_id, outcome.path)
     try:
         for number, reply in enumerate(outcome.replies):
             if number == 0 and live is not None and live.started:
                 ids = await live.finish(reply.text, reply.buttons, markdown=reply.markdown)
             else:
                 sent = await send_text(
-                    context.bot, chat_id, reply.text, buttons=reply.buttons, markdown=reply.markdown
+                    context.bot,
+                    chat_id,
+                    reply.text,
+                    buttons=reply.buttons,
+                    markdown=reply.markdown,
+                    journal=journal,
                 )
                 ids = [m.message_id for m in sent]
             if reply.stored_id is not None and ids:
@@ -105,28 +130,32 @@ async def deliver(
 
 async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/start: greet the customer."""
-    await deliver(update, context, await services_of(context).core.start(customer_of(update)))
+    outcome = await services_of(context).core.start(customer_of(update))
+    await deliver(update, context, outcome, journal_of(update, context))
 
 
 async def help_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/help: what the bot can do."""
-    await deliver(update, context, await services_of(context).core.help(customer_of(update)))
+    outcome = await services_of(context).core.help(customer_of(update))
+    await deliver(update, context, outcome, journal_of(update, context))
 
 
 async def reset(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/reset: a fresh conversation."""
-    await deliver(update, context, await services_of(context).core.reset(customer_of(update)))
+    outcome = await services_of(context).core.reset(customer_of(update))
+    await deliver(update, context, outcome, journal_of(update, context))
 
 
 async def cancel(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/cancel: withdraw a request nobody from the team has taken yet."""
-    await deliver(update, context, await services_of(context).core.withdraw(customer_of(update)))
+    outcome = await services_of(context).core.withdraw(customer_of(update))
+    await deliver(update, context, outcome, journal_of(update, context))
 
 
 async def human(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/human: hand over to a person."""
-    core = services_of(context).core
-    await deliver(update, context, await core.request_human(customer_of(update)))
+    outcome = await services_of(context).core.request_human(customer_of(update))
+    await deliver(update, context, outcome, journal_of(update, context))
 
 
 async def message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -140,15 +169,17 @@ async def message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         message_id=msg.message_id,
         attachments=attachments_of(msg),
     )
+    journal = journal_of(update, context)
     live = None
-    if core.settings.llm.streaming and core.llm is not None:
-        live = LiveReply(context.bot, incoming.customer.chat_id)
     async with TypingIndicator(context.bot, incoming.customer.chat_id) as typing:
-        if live is not None:
-            live.on_first_text = typing.stop  # the streamed text shows progress from here
+        if core.settings.llm.streaming and core.llm is not None:
+            # The streamed text shows progress from its first words on.
+            live = LiveReply(
+                context.bot, incoming.customer.chat_id, journal=journal, on_first_text=typing.stop
+            )
 
         async def answer_later(outcome: Outcome) -> None:
-            await deliver(update, context, outcome)
+            await deliver(update, context, outcome, None)
             if isinstance(update.update_id, int):
                 await services_of(context).inbox.mark_done(update.update_id)
 
@@ -157,30 +188,27 @@ async def message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
             on_text=live.on_text if live else None,
             on_done=live.model_done if live else None,
             later=answer_later,
+            journal=journal,
         )
     if outcome.answered_later and isinstance(update.update_id, int):
         # Pending in the inbox until its answer is out: a restart in between answers it.
         context.application.update_processor.failed_updates.add(update.update_id)
-    await deliver(update, context, outcome, live)
+    await deliver(update, context, outcome, journal, live)
 
 
 async def edited_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """An edit is not a new question: say so once instead of answering twice."""
-    services = services_of(context)
-    customer = customer_of(update)
-    ticket = await services.tickets.open_for_chat(customer.chat_id)
-    if ticket is not None and services.core.desk is not None:
-        msg = update.edited_message
-        incoming = Incoming(
-            customer, f"(edited) {msg.text or msg.caption or ''}", "text", msg.message_id
-        )
-        await services.core.handle(incoming)
-        return
-    text = services.knowledge.current.persona.message("edited_ignored")
-    try:
-        await send_text(context.bot, customer.chat_id, text)
-    except RecipientGone:
-        await services.conversations.mark_blocked(customer.chat_id)
+    """An edit is not a new question: the core says so, or relays it to staff."""
+    msg = update.edited_message
+    incoming = Incoming(
+        customer_of(update),
+        f"(edited) {msg.text or msg.caption or ''}",
+        "text",
+        msg.message_id,
+        edited=True,
+    )
+    journal = journal_of(update, context)
+    outcome = await services_of(context).core.edited(incoming, journal)
+    await send_replies(update, context, outcome, journal)
 
 
 async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -217,13 +245,13 @@ async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         and parts[2] in ("0", "1")
     ):
         result = await services.core.feedback(customer, int(parts[1]), parts[2] == "1")
-        if result.path == "handoff":
+        if result.path == Path.HANDOFF:
             outcome = result
             await query.answer()
         else:
             toast = result.replies[0].text if result.replies else None
             await query.answer(toast)
-            if query.message is not None and result.path != "ignored":
+            if query.message is not None and result.path != Path.IGNORED:
                 await _drop_buttons(query)
     elif (
         parts[0] == RATING_PREFIX
@@ -231,36 +259,24 @@ async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         and _ID.fullmatch(parts[1])
         and parts[2] in ("1", "2", "3", "4", "5")
     ):
-        rating = int(parts[2])
-        ok = await services.tickets.rate(int(parts[1]), customer.chat_id, rating)
-        persona = services.knowledge.current.persona
-        await query.answer(persona.message("rating_thanks") if ok else None)
-        if ok:
+        result = await services.core.rate_ticket(customer, int(parts[1]), int(parts[2]))
+        await query.answer(result.replies[0].text if result.replies else None)
+        if result.path != Path.IGNORED:
             await _drop_buttons(query)
     else:
         await query.answer()
     if outcome is not None:
-        await deliver(update, context, outcome)
-
-
-FORGET_PREFIX = "forget"
+        await deliver(update, context, outcome, journal_of(update, context))
 
 
 async def forget(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """/forget: ask first. The buttons carry no ids, so a press only ever acts on its own chat."""
-    services = services_of(context)
-    persona = services.knowledge.current.persona
-    buttons = (Button("✅", f"{FORGET_PREFIX}:yes"), Button("✖️", f"{FORGET_PREFIX}:no"))
-    chat_id = update.effective_chat.id
-    note_reply(context, chat_id, "notice")
-    try:
-        await send_text(context.bot, chat_id, persona.message("forget_confirm"), buttons=buttons)
-    except RecipientGone:
-        await services.conversations.mark_blocked(chat_id)
+    """/forget: the core asks first."""
+    outcome = services_of(context).core.ask_forget(customer_of(update))
+    await deliver(update, context, outcome, journal_of(update, context))
 
 
 async def forget_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """The answer to /forget: close an open ticket (telling staff), then delete the chat's text."""
+    """The answer to /forget, from the chat's own private conversation only."""
     query = update.callback_query
     chat = update.effective_chat
     await query.answer()
@@ -269,36 +285,12 @@ async def forget_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
     if not (query.data or "").startswith(f"{FORGET_PREFIX}:"):
         # python-telegram-bot hands a press with empty data to every pattern handler.
         return
-    services = services_of(context)
-    persona = services.knowledge.current.persona
     if query.message is not None:
         await _drop_buttons(query)
-    if query.data != f"{FORGET_PREFIX}:yes":
-        await send_text(context.bot, chat.id, persona.message("forget_cancelled"))
-        return
-    ticket = await services.tickets.open_for_chat(chat.id)
-    if ticket is not None and await services.tickets.resolve(ticket.id, f"customer:{chat.id}"):
-        desk = context.application.bot_data.get("desk")
-        if desk is not None:
-            await desk.post(
-                ticket,
-                f"🗑 Ticket #{ticket.id} closed: the customer asked for their messages "
-                "to be deleted (/forget). Its transcript is gone from the bot's records.",
-            )
-            if ticket.staff_thread_id:
-                try:
-                    await context.bot.close_forum_topic(
-                        ticket.staff_chat_id, ticket.staff_thread_id
-                    )
-                except Exception as error:  # the ticket is closed either way
-                    log.info("could not close topic of ticket #%s: %s", ticket.id, error)
-    await services.conversations.end_conversation(chat.id, "forget")
-    await forget_chat(services.db, chat.id, keep_update_id=update.update_id)
-    services.conversations.forget_known(chat.id)
-    try:
-        await send_text(context.bot, chat.id, persona.message("forget_done"))
-    except RecipientGone:
-        await services.conversations.mark_blocked(chat.id)
+    confirmed = query.data == f"{FORGET_PREFIX}:yes"
+    core = services_of(context).core
+    outcome = await core.forget(customer_of(update), confirmed, keep_update_id=update.update_id)
+    await send_replies(update, context, outcome, journal_of(update, context))
 
 
 async def _drop_buttons(query) -> None:

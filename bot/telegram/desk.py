@@ -13,15 +13,16 @@ from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup
 from telegram.error import BadRequest, TelegramError
 from telegram.ext import Application, ContextTypes
 
-from bot.core import Button, Incoming, TicketContext
 from bot.customer_waits import sweep_customers
 from bot.desk_actions import CustomerUnreachable
 from bot.knowledge.live import KnowledgeBase
 from bot.knowledge.persona import Persona
+from bot.outcome import Button, Incoming, TicketContext
 from bot.settings import Settings
 from bot.sla import sweep
 from bot.store.attachments import conversation_attachments
 from bot.store.conversations import ConversationStore
+from bot.store.inbox import ReplyJournal
 from bot.store.tickets import Ticket, TicketStore
 from bot.telegram.markdown import plain_text
 from bot.telegram.sender import RecipientGone, send_text, with_retries
@@ -115,13 +116,31 @@ class TelegramDesk:
         tickets: TicketStore,
         conversations: ConversationStore,
         knowledge: KnowledgeBase,
+        journal: ReplyJournal | None = None,
+        is_forum: bool | None = None,
     ):
         self.bot = bot
         self.staff_chat_id = staff_chat_id
         self.tickets = tickets
         self.conversations = conversations
         self.knowledge = knowledge  # for the staff texts in persona.yaml
-        self._is_forum: bool | None = None
+        self.journal = journal  # an update's, on the desk ``through`` returns for it
+        self._is_forum = is_forum  # asked of Telegram once, when first needed
+
+    def through(self, journal: ReplyJournal | None) -> TelegramDesk:
+        """The same desk, sending through one update's reply journal, so that the update
+        handled again after a crash does not repeat what staff or customer already have."""
+        if journal is None:
+            return self
+        return TelegramDesk(
+            self.bot,
+            self.staff_chat_id,
+            self.tickets,
+            self.conversations,
+            self.knowledge,
+            journal,
+            self._is_forum,
+        )
 
     async def is_forum(self) -> bool:
         if self._is_forum is None:
@@ -224,7 +243,9 @@ class TelegramDesk:
         self, ticket: Ticket, text: str, buttons: tuple[Button, ...] = ()
     ) -> int | None:
         try:
-            sent = await send_text(self.bot, ticket.chat_id, text, buttons=buttons)
+            sent = await send_text(
+                self.bot, ticket.chat_id, text, buttons=buttons, journal=self.journal
+            )
         except RecipientGone as error:
             raise CustomerUnreachable(str(error), blocked=True) from error
         except TelegramError as error:
@@ -248,7 +269,12 @@ class TelegramDesk:
             except TelegramError as error:
                 log.info("could not reopen topic of ticket #%s: %s", ticket.id, error)
 
-    async def relay_from_customer(self, ticket: Ticket, incoming: Incoming) -> None:
+    async def relay_from_customer(
+        self, ticket: Ticket, incoming: Incoming, journal: ReplyJournal | None = None
+    ) -> None:
+        if journal is not None:
+            await self.through(journal).relay_from_customer(ticket, incoming)
+            return
         ticket = await self.tickets.get(ticket.id) or ticket
         name = incoming.customer.display_name
         say = self.knowledge.current.persona.staff_message
@@ -324,6 +350,7 @@ class TelegramDesk:
                 text,
                 thread_id=ticket.staff_thread_id,
                 reply_to=None if ticket.staff_thread_id else ticket.staff_card_message_id,
+                journal=self.journal,
             )
         except TelegramError as error:
             log.error("could not post to the staff group for ticket #%s: %s", ticket.id, error)

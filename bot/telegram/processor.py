@@ -4,9 +4,9 @@ python-telegram-bot processes updates one at a time by default; its concurrent
 mode breaks the order within a chat. Here every update takes its place in its
 chat's queue the moment it arrives (before any await, so arrival order is
 kept), is written to the durable inbox, then waits only for earlier updates of
-the same chat. While it is handled, the update's reply journal is the current
-one (see ``bot.store.inbox``), and it is marked done only after its replies
-went out. On shutdown, updates that arrive are still stored, and handlers still
+the same chat. While it is handled, its handler asks ``journal_for`` for the
+update's reply journal (see ``bot.store.inbox``) and passes it to every send,
+and it is marked done only after its replies went out. On shutdown, updates that arrive are still stored, and handlers still
 running when the grace period ends are cancelled: both stay pending for the
 next start instead of being lost or holding the shutdown up.
 """
@@ -22,7 +22,7 @@ from typing import Any
 from telegram import Update
 from telegram.ext import BaseUpdateProcessor
 
-from bot.store.inbox import DONE, NEW, Inbox, ReplyJournal, current_journal
+from bot.store.inbox import DONE, NEW, Inbox, ReplyJournal
 
 log = logging.getLogger(__name__)
 
@@ -44,9 +44,9 @@ def chat_key(update: object) -> str:
 
 
 class OrderedChatProcessor(BaseUpdateProcessor):
-    def __init__(self, max_concurrent_updates: int = 512):
+    def __init__(self, inbox: Inbox | None, max_concurrent_updates: int = 512):
         super().__init__(max_concurrent_updates)
-        self.inbox: Inbox | None = None
+        self.inbox = inbox  # None: nothing is kept across restarts
         self._tails: dict[str, asyncio.Future[None]] = {}
         self._in_flight: set[int] = set()
         self.failed_updates: set[int] = set()  # filled by the error handler
@@ -57,6 +57,13 @@ class OrderedChatProcessor(BaseUpdateProcessor):
         self._tasks: set[asyncio.Task[Any]] = set()
         self._payloads: dict[int, dict[str, Any]] = {}
         self._admitted: dict[int, str] = {}  # inbox state of webhook updates stored early
+        self._journals: dict[int, ReplyJournal] = {}  # of the updates being handled
+
+    def journal_for(self, update: object) -> ReplyJournal | None:
+        """The reply journal of an update being handled, for its handler to send through;
+        None for an update the inbox does not keep."""
+        update_id = update.update_id if isinstance(update, Update) else None
+        return self._journals.get(update_id) if isinstance(update_id, int) else None
 
     def keep_payloads(self, updates: Any) -> None:
         """The updates as Telegram sent them, stored in the inbox as they are.
@@ -147,7 +154,6 @@ class OrderedChatProcessor(BaseUpdateProcessor):
         task = asyncio.current_task()
         if task is not None:
             self._tasks.add(task)
-        journal_token = None
         try:
             state = NEW
             if admitted is not None:
@@ -163,27 +169,19 @@ class OrderedChatProcessor(BaseUpdateProcessor):
             journal = None
             if update_id is not None and self.inbox is not None:
                 journal = ReplyJournal(self.inbox.db, update_id, replay=state != NEW)
-                journal_token = current_journal.set(journal)
-            try:
-                await coroutine
-            except asyncio.CancelledError:
-                if journal is not None:
-                    with contextlib.suppress(Exception):
-                        await journal.flush()
-                raise
+                self._journals[update_id] = journal
+            await coroutine
             if update_id is not None and self.inbox is not None:
                 if update_id in self.failed_updates:
                     # Left pending: the next start tries it again.
                     self.failed_updates.discard(update_id)
-                    if journal is not None:
-                        await journal.flush()
                 else:
                     await self.inbox.mark_done(update_id, journal)
                 if journal is not None:
                     journal.closed = True
         finally:
-            if journal_token is not None:
-                current_journal.reset(journal_token)
+            if update_id is not None:
+                self._journals.pop(update_id, None)
             if task is not None:
                 self._tasks.discard(task)
             if update_id is not None:

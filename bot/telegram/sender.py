@@ -7,8 +7,8 @@ the same words go out plain. Anything longer than Telegram's 4096 characters is
 split at a paragraph or sentence boundary; network errors are retried; a
 blocked bot stops trying.
 ``AIORateLimiter`` below us handles 429 ``retry_after``. Inside an update,
-every chunk goes through the update's reply journal, so that handling the
-update again after a crash does not repeat what was already delivered.
+every chunk goes through the update's reply journal (``journal``), so that
+handling the update again after a crash does not repeat what was already delivered.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from telegram import (
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TimedOut
 
 from bot.core import Button
-from bot.store.inbox import current_journal
+from bot.store.inbox import ReplyJournal
 from bot.telegram.formatting import TELEGRAM_TEXT_LIMIT, Formatted, split_formatted
 from bot.telegram.markdown import from_markdown
 
@@ -111,6 +111,7 @@ async def send_text(
     thread_id: int | None = None,
     reply_to: int | None = None,
     markdown: bool = False,
+    journal: ReplyJournal | None = None,
 ) -> list[Message]:
     """Send ``text`` in as many messages as it needs; the buttons go on the last one.
 
@@ -124,6 +125,7 @@ async def send_text(
         buttons=buttons,
         thread_id=thread_id,
         reply_to=reply_to,
+        journal=journal,
     )
 
 
@@ -135,10 +137,10 @@ async def send_parts(
     buttons: Sequence[Button] = (),
     thread_id: int | None = None,
     reply_to: int | None = None,
+    journal: ReplyJournal | None = None,
 ) -> list[Message]:
     """Send messages that already fit Telegram's limits, each through the reply journal."""
     sent: list[Message] = []
-    journal = current_journal.get()
     for number, part in enumerate(parts, start=1):
         key = journal.key(chat_id, part.text) if journal is not None else None
         if journal is not None and key is not None:

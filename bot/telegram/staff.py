@@ -9,7 +9,10 @@ find the ticket and the agent, and say the result where the command was given.
 
 from __future__ import annotations
 
+import functools
 import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 from telegram import Message, Update
 from telegram.error import TelegramError
@@ -19,15 +22,16 @@ from bot import desk_actions
 from bot.desk_actions import ActionResult, Agent
 from bot.services import Services
 from bot.store.tickets import Ticket
-from bot.telegram.customer import services_of
+from bot.telegram.customer import journal_of, services_of
 from bot.telegram.desk import STAFF_PREFIX, TelegramDesk, waiting_since
 from bot.telegram.sender import RecipientGone, send_text, with_retries
 
 log = logging.getLogger(__name__)
 
 
-def desk_of(context: ContextTypes.DEFAULT_TYPE) -> TelegramDesk:
-    return context.application.bot_data["desk"]
+def desk_of(update: Update, context: ContextTypes.DEFAULT_TYPE) -> TelegramDesk:
+    """The staff desk, sending through the update's reply journal."""
+    return context.application.bot_data["desk"].through(journal_of(update, context))
 
 
 def agent_of(update: Update) -> Agent:
@@ -39,6 +43,39 @@ def agent_of(update: Update) -> Agent:
 
 def _id_args(args: list[str]) -> list[str]:
     return [a for a in args if a.lstrip("#").isdigit()]
+
+
+@dataclass(frozen=True)
+class StaffContext:
+    """What a staff handler works with, resolved once before it runs (``about_ticket``)."""
+
+    services: Services
+    desk: TelegramDesk
+    agent: Agent
+    ticket: Ticket | None
+    args: list[str]
+
+
+StaffHandler = Callable[[Update, ContextTypes.DEFAULT_TYPE, StaffContext], Awaitable[None]]
+
+
+def about_ticket(*, by_id: bool = True):
+    """Find the ticket a staff message is about, and who acts, once for every handler:
+    by an id among the command's arguments (``by_id``), its topic, or the message
+    replied to."""
+
+    def wrap(handler: StaffHandler):
+        @functools.wraps(handler)
+        async def run(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+            services = services_of(context)
+            args = list(context.args or [])
+            ticket = await ticket_for(update, services, args if by_id else [])
+            scene = StaffContext(services, desk_of(update, context), agent_of(update), ticket, args)
+            await handler(update, context, scene)
+
+        return run
+
+    return wrap
 
 
 async def ticket_for(update: Update, services: Services, args: list[str]) -> Ticket | None:
@@ -62,29 +99,30 @@ async def ticket_for(update: Update, services: Services, args: list[str]) -> Tic
     return None
 
 
-async def staff_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+@about_ticket(by_id=False)
+async def staff_message(
+    update: Update, context: ContextTypes.DEFAULT_TYPE, scene: StaffContext
+) -> None:
     """A staff message in a ticket's topic, or a reply to its card: goes to the customer."""
-    services = services_of(context)
     message = update.effective_message
-    ticket = await ticket_for(update, services, [])
+    ticket = scene.ticket
     if (
         ticket is None
         or message is None
         or (update.effective_user and update.effective_user.is_bot)
     ):
         return
-    agent = agent_of(update)
     if message.text is not None:
         result, sent_id = await desk_actions.send_staff_text(
-            services, desk_of(context), ticket, agent, message.text
+            scene.services, scene.desk, ticket, scene.agent, message.text
         )
     else:
-        result, sent_id = await _copy_media(update, context, ticket, agent)
+        result, sent_id = await _copy_media(update, context, ticket, scene.agent)
     if not result.ok:
-        await _staff_notice(update, result.notice)
+        await _staff_notice(update, context, result.notice)
         return
     if sent_id is not None:
-        await services.tickets.record_relay(
+        await scene.services.tickets.record_relay(
             ticket.id, message.chat_id, message.message_id, ticket.chat_id, sent_id
         )
 
@@ -125,17 +163,16 @@ async def _copy_media(
     return ActionResult(True, ""), copied.message_id
 
 
-async def note(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+@about_ticket(by_id=False)
+async def note(update: Update, context: ContextTypes.DEFAULT_TYPE, scene: StaffContext) -> None:
     """/note text: an internal note on the ticket; the customer never sees it."""
-    services = services_of(context)
-    ticket = await ticket_for(update, services, [])
-    text = " ".join(context.args or []).strip()
-    if ticket is None:
-        persona = services.knowledge.current.persona
-        await _staff_notice(update, persona.staff_message("note_usage"))
+    text = " ".join(scene.args).strip()
+    if scene.ticket is None:
+        persona = scene.services.knowledge.current.persona
+        await _staff_notice(update, context, persona.staff_message("note_usage"))
         return
-    result = await desk_actions.add_note(services, ticket, agent_of(update), text)
-    await _staff_notice(update, result.notice)
+    result = await desk_actions.add_note(scene.services, scene.ticket, scene.agent, text)
+    await _staff_notice(update, context, result.notice)
 
 
 async def list_tickets(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -146,13 +183,13 @@ async def list_tickets(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
     if term:
         tickets = await services.tickets.search(term)
         if not tickets:
-            await _staff_notice(update, persona.staff_message("search_none", term=term))
+            await _staff_notice(update, context, persona.staff_message("search_none", term=term))
             return
         heading = persona.staff_message("search_results", count=len(tickets), term=term)
     else:
         tickets = await services.tickets.list("unresolved")
         if not tickets:
-            await _staff_notice(update, persona.staff_message("no_open_tickets"))
+            await _staff_notice(update, context, persona.staff_message("no_open_tickets"))
             return
         heading = persona.staff_message("open_tickets", count=len(tickets))
     lines = [heading]
@@ -166,16 +203,18 @@ async def list_tickets(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
         lines.append(
             f"#{t.id} · {t.status} · {persona.reason_name(t.reason)} · {name} · {when}{who}"
         )
-    await _staff_notice(update, "\n".join(lines))
+    await _staff_notice(update, context, "\n".join(lines))
 
 
-async def show_ticket(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+@about_ticket()
+async def show_ticket(
+    update: Update, context: ContextTypes.DEFAULT_TYPE, scene: StaffContext
+) -> None:
     """/ticket ID: the ticket's details and latest messages."""
-    services = services_of(context)
+    services, ticket = scene.services, scene.ticket
     persona = services.knowledge.current.persona
-    ticket = await ticket_for(update, services, context.args or [])
     if ticket is None:
-        await _staff_notice(update, persona.staff_message("no_ticket", command="ticket"))
+        await _staff_notice(update, context, persona.staff_message("no_ticket", command="ticket"))
         return
     customer = await services.conversations.get_customer(ticket.chat_id)
     transcript = await services.tickets.transcript(ticket)
@@ -194,41 +233,43 @@ async def show_ticket(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
     for m in transcript[-15:]:
         media = f"[{m['kind']}] " if m["kind"] not in ("text", "media") else ""
         lines.append(f"{icons.get(m['role'], '?')} {media}{(m['text'] or '')[:300]}".rstrip())
-    await _staff_notice(update, "\n".join(lines))
+    await _staff_notice(update, context, "\n".join(lines))
 
 
-async def claim(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+@about_ticket()
+async def claim(update: Update, context: ContextTypes.DEFAULT_TYPE, scene: StaffContext) -> None:
     """/claim [ID] [force]: take the ticket; someone else's only with ``force``."""
-    services = services_of(context)
-    args = context.args or []
-    ticket = await ticket_for(update, services, args)
+    ticket = scene.ticket
     if ticket is None or not ticket.is_open:
-        persona = services.knowledge.current.persona
-        await _staff_notice(update, persona.staff_message("no_ticket", command="claim"))
+        persona = scene.services.knowledge.current.persona
+        await _staff_notice(update, context, persona.staff_message("no_ticket", command="claim"))
         return
-    force = any(a.lower() == "force" for a in args)
-    result = await desk_actions.claim_ticket(services, ticket, agent_of(update), force=force)
-    await _staff_notice(update, result.notice)
+    force = any(a.lower() == "force" for a in scene.args)
+    result = await desk_actions.claim_ticket(scene.services, ticket, scene.agent, force=force)
+    await _staff_notice(update, context, result.notice)
 
 
-async def close(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+@about_ticket()
+async def close(update: Update, context: ContextTypes.DEFAULT_TYPE, scene: StaffContext) -> None:
     """/close: resolve the ticket and give the customer back to the bot, asking for a rating."""
-    await _finish(update, context, desk_actions.close_ticket, "close")
+    await _finish(update, context, scene, desk_actions.close_ticket, "close")
 
 
-async def handback(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+@about_ticket()
+async def handback(update: Update, context: ContextTypes.DEFAULT_TYPE, scene: StaffContext) -> None:
     """/handback: the bot answers the customer again; no rating is asked for."""
-    await _finish(update, context, desk_actions.hand_back, "handback")
+    await _finish(update, context, scene, desk_actions.hand_back, "handback")
 
 
-async def _finish(update: Update, context: ContextTypes.DEFAULT_TYPE, action, command: str) -> None:
-    services = services_of(context)
-    ticket = await ticket_for(update, services, context.args or [])
+async def _finish(
+    update: Update, context: ContextTypes.DEFAULT_TYPE, scene: StaffContext, action, command: str
+) -> None:
+    ticket = scene.ticket
     if ticket is None:
-        persona = services.knowledge.current.persona
-        await _staff_notice(update, persona.staff_message("no_ticket", command=command))
+        persona = scene.services.knowledge.current.persona
+        await _staff_notice(update, context, persona.staff_message("no_ticket", command=command))
         return
-    result = await action(services, desk_of(context), ticket, agent_of(update))
+    result = await action(scene.services, scene.desk, ticket, scene.agent)
     message = update.effective_message
     in_its_topic = bool(
         ticket.staff_thread_id
@@ -238,34 +279,32 @@ async def _finish(update: Update, context: ContextTypes.DEFAULT_TYPE, action, co
     )
     # Done in its topic, the ticket's own closing line already said it there.
     if not result.ok or not in_its_topic:
-        await _staff_notice(update, result.notice)
+        await _staff_notice(update, context, result.notice)
 
 
-async def reopen(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+@about_ticket()
+async def reopen(update: Update, context: ContextTypes.DEFAULT_TYPE, scene: StaffContext) -> None:
     """/reopen: the customer is handed to staff again."""
-    services = services_of(context)
-    ticket = await ticket_for(update, services, context.args or [])
-    if ticket is None:
-        persona = services.knowledge.current.persona
-        await _staff_notice(update, persona.staff_message("no_ticket", command="reopen"))
+    if scene.ticket is None:
+        persona = scene.services.knowledge.current.persona
+        await _staff_notice(update, context, persona.staff_message("no_ticket", command="reopen"))
         return
-    result = await desk_actions.reopen_ticket(services, desk_of(context), ticket, agent_of(update))
-    await _staff_notice(update, result.notice)
+    result = await desk_actions.reopen_ticket(scene.services, scene.desk, scene.ticket, scene.agent)
+    await _staff_notice(update, context, result.notice)
 
 
-async def faq(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+@about_ticket()
+async def faq(update: Update, context: ContextTypes.DEFAULT_TYPE, scene: StaffContext) -> None:
     """/faq ID: send that FAQ entry's answer to the customer, as a staff reply."""
-    services = services_of(context)
-    persona = services.knowledge.current.persona
-    args = [a for a in (context.args or []) if not a.lstrip("#").isdigit()]
-    ticket = await ticket_for(update, services, context.args or [])
-    if ticket is None or not args:
-        await _staff_notice(update, persona.staff_message("faq_usage"))
+    persona = scene.services.knowledge.current.persona
+    args = [a for a in scene.args if not a.lstrip("#").isdigit()]
+    if scene.ticket is None or not args:
+        await _staff_notice(update, context, persona.staff_message("faq_usage"))
         return
     result = await desk_actions.send_faq_answer(
-        services, desk_of(context), ticket, args[0], agent_of(update)
+        scene.services, scene.desk, scene.ticket, args[0], scene.agent
     )
-    await _staff_notice(update, result.notice)
+    await _staff_notice(update, context, result.notice)
 
 
 async def staff_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -294,9 +333,9 @@ async def staff_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
         result = await desk_actions.claim_ticket(services, ticket, agent)
         await query.answer(result.notice[:200])
         if result.ok and result.changed:
-            await desk_of(context).post(ticket, result.notice)
+            await desk_of(update, context).post(ticket, result.notice)
     elif parts[1] == "close" and ticket.is_open:
-        result = await desk_actions.close_ticket(services, desk_of(context), ticket, agent)
+        result = await desk_actions.close_ticket(services, desk_of(update, context), ticket, agent)
         await query.answer(result.notice[:200])
     else:
         await query.answer(
@@ -304,7 +343,7 @@ async def staff_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
         )
 
 
-async def _staff_notice(update: Update, text: str) -> None:
+async def _staff_notice(update: Update, context: ContextTypes.DEFAULT_TYPE, text: str) -> None:
     message = update.effective_message
     if not text:
         return
@@ -314,6 +353,7 @@ async def _staff_notice(update: Update, text: str) -> None:
             message.chat_id,
             text,
             thread_id=message.message_thread_id if message.is_topic_message else None,
+            journal=journal_of(update, context),
         )
     except TelegramError as error:
         log.warning("could not answer in the staff group: %s", error)

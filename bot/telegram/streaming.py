@@ -23,6 +23,7 @@ from telegram import Bot
 from telegram.error import BadRequest, RetryAfter, TelegramError
 
 from bot.core import Button
+from bot.store.inbox import ReplyJournal
 from bot.telegram.formatting import Formatted, split_formatted
 from bot.telegram.markdown import from_markdown
 from bot.telegram.sender import formatted, keyboard, send_parts, split_text, with_plain_fallback
@@ -43,14 +44,17 @@ class LiveReply:
         draft_interval: float = 0.4,
         edit_interval: float = 1.0,
         first_delay: float = 0.06,
+        journal: ReplyJournal | None = None,
+        on_first_text: Callable[[], None] | None = None,
     ):
         self.bot = bot
         self.chat_id = chat_id
+        self.journal = journal  # the update's: the final messages go through it
         self.mode = "draft" if use_drafts else "edit"
         self.draft_interval = draft_interval
         self.edit_interval = edit_interval
         self.first_delay = first_delay
-        self.on_first_text: Callable[[], None] | None = None
+        self.on_first_text = on_first_text  # e.g. stop "typing…": the text shows progress
         self.draft_id = random.randint(1, 2**31 - 1)
         self.text = ""
         self.consumed = 0  # characters already fixed in finished messages (edit mode)
@@ -196,7 +200,9 @@ class LiveReply:
         )
         parts = formatted(rest, markdown)
         if self.mode == "draft" or self.message_id is None:
-            sent = await send_parts(self.bot, self.chat_id, parts, buttons=buttons)
+            sent = await send_parts(
+                self.bot, self.chat_id, parts, buttons=buttons, journal=self.journal
+            )
             return [m.message_id for m in sent]
         ids = [self.message_id]
         markup = keyboard(buttons) if len(parts) == 1 else None
@@ -212,6 +218,8 @@ class LiveReply:
                     self.chat_id, self.message_id, reply_markup=markup
                 )
         if len(parts) > 1:
-            sent = await send_parts(self.bot, self.chat_id, parts[1:], buttons=buttons)
+            sent = await send_parts(
+                self.bot, self.chat_id, parts[1:], buttons=buttons, journal=self.journal
+            )
             ids += [m.message_id for m in sent]
         return ids
