@@ -158,8 +158,13 @@ async def test_the_running_bot_posts_a_reminder_in_the_topic(
 
     async def backdated_ticket(user: TgUser) -> int:
         fake_telegram.user_text(user.id, "I want to talk to a human", user)
+        # Once its topic is open: a ticket hours old always has one by then.
         found = await fake_telegram.wait_for(
-            lambda: values(db, "SELECT id FROM tickets WHERE chat_id = ?", user.id)
+            lambda: values(
+                db,
+                "SELECT id FROM tickets WHERE chat_id = ? AND staff_thread_id IS NOT NULL",
+                user.id,
+            )
         )
         two_hours_ago = (datetime.now(UTC) - timedelta(hours=2)).isoformat()
         write_db(db, "UPDATE tickets SET created_at = ? WHERE id = ?", two_hours_ago, found[0][0])
