@@ -26,20 +26,17 @@ Three rules keep meaning from ever making things worse than words alone:
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import time
 from array import array
-from collections.abc import Sequence
-from typing import Any
 
 import numpy
 
 from bot.knowledge.confidence import ConfidenceFit
-from bot.knowledge.embeddings import Embedder, EmbeddingCache, EmbeddingError, entry_text
-from bot.knowledge.faq import FaqEntry, SearchResult
-from bot.knowledge.language import detect_language, main_language
-from bot.knowledge.language import warm_up as language_warm_up
+from bot.knowledge.embeddings import Embedder, EmbeddingCache, EmbeddingError
+from bot.knowledge.faq import SearchResult
+from bot.knowledge.faq_vectors import FaqVectors, embed_faq
+from bot.knowledge.language import detect_language
 from bot.knowledge.live import Knowledge
 
 log = logging.getLogger(__name__)
@@ -49,49 +46,10 @@ SEMANTIC_POOL = 20  # best entries by meaning alone that join the candidates
 # The word scores count fully once their own best match is this sure of itself
 # (bench/retrieval.py --tune-semantic chose it among 0.2, 0.5 and 1.0).
 LEXICAL_TRUST = 0.5
-TRANSLATION_CHARS = 160  # of a translated answer, embedded beside the entry
 # How much the question before counts beside a follow-up, read together by meaning
 # (bench/retrieval.py --multilingual chose it among 0.4, 0.5, 0.6, 1.0 and 1.5).
 CONTEXT_WEIGHT = 0.6
 RETRY_AFTER_SECONDS = 60.0  # after a failure to embed the FAQ, words only for this long
-
-
-@dataclasses.dataclass
-class _Prepared:
-    """One knowledge version's vectors, as matrices scored in one product each."""
-
-    version: str
-    keys: list[str]  # every cache key the version uses, for pruning
-    positions: dict[str, int]  # entry id -> position in knowledge.faq.entries
-    passages: Any  # (entries x dims), zero rows where an entry has no vector
-    has_passage: Any  # (entries,) bool
-    phrasings: Any = None  # (phrasings x dims), or None when the model has none
-    owners: Any = None  # (phrasings,) entry position of each phrasing row
-    phrase_keys: list[str] = dataclasses.field(default_factory=list)  # cache key of each row
-    # The entries' answers in other languages (``answers:``), as passages of their own,
-    # so a message in one of those languages meets its entry in its own language.
-    translations: Any = None
-    translation_owners: Any = None
-    translation_keys: list[str] = dataclasses.field(default_factory=list)
-    language: str = ""  # the language most questions are written in
-
-
-def _phrasings(entry: FaqEntry) -> list[str]:
-    return list(dict.fromkeys([entry.question, *entry.examples]))
-
-
-def _translation_text(question: str, answer: str) -> str:
-    """An answer in another language, cut to its opening words.
-
-    The opening says what the answer is about; the rest costs the model time in
-    proportion to its length and blurs the match (bench/retrieval.py --multilingual
-    on the shipped FAQ: cut at 160 characters, top-3 94.8 % and follow-ups 90.5 %,
-    against 92.7 % and 85.7 % whole, in half the embedding time).
-    """
-    if len(answer) > TRANSLATION_CHARS:
-        opening = answer[:TRANSLATION_CHARS]
-        answer = opening.rsplit(" ", 1)[0] if " " in opening else opening
-    return f"{question}\n{answer}"
 
 
 def _together(context: array, message: array) -> array:
@@ -100,16 +58,6 @@ def _together(context: array, message: array) -> array:
     total += numpy.frombuffer(message, dtype=numpy.float32)
     total /= max(float(numpy.linalg.norm(total)), 1e-12)
     return array("f", total.astype(numpy.float32).tobytes())
-
-
-def _matrix(vectors: Sequence[array | None], dims: int) -> tuple[Any, Any]:
-    matrix = numpy.zeros((len(vectors), dims), dtype=numpy.float32)
-    present = numpy.zeros(len(vectors), dtype=bool)
-    for row, vector in enumerate(vectors):
-        if vector is not None and len(vector) == dims:
-            matrix[row] = numpy.frombuffer(vector, dtype=numpy.float32)
-            present[row] = True
-    return matrix, present
 
 
 class SemanticSearch:
@@ -126,7 +74,7 @@ class SemanticSearch:
         self.use_phrasings: bool = bool(getattr(client, "phrasings", False))
         self.cache = cache
         self.weight = weight
-        self._prepared: _Prepared | None = None
+        self._prepared: FaqVectors | None = None
         self._lock = asyncio.Lock()
         self._failed_at: float | None = None
 
@@ -144,7 +92,9 @@ class SemanticSearch:
             if self._prepared is not None and self._prepared.version == knowledge.version:
                 return True
             try:
-                self._prepared = await self._embed_entries(knowledge)
+                self._prepared = await embed_faq(
+                    self.client, self.cache, knowledge, self._prepared, self.use_phrasings
+                )
             except Exception as error:
                 self._failed_at = time.monotonic()
                 log.warning(
@@ -155,82 +105,6 @@ class SemanticSearch:
                 return False
             self._failed_at = None
             return True
-
-    async def _embed_entries(self, knowledge: Knowledge) -> _Prepared:
-        entries = knowledge.faq.entries
-        known: dict[str, array] = {}
-        if self._prepared is not None:
-            known.update(self._known_vectors(self._prepared))
-        passage_keys = await self.cache.fill(
-            self.client, [entry_text(e) for e in entries], False, known
-        )
-        phrase_keys: list[str] = []
-        owners: list[int] = []
-        if self.use_phrasings:
-            texts = []
-            for position, entry in enumerate(entries):
-                for text in _phrasings(entry):
-                    texts.append(text)
-                    owners.append(position)
-            phrase_keys = await self.cache.fill(self.client, texts, True, known)
-        translated: list[str] = []
-        translation_owners: list[int] = []
-        for position, entry in enumerate(entries if self.use_phrasings else ()):
-            for text in entry.answers.values():
-                translated.append(_translation_text(entry.question, text))
-                translation_owners.append(position)
-        translation_keys = (
-            await self.cache.fill(self.client, translated, False, known) if translated else []
-        )
-        keys = passage_keys + phrase_keys + translation_keys
-        pruned = await self.cache.prune(keys)
-        if pruned:
-            log.info("removed %d cached vectors no entry has used for a while", pruned)
-        dims = next((len(v) for v in known.values()), 0)
-        await asyncio.to_thread(language_warm_up)  # the FAQ's language must be told for sure
-        passages, has_passage = _matrix([known.get(k) for k in passage_keys], dims)
-        prepared = _Prepared(
-            knowledge.version,
-            keys,
-            {entry.id: i for i, entry in enumerate(entries)},
-            passages,
-            has_passage,
-            language=main_language(entry.question for entry in entries),
-        )
-        if phrase_keys:
-            matrix, present = _matrix([known.get(k) for k in phrase_keys], dims)
-            prepared.phrasings = matrix[present]
-            prepared.owners = numpy.asarray(owners, dtype=numpy.int64)[present]
-            prepared.phrase_keys = [k for k, ok in zip(phrase_keys, present, strict=True) if ok]
-        if translation_keys:
-            matrix, present = _matrix([known.get(k) for k in translation_keys], dims)
-            prepared.translations = matrix[present]
-            prepared.translation_owners = numpy.asarray(translation_owners, dtype=numpy.int64)[
-                present
-            ]
-            prepared.translation_keys = [
-                k for k, ok in zip(translation_keys, present, strict=True) if ok
-            ]
-        return prepared
-
-    @staticmethod
-    def _known_vectors(prepared: _Prepared) -> dict[str, array]:
-        """Vectors of the previous version: a reload usually changes a few entries."""
-        known = {
-            key: array("f", row.tobytes())
-            for key, row, ok in zip(
-                prepared.keys, prepared.passages, prepared.has_passage, strict=False
-            )
-            if ok
-        }
-        for keys, rows in (
-            (prepared.phrase_keys, prepared.phrasings),
-            (prepared.translation_keys, prepared.translations),
-        ):
-            if rows is not None:
-                for key, row in zip(keys, rows, strict=True):
-                    known[key] = array("f", row.tobytes())
-        return known
 
     async def search(
         self, knowledge: Knowledge, query: str, top_k: int, context: str | None = None
@@ -276,29 +150,17 @@ class SemanticSearch:
         floor = knowledge.index.baseline_confidence
         return min(1.0, max(0.0, (lexical[0].confidence - floor) / (LEXICAL_TRUST - floor)))
 
-    def meaning(self, prepared: _Prepared, query_vector: array) -> Any:
-        """Each entry's similarity to the message; -inf where an entry has no vector."""
-        query = numpy.frombuffer(query_vector, dtype=numpy.float32)
-        scores = prepared.passages @ query
-        if prepared.translations is not None and len(prepared.translation_owners):
-            numpy.maximum.at(scores, prepared.translation_owners, prepared.translations @ query)
-        if prepared.phrasings is not None and len(prepared.owners):
-            nearest = numpy.full(len(scores), -numpy.inf, dtype=numpy.float32)
-            numpy.maximum.at(nearest, prepared.owners, prepared.phrasings @ query)
-            scores = numpy.where(numpy.isfinite(nearest), (scores + nearest) / 2, scores)
-        return numpy.where(prepared.has_passage, scores, -numpy.inf)
-
     def _fuse(
         self,
         knowledge: Knowledge,
-        prepared: _Prepared,
+        prepared: FaqVectors,
         lexical: list[SearchResult],
         query_vector: array,
         top_k: int,
         fit: ConfidenceFit | None,
     ) -> list[SearchResult]:
         entries = knowledge.faq.entries
-        scores = self.meaning(prepared, query_vector)
+        scores = prepared.similarities(query_vector)
         valid = numpy.isfinite(scores)
         if not valid.any():
             return lexical[:top_k]
