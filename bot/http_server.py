@@ -91,6 +91,11 @@ class TelegramProbe:
     def failed(self) -> None:
         self.failures_in_a_row += 1
 
+    def retried(self, reason: str) -> None:
+        """A call is made again (see ``bot.telegram.retry``): ``rate_limited`` or ``network``."""
+        if self.metrics is not None:
+            self.metrics.telegram_retries.labels(reason).inc()
+
     @property
     def reachable(self) -> bool:
         return self.failures_in_a_row < UNREACHABLE_AFTER

@@ -287,6 +287,7 @@ _SETTING_CHECKS: dict[tuple[type, str], Any] = {
     (TelegramSettings, "admin_user_ids"): _user_ids,
     (TelegramSettings, "staff_chat_id"): _staff_chat_id,
     (TelegramSettings, "shutdown_grace_seconds"): _not_negative,
+    (TelegramSettings, "max_retries"): _between(1, 10),
     (TelegramSettings, "overall_limit"): _one_of("adaptive", "always", "off"),
     (TelegramSettings, "overall_messages_per_second"): _positive,
     (SupportSettings, "sla_check_seconds"): _positive,

@@ -37,6 +37,7 @@ from bot.telegram.intake import IntakeQueue
 from bot.telegram.media import TelegramFetcher
 from bot.telegram.processor import OrderedChatProcessor
 from bot.telegram.ratelimit import ChatBudgetRateLimiter
+from bot.telegram.retry import RetryPolicy
 from bot.telegram.sender import send_text
 
 log = logging.getLogger(__name__)
@@ -57,7 +58,7 @@ def build_application(
         .base_file_url(base.replace("/bot", "/file/bot", 1) if "/bot" in base else base)
         .rate_limiter(
             ChatBudgetRateLimiter(
-                max_retries=settings.telegram.max_retries,
+                retry=RetryPolicy(settings.telegram.max_retries, on_retry=probe.retried),
                 overall_mode=settings.telegram.overall_limit,
                 overall_per_second=settings.telegram.overall_messages_per_second,
             )
