@@ -80,7 +80,7 @@ async def test_network_errors_back_off_within_the_same_bound(
 
 
 async def test_max_retries_must_be_at_least_one(knowledge_dirs):
-    from bot.knowledge.loader import check
+    from bot.config_check import check
 
     config, faq = knowledge_dirs
     set_max_retries(config, 0)
