@@ -26,7 +26,6 @@ from telegram.ext import (
 
 from bot.console_web.auth import ConsoleAccess, console_base_url
 from bot.errors import ConfigError
-from bot.http_server import ProbedRequest, Runtime, TelegramProbe
 from bot.metrics import BotMetrics, note_incoming
 from bot.privacy import retention_loop
 from bot.services import Services, open_services
@@ -38,7 +37,9 @@ from bot.telegram.media import TelegramFetcher
 from bot.telegram.processor import OrderedChatProcessor
 from bot.telegram.ratelimit import ChatBudgetRateLimiter
 from bot.telegram.retry import RetryPolicy
+from bot.telegram.runtime import Runtime
 from bot.telegram.sender import send_text
+from bot.telegram.transport import ProbedRequest, TelegramProbe
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +77,7 @@ def build_application(
         )
     )
     if env.webhook_url:
-        builder = builder.updater(None)  # updates come in through bot.http_server
+        builder = builder.updater(None)  # updates come in through bot.telegram.webhook
     return builder.build()
 
 
