@@ -18,7 +18,7 @@ from typing import Protocol
 
 from bot.context_budget import ContextBudget, PromptParts
 from bot.errors import LLMBadResponse, LLMError
-from bot.handoff import asks_for_person, matching_rule, normalise
+from bot.handoff import asks_for_person, fold_phrase, matching_rule
 from bot.images import without_images
 from bot.knowledge.faq import SearchResult
 from bot.knowledge.followup import search_in_context
@@ -760,11 +760,11 @@ class SupportCore:
     @staticmethod
     def _asked_again(text: str, history: list) -> int:
         """How often the customer already sent this same question in this conversation."""
-        key = normalise(text).strip(" ?!.")
+        key = fold_phrase(text).strip(" ?!.")
         return sum(
             1
             for m in history
-            if m.role == "customer" and m.text and normalise(m.text).strip(" ?!.") == key
+            if m.role == "customer" and m.text and fold_phrase(m.text).strip(" ?!.") == key
         )
 
 

@@ -11,7 +11,7 @@ import yaml
 
 from bot.knowledge.faq import FaqEntry
 from bot.knowledge.search import FaqIndex
-from bot.knowledge.text import normalize
+from bot.knowledge.text import fold_spelling
 
 BANKING = Path(__file__).resolve().parent.parent / "bench" / "data" / "banking77"
 
@@ -99,9 +99,9 @@ def test_accented_query_matches_plain_entry() -> None:
 
 
 def test_normalize_folds_width_case_and_apostrophes() -> None:
-    assert normalize("ＨＡＳＮ’Ｔ") == "hasnt"
-    assert normalize("Ёлка") == "елка"
-    assert normalize("йод") == "йод"  # й is its own letter, not и with an accent
+    assert fold_spelling("ＨＡＳＮ’Ｔ") == "hasnt"
+    assert fold_spelling("Ёлка") == "елка"
+    assert fold_spelling("йод") == "йод"  # й is its own letter, not и with an accent
 
 
 def test_examples_field_helps() -> None:
