@@ -19,6 +19,7 @@ from typing import Protocol
 from bot.context_budget import ContextBudget, PromptParts
 from bot.errors import LLMBadResponse, LLMError
 from bot.handoff import asks_for_person, fold_phrase, matching_rule
+from bot.handoff_marker import hiding_marker
 from bot.images import without_images
 from bot.knowledge.faq import SearchResult
 from bot.knowledge.followup import search_in_context
@@ -449,7 +450,9 @@ class SupportCore:
             images=images or (),
         )
         tools = [ESCALATE_TOOL] if llm_settings.use_tools else None
-        stream = on_text if (llm_settings.streaming and llm_settings.use_tools) else None
+        stream = on_text if llm_settings.streaming else None
+        if stream is not None and not llm_settings.use_tools:
+            stream = hiding_marker(stream, llm_settings.escalation_marker)
         try:
             completion, messages = await self.budget.complete(prompt, tools, stream)
         finally:

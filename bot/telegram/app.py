@@ -32,6 +32,7 @@ from bot.services import Services, open_services
 from bot.settings import Settings
 from bot.telegram import admin, console_link, customer, staff
 from bot.telegram.desk import STAFF_PREFIX, TelegramDesk, schedule_reminders
+from bot.telegram.groups import group_filter
 from bot.telegram.intake import IntakeQueue
 from bot.telegram.media import TelegramFetcher
 from bot.telegram.processor import OrderedChatProcessor
@@ -125,6 +126,8 @@ def register_handlers(app: Application, settings: Settings) -> None:
             private & filters.UpdateType.MESSAGE & ~filters.StatusUpdate.ALL, customer.message
         )
     )
+    if settings.conversation.answer_in_groups:
+        app.add_handler(MessageHandler(group_filter(staff_chat_id), customer.message))
     app.add_handler(
         CallbackQueryHandler(customer.forget_button, pattern=rf"^{customer.FORGET_PREFIX}:")
     )

@@ -1,4 +1,8 @@
-"""Handlers for customers in private chats: commands, messages and their buttons."""
+"""Handlers for customers: commands, messages and their buttons.
+
+Customers write in private chats; in groups, only messages addressed to the bot
+reach ``message`` (``bot.telegram.groups``), and only with ``answer_in_groups``.
+"""
 
 from __future__ import annotations
 
@@ -22,6 +26,7 @@ from bot.metrics import note_reply
 from bot.privacy import forget_chat
 from bot.services import Services
 from bot.store.conversations import Customer
+from bot.telegram.groups import without_mention
 from bot.telegram.media import attachments_of
 from bot.telegram.sender import RecipientGone, TypingIndicator, send_text
 from bot.telegram.streaming import LiveReply
@@ -87,13 +92,21 @@ async def deliver(
     services = services_of(context)
     chat_id = update.effective_chat.id
     note_reply(context, chat_id, outcome.path)
+    # In a group the answer replies to the message it answers.
+    message = update.effective_message
+    reply_to = message.message_id if message and message.chat.type != "private" else None
     try:
         for number, reply in enumerate(outcome.replies):
             if number == 0 and live is not None and live.started:
                 ids = await live.finish(reply.text, reply.buttons, markdown=reply.markdown)
             else:
                 sent = await send_text(
-                    context.bot, chat_id, reply.text, buttons=reply.buttons, markdown=reply.markdown
+                    context.bot,
+                    chat_id,
+                    reply.text,
+                    buttons=reply.buttons,
+                    markdown=reply.markdown,
+                    reply_to=reply_to if number == 0 else None,
                 )
                 ids = [m.message_id for m in sent]
             if reply.stored_id is not None and ids:
@@ -133,15 +146,19 @@ async def message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Any other message: the core decides between answer, handoff and relay."""
     msg = update.effective_message
     core = services_of(context).core
+    text = msg.text if msg.text is not None else msg.caption
+    in_group = msg.chat.type != "private"
+    if in_group:
+        text = without_mention(text, context.bot.username)
     incoming = Incoming(
         customer=customer_of(update),
-        text=msg.text if msg.text is not None else msg.caption,
+        text=text,
         kind=message_kind(msg),
         message_id=msg.message_id,
         attachments=attachments_of(msg),
     )
     live = None
-    if core.settings.llm.streaming and core.llm is not None:
+    if core.settings.llm.streaming and core.llm is not None and not in_group:
         live = LiveReply(context.bot, incoming.customer.chat_id)
     async with TypingIndicator(context.bot, incoming.customer.chat_id) as typing:
         if live is not None:
