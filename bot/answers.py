@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from bot.context_budget import ContextBudget, PromptParts
 from bot.errors import LLMBadResponse
 from bot.images import without_images
+from bot.handoff_marker import hiding_marker
 from bot.knowledge.faq import SearchResult
 from bot.knowledge.followup import search_in_context
 from bot.knowledge.language import detect_language
@@ -97,7 +98,9 @@ class Answers:
             images=question.images or (),
         )
         tools = [ESCALATE_TOOL] if llm_settings.use_tools else None
-        stream = on_text if (llm_settings.streaming and llm_settings.use_tools) else None
+        stream = on_text if llm_settings.streaming else None
+        if stream is not None and not llm_settings.use_tools:
+            stream = hiding_marker(stream, llm_settings.escalation_marker)
         try:
             completion, messages = await self.budget.complete(prompt, tools, stream)
         finally:

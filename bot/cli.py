@@ -1,4 +1,8 @@
-"""The command line: a thin dispatcher over small command modules (see design.md)."""
+"""The command line: a thin dispatcher over small command modules in ``bot.commands``.
+
+The commands, their options and exit codes are a contract that scripts rely on;
+README.md ("Commands") documents them, and tests/test_cli.py holds them to it.
+"""
 
 from __future__ import annotations
 

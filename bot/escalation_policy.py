@@ -9,7 +9,7 @@ is a new ``Reason`` (``bot.reasons``), a rule here, its readable name in
 
 from __future__ import annotations
 
-from bot.handoff import asks_for_person, matching_rule, normalise
+from bot.handoff import asks_for_person, fold_phrase, matching_rule
 from bot.person_request import PersonRequests
 from bot.reasons import Reason, outranks
 from bot.settings import EscalationSettings
@@ -39,11 +39,11 @@ class EscalationPolicy:
 
     def on_repeat(self, text: str, history: list[StoredMessage]) -> Reason | None:
         """The same question again, as often as ``repeat_limit`` allows."""
-        key = normalise(text).strip(" ?!.")
+        key = fold_phrase(text).strip(" ?!.")
         asked = sum(
             1
             for m in history
-            if m.role == "customer" and m.text and normalise(m.text).strip(" ?!.") == key
+            if m.role == "customer" and m.text and fold_phrase(m.text).strip(" ?!.") == key
         )
         return Reason.REPEATED if asked >= self.settings.repeat_limit - 1 else None
 

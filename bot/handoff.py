@@ -69,8 +69,13 @@ _PATTERNS: tuple[str, ...] = (
 _COMPILED = re.compile("|".join(f"(?:{p})" for p in _PATTERNS), re.IGNORECASE)
 
 
-def normalise(text: str) -> str:
-    """Casefold, fold accents and apostrophes, collapse white space: 'Mö​chte' matches 'mochte'."""
+def fold_phrase(text: str) -> str:
+    """The form handoff phrases are matched in: 'Mö​chte' matches 'mochte'.
+
+    Casefold, fold accents on Latin letters, one kind of apostrophe, single
+    spaces. Apostrophes and spaces stay, because the patterns spell them out;
+    FAQ search folds further (``bot.knowledge.text.fold_spelling``).
+    """
     text = unicodedata.normalize("NFKC", text).replace("’", "'").replace("‘", "'")
     stripped = unicodedata.normalize("NFC", _fold_latin_accents(text.casefold()))
     stripped = "".join(c for c in stripped if unicodedata.category(c) != "Cf")
@@ -92,7 +97,7 @@ def _fold_latin_accents(text: str) -> str:
 
 
 def asks_for_person(text: str, extra_phrases: Iterable[str] = ()) -> bool:
-    norm = normalise(text)
+    norm = fold_phrase(text)
     if _COMPILED.search(norm):
         return True
     pattern = _phrases_pattern(tuple(extra_phrases))
@@ -101,7 +106,7 @@ def asks_for_person(text: str, extra_phrases: Iterable[str] = ()) -> bool:
 
 def matching_rule(text: str, rules: Sequence[EscalationRule]) -> EscalationRule | None:
     """The first YAML rule one of whose phrases appears in the text as whole words."""
-    norm = normalise(text)
+    norm = fold_phrase(text)
     for rule in rules:
         pattern = _phrases_pattern(rule.phrases)
         if pattern is not None and pattern.search(norm):
@@ -118,7 +123,7 @@ def _phrases_pattern(phrases: tuple[str, ...]) -> re.Pattern[str] | None:
     """
     parts = []
     for phrase in phrases:
-        norm = normalise(phrase) if phrase.strip() else ""
+        norm = fold_phrase(phrase) if phrase.strip() else ""
         if not norm:
             continue
         if any(ord(c) > 0x2E80 for c in norm):

@@ -52,6 +52,7 @@ REPLY_PATHS = (
 )
 TRIM_KINDS = ("history", "faq", "overflow_retry")
 TICKET_STATUSES = ("open", "active")
+TELEGRAM_RETRY_REASONS = ("rate_limited", "network")  # as bot.telegram.retry names them
 
 
 def llm_error_kind(error: BaseException) -> str:
@@ -162,6 +163,14 @@ class BotMetrics:
             "Bot API requests Telegram answered with 429 Too Many Requests.",
             registry=r,
         )
+        self.telegram_retries = Counter(
+            f"{PREFIX}_telegram_retries",
+            "Bot API calls made again, by why: rate_limited (after a 429) or network.",
+            ["reason"],
+            registry=r,
+        )
+        for reason in TELEGRAM_RETRY_REASONS:
+            self.telegram_retries.labels(reason)
         self.snapshot = _DatabaseSnapshot()
         r.register(self.snapshot)
 

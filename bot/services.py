@@ -13,7 +13,6 @@ from bot.core import SupportCore
 from bot.knowledge import language
 from bot.knowledge.embeddings import EmbeddingCache, EmbeddingClient
 from bot.knowledge.live import KnowledgeBase
-from bot.knowledge.loader import load_settings
 from bot.knowledge.local_embeddings import LocalEmbedder
 from bot.knowledge.semantic import Embedder, SemanticSearch
 from bot.knowledge.sentence_model import load_model, unavailable_reason
@@ -22,6 +21,7 @@ from bot.media import MediaFetcher, MediaHandler
 from bot.outcome import StaffDesk
 from bot.person_request import PersonRequests
 from bot.settings import Settings
+from bot.settings_loader import load_settings
 from bot.small_talk import SmallTalk
 from bot.store.conversations import ConversationStore
 from bot.store.db import Database

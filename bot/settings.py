@@ -131,7 +131,7 @@ class LoggingSettings:
 
 @dataclass(frozen=True)
 class Settings:
-    """Everything the bot needs to run; built by ``bot.knowledge.loader.load_settings``."""
+    """Everything the bot needs to run; built by ``bot.settings_loader.load_settings``."""
 
     llm: LlmSettings = field(default_factory=LlmSettings)
     retrieval: RetrievalSettings = field(default_factory=RetrievalSettings)

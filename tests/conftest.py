@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from bot.knowledge.loader import load_settings
 from bot.settings import Settings
 from bot.store.conversations import ConversationStore, Customer
 from bot.store.db import Database
 from bot.store.tickets import TicketStore
+from bot.settings_loader import load_settings
 from bot.telegram.app import TelegramBot
 from tests import real_llm
 from tests.fakes import FakeLLM, FakeTelegram

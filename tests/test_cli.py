@@ -1,8 +1,8 @@
 """``python main.py check``, ``faq search`` and the bare command, run as separate processes.
 
-These are the contract in design.md: exit codes, ``path:line: message`` problem lines,
-the JSON shape of ``faq search --json``, and one clear line (never a traceback) for a
-bad setting.
+These are the contract documented in README.md ("Commands"): exit codes,
+``path:line: message`` problem lines, the JSON shape of ``faq search --json``, and
+one clear line (never a traceback) for a bad setting.
 """
 
 from __future__ import annotations

@@ -11,18 +11,14 @@ from pathlib import Path
 
 import pytest
 
+from bot.config_check import check
+from bot.environment import load_environment
 from bot.errors import ConfigError, Problem
-from bot.knowledge.loader import (
-    check,
-    faq_paths,
-    load_environment,
-    load_faq,
-    load_persona,
-    load_settings,
-)
+from bot.knowledge.loader import faq_paths, load_faq, load_persona
 from bot.knowledge.persona import MESSAGE_KEYS, STAFF_MESSAGE_KEYS
 from bot.reasons import REASON_CODES
 from bot.settings import Settings
+from bot.settings_loader import load_settings
 
 REPO = Path(__file__).resolve().parent.parent
 BROKEN = Path(__file__).resolve().parent / "data" / "broken"

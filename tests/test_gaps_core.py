@@ -18,11 +18,11 @@ from pathlib import Path
 import pytest
 import yaml
 
+from bot.config_check import check
 from bot.core import Incoming
 from bot.desk_actions import Agent, record_staff_reply
 from bot.gaps import condense_drafts, draft_faq_yaml, find_gaps
 from bot.knowledge.live import load_knowledge
-from bot.knowledge.loader import check
 from bot.services import open_services
 from bot.store.conversations import Customer
 from tests.fakes import Reply

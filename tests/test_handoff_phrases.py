@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.handoff import asks_for_person, matching_rule, normalise
+from bot.handoff import asks_for_person, fold_phrase, matching_rule
 from bot.settings import EscalationRule
 
 ASKS = {
@@ -188,6 +188,6 @@ def test_rule_phrases_in_other_scripts():
 
 
 def test_normalise_folds_case_accents_and_spacing():
-    assert normalise("  Ich  MÖCHTE\tmit ") == "ich mochte mit"
-    assert normalise("I’d\u200b like") == "i'd like"
-    assert normalise("Й") == "й", "Cyrillic letters keep their marks"
+    assert fold_phrase("  Ich  MÖCHTE\tmit ") == "ich mochte mit"
+    assert fold_phrase("I’d\u200b like") == "i'd like"
+    assert fold_phrase("Й") == "й", "Cyrillic letters keep their marks"

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from bot.config_check import check
 from bot.knowledge.language import detect_language, warm_up
-from bot.knowledge.loader import check
 from bot.settings import RetrievalSettings
 from tests.fakes import Reply
 from tests.helpers import rows, run_main

@@ -9,7 +9,7 @@ import pytest
 
 from bot.knowledge.faq import FaqEntry
 from bot.knowledge.search import FaqIndex
-from bot.knowledge.text import normalize
+from bot.knowledge.text import fold_spelling
 from tests.helpers import BANKING, SHOP_FAQ, faq_entries
 
 SHOP = faq_entries(SHOP_FAQ)
@@ -52,9 +52,9 @@ def test_accented_query_matches_plain_entry() -> None:
 
 
 def test_normalize_folds_width_case_and_apostrophes() -> None:
-    assert normalize("ＨＡＳＮ’Ｔ") == "hasnt"
-    assert normalize("Ёлка") == "елка"
-    assert normalize("йод") == "йод"  # й is its own letter, not и with an accent
+    assert fold_spelling("ＨＡＳＮ’Ｔ") == "hasnt"
+    assert fold_spelling("Ёлка") == "елка"
+    assert fold_spelling("йод") == "йод"  # й is its own letter, not и with an accent
 
 
 def test_examples_field_helps() -> None:

@@ -218,7 +218,7 @@ def write_db(path: Path, sql: str, *params) -> None:
 )
 def test_office_hours_mistakes_are_reported_at_their_line(tmp_path: Path, hours, message) -> None:
     from bot.errors import ConfigError
-    from bot.knowledge.loader import load_settings
+    from bot.settings_loader import load_settings
 
     (tmp_path / "bot.yaml").write_text(
         f"support:\n  sla_minutes: 30\n  office_hours:\n    {hours}\n", encoding="utf-8"

@@ -161,7 +161,7 @@ async def test_generated_secret_when_none_is_set(
     fake_telegram, fake_llm, webhook_settings, start_webhook_bot, caplog
 ):
     settings = webhook_settings(secret=None)
-    with caplog.at_level("WARNING", logger="bot.http_server"):
+    with caplog.at_level("WARNING", logger="bot.telegram.webhook"):
         bot = await start_webhook_bot(settings)
     generated = fake_telegram.webhook["secret_token"]
     assert generated and len(generated) >= 32

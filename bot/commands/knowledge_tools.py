@@ -10,13 +10,15 @@ import sys
 from collections.abc import Iterable
 from pathlib import Path
 
+from bot.config_check import check as check_files
+from bot.environment import warnings
 from bot.knowledge.faq import FaqSet, SearchResult
 from bot.knowledge.live import faq_knowledge
-from bot.knowledge.loader import check as check_files
-from bot.knowledge.loader import faq_paths, load_faq, load_settings, warnings
+from bot.knowledge.loader import faq_paths, load_faq
 from bot.knowledge.search import FaqIndex
 from bot.services import semantic_search, words_only_reason
 from bot.settings import Settings
+from bot.settings_loader import load_settings
 from bot.store.db import Database
 
 

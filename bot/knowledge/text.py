@@ -32,8 +32,12 @@ _MARKS_ON_LATIN_GREEK = re.compile(
 )
 
 
-def normalize(text: str) -> str:
-    """Fold the ways one word can be typed into one spelling, so they match each other."""
+def fold_spelling(text: str) -> str:
+    """Fold the ways one word can be typed into one spelling, so they match each other.
+
+    For word search: apostrophes go ("hasn't" = "hasnt") and ё becomes е. Handoff
+    phrases keep both (``bot.handoff.fold_phrase``).
+    """
     if text.isascii():  # the common case, and NFKC leaves ASCII alone
         return _APOSTROPHES.sub("", text.lower())
     text = unicodedata.normalize("NFKC", text).casefold()
@@ -50,7 +54,7 @@ def words(text: str) -> list[str]:
 
 def surface_words(text: str) -> list[str]:
     """Normalised words with function words kept, for matching by character n-grams."""
-    return words(normalize(text))
+    return words(fold_spelling(text))
 
 
 def is_cjk(token: str) -> bool:
@@ -278,7 +282,7 @@ class Analyzer:
 
     def words(self, text: str) -> list[str]:
         """Normalised words without function words; CJK runs are kept whole."""
-        return [w for w in words(normalize(text)) if w not in STOPWORDS]
+        return [w for w in words(fold_spelling(text)) if w not in STOPWORDS]
 
     def terms(self, text: str) -> list[str]:
         return self.terms_of(self.words(text))

@@ -26,7 +26,6 @@ from telegram.ext import (
 
 from bot.console_web.auth import ConsoleAccess, console_base_url
 from bot.errors import ConfigError
-from bot.http_server import ProbedRequest, Runtime, TelegramProbe
 from bot.metrics import BotMetrics, note_incoming
 from bot.privacy import retention_loop
 from bot.services import Services, open_services
@@ -35,11 +34,15 @@ from bot.store.db import Database
 from bot.store.inbox import Inbox
 from bot.telegram import admin, console_link, customer, staff
 from bot.telegram.desk import STAFF_PREFIX, TelegramDesk, schedule_reminders
+from bot.telegram.groups import group_filter
 from bot.telegram.intake import IntakeQueue
 from bot.telegram.media import TelegramFetcher
 from bot.telegram.processor import OrderedChatProcessor
 from bot.telegram.ratelimit import ChatBudgetRateLimiter
+from bot.telegram.retry import RetryPolicy
+from bot.telegram.runtime import Runtime
 from bot.telegram.sender import send_text
+from bot.telegram.transport import ProbedRequest, TelegramProbe
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +62,7 @@ def build_application(
         .base_file_url(base.replace("/bot", "/file/bot", 1) if "/bot" in base else base)
         .rate_limiter(
             ChatBudgetRateLimiter(
-                max_retries=settings.telegram.max_retries,
+                retry=RetryPolicy(settings.telegram.max_retries, on_retry=probe.retried),
                 overall_mode=settings.telegram.overall_limit,
                 overall_per_second=settings.telegram.overall_messages_per_second,
             )
@@ -77,7 +80,7 @@ def build_application(
         )
     )
     if env.webhook_url:
-        builder = builder.updater(None)  # updates come in through bot.http_server
+        builder = builder.updater(None)  # updates come in through bot.telegram.webhook
     return builder.build()
 
 
@@ -125,6 +128,8 @@ def register_handlers(app: Application, settings: Settings) -> None:
             private & filters.UpdateType.MESSAGE & ~filters.StatusUpdate.ALL, customer.message
         )
     )
+    if settings.conversation.answer_in_groups:
+        app.add_handler(MessageHandler(group_filter(staff_chat_id), customer.message))
     app.add_handler(
         CallbackQueryHandler(customer.forget_button, pattern=rf"^{customer.FORGET_PREFIX}:")
     )

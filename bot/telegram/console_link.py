@@ -18,7 +18,7 @@ from bot.console_web.auth import LINK_MINUTES, ConsoleAccess
 from bot.settings import Settings
 from bot.telegram import customer
 from bot.telegram.customer import services_of
-from bot.telegram.sender import with_retries
+from bot.telegram.sender import gone_if_forbidden
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +88,7 @@ async def console(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         text = persona.staff_message("console_link", url=url, minutes=LINK_MINUTES)
     chat_id = update.effective_chat.id
     # No link preview: a preview fetch by Telegram would use up the one-time link.
-    await with_retries(
+    await gone_if_forbidden(
         lambda: context.bot.send_message(
             chat_id, text, link_preview_options=LinkPreviewOptions(is_disabled=True)
         )

@@ -1,4 +1,8 @@
-"""Handlers for customers in private chats: commands, messages and their buttons."""
+"""Handlers for customers: commands, messages and their buttons.
+
+Customers write in private chats; in groups, only messages addressed to the bot
+reach ``message`` (``bot.telegram.groups``), and only with ``answer_in_groups``.
+"""
 
 from __future__ import annotations
 
@@ -23,6 +27,7 @@ from bot.outcome import (
 from bot.services import Services
 from bot.store.conversations import Customer
 from bot.store.inbox import ReplyJournal
+from bot.telegram.groups import without_mention
 from bot.telegram.media import attachments_of
 from bot.telegram.sender import RecipientGone, TypingIndicator, send_text
 from bot.telegram.streaming import LiveReply
@@ -107,6 +112,9 @@ async def send_replies(
     """
     services = services_of(context)
     chat_id = update.effective_chat.id
+    # In a group the answer replies to the message it answers.
+    message = update.effective_message
+    reply_to = message.message_id if message and message.chat.type != "private" else None
     try:
         for number, reply in enumerate(outcome.replies):
             if number == 0 and live is not None and live.started:
@@ -119,6 +127,7 @@ async def send_replies(
                     buttons=reply.buttons,
                     markdown=reply.markdown,
                     journal=journal,
+                    reply_to=reply_to if number == 0 else None,
                 )
                 ids = [m.message_id for m in sent]
             if reply.stored_id is not None and ids:
@@ -162,9 +171,13 @@ async def message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Any other message: the core decides between answer, handoff and relay."""
     msg = update.effective_message
     core = services_of(context).core
+    text = msg.text if msg.text is not None else msg.caption
+    in_group = msg.chat.type != "private"
+    if in_group:
+        text = without_mention(text, context.bot.username)
     incoming = Incoming(
         customer=customer_of(update),
-        text=msg.text if msg.text is not None else msg.caption,
+        text=text,
         kind=message_kind(msg),
         message_id=msg.message_id,
         attachments=attachments_of(msg),
@@ -172,7 +185,7 @@ async def message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     journal = journal_of(update, context)
     live = None
     async with TypingIndicator(context.bot, incoming.customer.chat_id) as typing:
-        if core.settings.llm.streaming and core.llm is not None:
+        if core.settings.llm.streaming and core.llm is not None and not in_group:
             # The streamed text shows progress from its first words on.
             live = LiveReply(
                 context.bot, incoming.customer.chat_id, journal=journal, on_first_text=typing.stop

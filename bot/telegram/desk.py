@@ -25,7 +25,7 @@ from bot.store.conversations import ConversationStore
 from bot.store.inbox import ReplyJournal
 from bot.store.tickets import Ticket, TicketStore
 from bot.telegram.markdown import plain_text
-from bot.telegram.sender import RecipientGone, send_text, with_retries
+from bot.telegram.sender import RecipientGone, gone_if_forbidden, send_text
 
 log = logging.getLogger(__name__)
 
@@ -144,7 +144,7 @@ class TelegramDesk:
 
     async def is_forum(self) -> bool:
         if self._is_forum is None:
-            chat = await with_retries(lambda: self.bot.get_chat(self.staff_chat_id))
+            chat = await gone_if_forbidden(lambda: self.bot.get_chat(self.staff_chat_id))
             self._is_forum = bool(getattr(chat, "is_forum", False))
         return self._is_forum
 
@@ -155,14 +155,14 @@ class TelegramDesk:
         if await self.is_forum():
             name = topic_title(ticket, context.customer.display_name, persona)
             try:
-                topic = await with_retries(
+                topic = await gone_if_forbidden(
                     lambda: self.bot.create_forum_topic(self.staff_chat_id, name)
                 )
                 thread_id = topic.message_thread_id
             except BadRequest as error:
                 # Missing "manage topics" right, for example: fall back to a card in the group.
                 log.warning("could not create a topic for ticket #%s: %s", ticket.id, error)
-        card = await with_retries(
+        card = await gone_if_forbidden(
             lambda: self.bot.send_message(
                 self.staff_chat_id,
                 ticket_card(ticket, context, persona, earlier),
@@ -223,7 +223,7 @@ class TelegramDesk:
         name = customer.display_name if customer else str(ticket.chat_id)
         title = topic_title(ticket, name, self.knowledge.current.persona)
         try:
-            await with_retries(
+            await gone_if_forbidden(
                 lambda: self.bot.edit_forum_topic(
                     self.staff_chat_id, ticket.staff_thread_id, name=title
                 )
@@ -317,7 +317,7 @@ class TelegramDesk:
         copied_id = None
         if message_id is not None:
             try:
-                copied = await with_retries(
+                copied = await gone_if_forbidden(
                     lambda: self.bot.copy_message(
                         self.staff_chat_id,
                         chat_id,

@@ -1,11 +1,14 @@
-"""A per-chat sending budget on top of python-telegram-bot's AIORateLimiter.
+"""Every Bot API call's way out: per-chat budgets, the bot-wide limit, and the retries.
 
-AIORateLimiter keeps the bot under 30 requests a second overall and 20 a
-minute per group, but has no limit per private chat; Telegram allows about one
-message a second there. Exceeding it earns a 429 that pauses *all* requests,
-so every customer would pay for one chatty answer. Here each private chat gets
-a token bucket (one message a second, a burst of three) for the calls that
-post or edit messages.
+python-telegram-bot's AIORateLimiter keeps a bot under 30 requests a second
+overall and 20 a minute per group, but has no limit per private chat, where
+Telegram allows about one message a second. Exceeding it earns a 429 that
+pauses *all* requests, so every customer would pay for one chatty answer. Here
+each private chat gets a token bucket (one message a second, a burst of three)
+for the calls that post or edit messages, each group 20 a minute, and the
+bot-wide limit applies when Telegram asks for it. Retries happen here and only
+here (``bot.telegram.retry``), so one message is sent at most
+``telegram.max_retries`` times.
 """
 
 from __future__ import annotations
@@ -17,8 +20,11 @@ from collections import deque
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+from aiolimiter import AsyncLimiter
 from telegram.error import RetryAfter
-from telegram.ext import AIORateLimiter
+from telegram.ext import BaseRateLimiter
+
+from bot.telegram.retry import RetryPolicy
 
 # Bot API methods that put a message into a chat (edits and drafts are not new messages).
 SENDING_METHODS = frozenset(
@@ -130,7 +136,11 @@ class SlidingWindow:
 UNBUDGETED_METHODS = frozenset({"sendMessageDraft", "sendChatAction"})
 
 
-class ChatBudgetRateLimiter(AIORateLimiter):
+# Telegram's documented limit for messages to one group or channel.
+GROUP_MESSAGES_PER_MINUTE = 20
+
+
+class ChatBudgetRateLimiter(BaseRateLimiter[int]):
     """Per-chat budgets always; the bot-wide limit when Telegram asks for it.
 
     Telegram documents about 30 messages a second for a bot as a whole, but
@@ -138,21 +148,20 @@ class ChatBudgetRateLimiter(AIORateLimiter):
     default (``overall_mode="adaptive"``) the bot sends as fast as customers
     need until Telegram answers a 429; from then on, for ``cooldown`` seconds,
     it keeps every second under ``overall_per_second``. "always" applies that
-    limit from the start; "off" never does (PTB still honours retry_after).
+    limit from the start; "off" never does (retry_after is still honoured).
     """
 
     def __init__(
         self,
         *,
-        max_retries: int,
+        retry: RetryPolicy,
         private_rate: float = 1.0,
         private_burst: float = 3.0,
         overall_mode: str = "adaptive",
         overall_per_second: int = 29,
         cooldown: float = 600.0,
     ) -> None:
-        # 0 turns AIORateLimiter's own overall limiter off; ours replaces it.
-        super().__init__(max_retries=max_retries, overall_max_rate=0)
+        self.retry = retry
         self.private_rate = private_rate
         self.private_burst = private_burst
         self.overall_mode = overall_mode
@@ -160,7 +169,13 @@ class ChatBudgetRateLimiter(AIORateLimiter):
         self._overall = SlidingWindow(overall_per_second)
         self._limit_overall_until = float("inf") if overall_mode == "always" else 0.0
         self._buckets: dict[int, TokenBucket] = {}
-        self.retry_after_hits = 0
+        self._groups: dict[int | str, AsyncLimiter] = {}
+
+    async def initialize(self) -> None:
+        """Nothing to set up: budgets are made as chats appear."""
+
+    async def shutdown(self) -> None:
+        """Nothing to close."""
 
     @property
     def limiting_overall(self) -> bool:
@@ -204,16 +219,18 @@ class ChatBudgetRateLimiter(AIORateLimiter):
     ) -> Any:
         chat_id = data.get("chat_id")
         bot_wide = chat_id is not None
+        group = self._group_limiter(chat_id)
 
-        async def watched(*call_args: Any, **call_kwargs: Any) -> Any:
+        async def attempt() -> Any:
             # Checked on every attempt: retries after a 429 must fit the window too.
             windowed = bot_wide and self.limiting_overall
+            if group is not None:
+                await group.acquire()
             if windowed:
                 await self._overall.take()
             try:
-                return await callback(*call_args, **call_kwargs)
+                return await callback(*args, **kwargs)
             except RetryAfter:
-                self.retry_after_hits += 1
                 if self.overall_mode == "adaptive":
                     self._limit_overall_until = time.monotonic() + self.cooldown
                 raise
@@ -221,7 +238,22 @@ class ChatBudgetRateLimiter(AIORateLimiter):
                 if windowed:
                     self._overall.release()
 
-        return await super().process_request(watched, args, kwargs, endpoint, data, rate_limit_args)
+        return await self.retry.run(attempt, endpoint)
+
+    def _group_limiter(self, chat_id: Any) -> AsyncLimiter | None:
+        """Groups and channels (negative or @name ids) get Telegram's 20 a minute."""
+        with contextlib.suppress(TypeError, ValueError):
+            chat_id = int(chat_id)
+        if not ((isinstance(chat_id, int) and chat_id < 0) or isinstance(chat_id, str)):
+            return None
+        if len(self._groups) > 512:
+            for key, limiter in list(self._groups.items()):
+                if key != chat_id and limiter.has_capacity(limiter.max_rate):
+                    del self._groups[key]
+        limiter = self._groups.get(chat_id)
+        if limiter is None:
+            limiter = self._groups[chat_id] = AsyncLimiter(GROUP_MESSAGES_PER_MINUTE, 60)
+        return limiter
 
     def _forget_idle(self) -> None:
         """Buckets refilled to full carry no state; drop them so memory stays flat."""

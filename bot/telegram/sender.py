@@ -4,11 +4,11 @@ Texts go out as plain text plus entities, never with a parse mode, so no reply
 can fail to parse; answers in Markdown keep their formatting that way
 (``bot.telegram.markdown``), and should Telegram still refuse the formatting,
 the same words go out plain. Anything longer than Telegram's 4096 characters is
-split at a paragraph or sentence boundary; network errors are retried; a
-blocked bot stops trying.
-``AIORateLimiter`` below us handles 429 ``retry_after``. Inside an update,
-every chunk goes through the update's reply journal (``journal``), so that
-handling the update again after a crash does not repeat what was already delivered.
+split at a paragraph or sentence boundary; a blocked bot stops trying.
+Nothing here retries: the rate limiter below us does, once for every call
+(``bot.telegram.retry``). Inside an update, every chunk goes through the update's
+reply journal (``journal``), so that handling the update again after a crash does not
+repeat what was already delivered.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from telegram import (
     Message,
     MessageEntity,
 )
-from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TimedOut
+from telegram.error import BadRequest, Forbidden, RetryAfter
 
 from bot.core import Button
 from bot.store.inbox import ReplyJournal
@@ -50,33 +50,22 @@ def keyboard(buttons: Sequence[Button]) -> InlineKeyboardMarkup | None:
     )
 
 
+T = TypeVar("T")
+
+
 class RecipientGone(Exception):
     """The customer blocked the bot or the chat no longer exists: stop sending to it."""
 
 
-async def with_retries(call: Callable[[], Awaitable[Any]], attempts: int = 4) -> Any:
-    """Retry network failures with backoff; 429s are retried by the rate limiter itself."""
-    delay = 0.5
-    for attempt in range(1, attempts + 1):
-        try:
-            return await call()
-        except Forbidden as error:
-            raise RecipientGone(str(error)) from error
-        except RetryAfter as error:
-            if attempt == attempts:
-                raise
-            wait = error.retry_after
-            await asyncio.sleep(wait.total_seconds() if hasattr(wait, "total_seconds") else wait)
-        except (TimedOut, NetworkError) as error:
-            if isinstance(error, BadRequest) or attempt == attempts:
-                raise
-            log.warning("telegram network error (attempt %d): %s", attempt, error)
-            await asyncio.sleep(delay)
-            delay *= 2
-    raise AssertionError("unreachable")
+async def gone_if_forbidden(call: Callable[[], Awaitable[T]]) -> T:
+    """Make a Bot API call; a blocked bot or a vanished chat becomes ``RecipientGone``.
 
-
-T = TypeVar("T")
+    Retries are not made here: the rate limiter makes them for every call.
+    """
+    try:
+        return await call()
+    except Forbidden as error:
+        raise RecipientGone(str(error)) from error
 
 
 async def with_plain_fallback(
@@ -163,7 +152,7 @@ async def send_parts(
             return bot.send_message(chat_id, text, entities=entities, reply_markup=markup, **kwargs)
 
         try:
-            message = await with_retries(
+            message = await gone_if_forbidden(
                 lambda part=part, send=send: with_plain_fallback(send, part)
             )
         except (RecipientGone, BadRequest, RetryAfter):

@@ -24,7 +24,7 @@ from bot.services import Services
 from bot.store.tickets import Ticket
 from bot.telegram.customer import journal_of, services_of
 from bot.telegram.desk import STAFF_PREFIX, TelegramDesk, waiting_since
-from bot.telegram.sender import RecipientGone, send_text, with_retries
+from bot.telegram.sender import RecipientGone, gone_if_forbidden, send_text
 
 log = logging.getLogger(__name__)
 
@@ -140,7 +140,7 @@ async def _copy_media(
         ), None
     caption = (desk_actions.reply_prefix(services, agent) + (message.caption or "")).strip()
     try:
-        copied = await with_retries(
+        copied = await gone_if_forbidden(
             lambda: context.bot.copy_message(
                 ticket.chat_id, message.chat_id, message.message_id, caption=caption or None
             )

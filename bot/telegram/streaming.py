@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Sequence
 
 from telegram import Bot
-from telegram.error import BadRequest, RetryAfter, TelegramError
+from telegram.error import BadRequest, TelegramError
 
 from bot.core import Button
 from bot.store.inbox import ReplyJournal
@@ -114,9 +114,9 @@ class LiveReply:
                 return
             try:
                 await self._show(visible, preview)
-            except RetryAfter as error:
-                await asyncio.sleep(error.retry_after.total_seconds())
             except TelegramError as error:
+                # A 429 included: the rate limiter already waited and retried as
+                # long as the retry policy allows; the final message follows it.
                 log.info("streaming preview failed, the final answer still follows: %s", error)
                 return
             self._last_at = time.monotonic()

@@ -7,9 +7,11 @@ forward them later exactly as it could on the real server.
 from __future__ import annotations
 
 import itertools
+import re
 import time
 from typing import TYPE_CHECKING, Any
 
+from tests.fakes.telegram_markup import utf16_len
 from tests.fakes.telegram_state import ChatState, UserLike, snapshot, user_dict
 
 if TYPE_CHECKING:
@@ -161,9 +163,16 @@ class UpdateInjection:
         is_forum: bool = False,
     ) -> int:
         content: dict[str, Any] = {"text": text}
+        entities = []
         if text.startswith("/"):
             command = text.split()[0]
-            content["entities"] = [{"type": "bot_command", "offset": 0, "length": len(command)}]
+            entities.append({"type": "bot_command", "offset": 0, "length": len(command)})
+        # Telegram marks @username mentions as entities (offsets in UTF-16 units).
+        for found in re.finditer(r"@[A-Za-z]\w{4,31}", text):
+            offset = utf16_len(text[: found.start()])
+            entities.append({"type": "mention", "offset": offset, "length": utf16_len(found[0])})
+        if entities:
+            content["entities"] = entities
         return self.group_message(
             chat_id,
             user,

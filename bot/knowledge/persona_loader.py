@@ -1,0 +1,149 @@
+"""Reading ``config/persona.yaml``: every text checked before a customer can see it.
+
+Each section of messages must name exactly the keys the bot uses
+(``bot.knowledge.persona``): a missing key, a misspelt one or a placeholder
+the bot does not fill is reported with its file and line.
+"""
+
+from __future__ import annotations
+
+import string
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from bot.errors import Problem
+from bot.knowledge.persona import (
+    MESSAGE_KEYS,
+    STAFF_MESSAGE_KEYS,
+    Persona,
+    allowed_placeholders,
+)
+from bot.knowledge.schema import INVALID, Report, Rules, build, closest_key, unknown_key_message
+from bot.knowledge.yaml_source import (
+    MappingNode,
+    Node,
+    ScalarNode,
+    describe,
+    line_of,
+    mapping_items,
+    read_yaml,
+    scalar_value,
+)
+from bot.reasons import REASON_CODES
+
+# Kept exactly as written: its trailing space or colon separates it from the staff text.
+_VERBATIM_MESSAGES = frozenset({"staff_reply_prefix"})
+
+
+def read_persona(path: Path) -> tuple[Persona, list[Problem]]:
+    placeholder = Persona(name="", company="", instructions="")
+    root, problems = read_yaml(path)
+    if problems:
+        return placeholder, problems
+    report = Report(str(path))
+    if root is None:
+        report.add(1, "the file is empty; a persona needs name, company, instructions and messages")
+        return placeholder, report.problems
+    persona = build(Persona, root, report, _PERSONA_RULES)
+    if persona is INVALID:
+        return placeholder, report.problems
+    return persona, []
+
+
+def _text_section(keys: Sequence[str], what: str):
+    """A hook reading a mapping that must hold a text for each of ``keys``."""
+
+    def read(node: Node, name: str, report: Report) -> Any:
+        if isinstance(node, ScalarNode) and node.tag == "tag:yaml.org,2002:null":
+            report.add(node, f"{name}: is empty; it needs {', '.join(keys)}")
+            return INVALID
+        if not isinstance(node, MappingNode):
+            report.add(node, f"{name}: expected a mapping of {what}, got {describe(node)}")
+            return INVALID
+        before = len(report.problems)
+        texts: dict[str, str] = {}
+        accounted: set[str] = set()  # given, or misspelt and already reported as such
+        for key, key_node, value_node in mapping_items(node, report.path, report.problems, name):
+            if key not in keys:
+                report.add(key_node, f"{name}: {unknown_key_message(key, keys)}")
+                accounted.add(closest_key(key, keys) or key)
+                continue
+            accounted.add(key)
+            text = _message_text(key, value_node, f"{name}.{key}", report)
+            if text is not None:
+                texts[key] = text
+        missing = [key for key in keys if key not in accounted]
+        if missing:
+            report.add(node, f"{name}: missing {', '.join(missing)}")
+        return INVALID if len(report.problems) > before else texts
+
+    return read
+
+
+def _message_text(key: str, node: Node, name: str, report: Report) -> str | None:
+    verbatim = key in _VERBATIM_MESSAGES
+    value: Any = None
+    if isinstance(node, ScalarNode):
+        try:
+            value = scalar_value(node)
+        except ValueError as exc:
+            report.add(node, f"{name}: {exc}")
+            return None
+    if value is None and verbatim and isinstance(node, ScalarNode):
+        return ""
+    if not isinstance(value, str):
+        if value is None and isinstance(node, ScalarNode):
+            report.add(node, f"{name}: is empty")
+        else:
+            report.add(node, f"{name}: expected a text, got {describe(node)}")
+        return None
+    text = value if verbatim else value.strip()
+    if not text and not verbatim:
+        report.add(node, f"{name}: is empty")
+        return None
+    try:
+        fields = [field for _, field, _, _ in string.Formatter().parse(text) if field is not None]
+    except ValueError as exc:
+        report.add(
+            node, f"{name}: broken placeholder ({exc}); write {{{{ and }}}} for literal braces"
+        )
+        return None
+    section = name.split(".")[0]
+    allowed = allowed_placeholders(section, key) if section != "reasons" else ()
+    for field in dict.fromkeys(fields):
+        if field not in allowed:
+            shown = " ".join("{" + a + "}" for a in allowed) or "none"
+            report.add(
+                _line_of_text(report.path, node, "{" + field),
+                f"{name}: unknown placeholder {{{field}}}; the customer would see it as "
+                f"written. Allowed here: {shown}; write {{{{ and }}}} for literal braces",
+            )
+            return None
+    return text
+
+
+def _line_of_text(path: str, node: Node, needle: str) -> int:
+    """The line of ``needle`` inside a (possibly multi-line) scalar, as the admin sees it.
+
+    Node marks only say where the value starts; in a block text the mistake may
+    be ten lines further down.
+    """
+    try:
+        lines = Path(path).read_text(encoding="utf-8-sig").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return line_of(node)
+    for number in range(node.start_mark.line, min(node.end_mark.line + 1, len(lines))):
+        if needle in lines[number]:
+            return number + 1
+    return line_of(node)
+
+
+_PERSONA_RULES = Rules(
+    required={Persona: frozenset({"messages", "reasons", "staff_messages"})},
+    hooks={
+        (Persona, "messages"): _text_section(MESSAGE_KEYS, "message names to texts"),
+        (Persona, "reasons"): _text_section(REASON_CODES, "reason codes to readable names"),
+        (Persona, "staff_messages"): _text_section(STAFF_MESSAGE_KEYS, "message names to texts"),
+    },
+)
