@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 from bot.context_budget import ContextBudget, PromptParts
 from bot.errors import LLMBadResponse
-from bot.images import without_images
 from bot.handoff_marker import hiding_marker
+from bot.images import without_images
 from bot.knowledge.faq import SearchResult
 from bot.knowledge.followup import search_in_context
 from bot.knowledge.language import detect_language

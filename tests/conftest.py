@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 
 from bot.settings import Settings
+from bot.settings_loader import load_settings
 from bot.store.conversations import ConversationStore, Customer
 from bot.store.db import Database
 from bot.store.tickets import TicketStore
-from bot.settings_loader import load_settings
 from bot.telegram.app import TelegramBot
 from tests import real_llm
 from tests.fakes import FakeLLM, FakeTelegram
