@@ -26,6 +26,7 @@ from telegram.ext import (
 
 from bot.console_web.auth import ConsoleAccess, console_base_url
 from bot.errors import ConfigError
+from bot.knowledge.persona import Persona
 from bot.metrics import BotMetrics, note_incoming
 from bot.privacy import retention_loop
 from bot.services import Services, open_services
@@ -80,6 +81,11 @@ def build_application(
     if env.webhook_url:
         builder = builder.updater(None)  # updates come in through bot.telegram.webhook
     return builder.build()
+
+
+def command_menu(persona: Persona) -> list[BotCommand]:
+    """The customer commands Telegram lists under "/", described in the persona's words."""
+    return [BotCommand(name, text) for name, text in persona.commands.items()]
 
 
 def register_handlers(app: Application, settings: Settings) -> None:
@@ -196,13 +202,7 @@ class TelegramBot:
         log.info("connected to Telegram as @%s", me.username)
         with contextlib.suppress(TelegramError):
             await self.app.bot.set_my_commands(
-                [
-                    BotCommand("start", "Start"),
-                    BotCommand("help", "What I can do"),
-                    BotCommand("human", "Talk to a person"),
-                    BotCommand("reset", "Start a new conversation"),
-                    BotCommand("cancel", "Withdraw my request to a person"),
-                ]
+                command_menu(self.services.knowledge.current.persona)
             )
         await self.app.start()
         await self._replay_pending()
@@ -232,10 +232,10 @@ class TelegramBot:
             await self.app.update_queue.put(update)
 
     async def _tell_admins(self, error: ConfigError) -> None:
-        text = (
-            "⚠️ Knowledge files have errors; the bot keeps answering from the last good version.\n"
+        assert self.services is not None
+        text = self.services.knowledge.current.persona.staff_message(
+            "knowledge_problems", problems="\n".join(str(p) for p in error.problems[:30])
         )
-        text += "\n".join(str(p) for p in error.problems[:30])
         for admin_id in self.settings.telegram.admin_user_ids:
             try:
                 await send_text(self.app.bot, admin_id, text)

@@ -188,9 +188,9 @@ async def edited_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
     ticket = await services.tickets.open_for_chat(customer.chat_id)
     if ticket is not None and services.core.desk is not None:
         msg = update.edited_message
-        incoming = Incoming(
-            customer, f"(edited) {msg.text or msg.caption or ''}", "text", msg.message_id
-        )
+        persona = services.knowledge.current.persona
+        edited = persona.staff_message("edited_message", text=msg.text or msg.caption or "")
+        incoming = Incoming(customer, edited, "text", msg.message_id)
         await services.core.handle(incoming)
         return
     text = services.knowledge.current.persona.message("edited_ignored")
@@ -297,11 +297,7 @@ async def forget_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
     if ticket is not None and await services.tickets.resolve(ticket.id, f"customer:{chat.id}"):
         desk = context.application.bot_data.get("desk")
         if desk is not None:
-            await desk.post(
-                ticket,
-                f"🗑 Ticket #{ticket.id} closed: the customer asked for their messages "
-                "to be deleted (/forget). Its transcript is gone from the bot's records.",
-            )
+            await desk.post(ticket, persona.staff_message("forgotten", ticket_id=ticket.id))
             if ticket.staff_thread_id:
                 try:
                     await context.bot.close_forum_topic(
