@@ -28,12 +28,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("bot.core")
 
-# Posted where staff work on a ticket its customer deleted with /forget.
-FORGOTTEN_NOTE = (
-    "🗑 Ticket #{ticket_id} closed: the customer asked for their messages "
-    "to be deleted (/forget). Its transcript is gone from the bot's records."
-)
-
 
 class CustomerActions:
     knowledge: KnowledgeBase
@@ -152,7 +146,8 @@ class CustomerActions:
         chat_id = customer.chat_id
         ticket = await self.tickets.open_for_chat(chat_id)
         if ticket is not None and await self.tickets.resolve(ticket.id, f"customer:{chat_id}"):
-            await self.escalation.end_at_desk(ticket, FORGOTTEN_NOTE.format(ticket_id=ticket.id))
+            note = persona.staff_message("forgotten", ticket_id=ticket.id)
+            await self.escalation.end_at_desk(ticket, note)
         await self.conversations.end_conversation(chat_id, "forget")
         await forget_chat(self.conversations.db, chat_id, keep_update_id=keep_update_id)
         self.conversations.forget_known(chat_id)

@@ -147,14 +147,24 @@ STAFF_MESSAGE_PLACEHOLDERS: dict[str, tuple[str, ...]] = {
     "console_logged_out": ("count",),
     "withdrawn": ("ticket_id",),
     "auto_closed": ("ticket_id", "hours"),
+    "forgotten": ("ticket_id",),
+    "edited_message": ("text",),
+    "reload_done": ("version", "entries"),
+    "reload_failed": ("version", "problems"),
+    "knowledge_problems": ("problems",),
 }
 STAFF_MESSAGE_KEYS: tuple[str, ...] = tuple(STAFF_MESSAGE_PLACEHOLDERS)
+
+# Keys of ``commands:``: the descriptions in Telegram's command menu for customers.
+COMMAND_KEYS: tuple[str, ...] = ("start", "help", "human", "reset", "cancel")
 
 
 def allowed_placeholders(section: str, key: str) -> tuple[str, ...]:
     """The placeholders a message may use: ``section`` is "messages" or "staff_messages"."""
     if section == "staff_messages":
         return STAFF_MESSAGE_PLACEHOLDERS.get(key, ())
+    if section == "commands":
+        return ()
     return COMMON_PLACEHOLDERS + MESSAGE_PLACEHOLDERS.get(key, ())
 
 
@@ -169,6 +179,8 @@ class Persona:
     # Readable names of the escalation reason codes (bot.reasons), for staff.
     reasons: dict[str, str] = field(default_factory=dict)
     staff_messages: dict[str, str] = field(default_factory=dict)
+    # Telegram's command menu: command name to its description.
+    commands: dict[str, str] = field(default_factory=dict)
 
     def message(self, key: str, **values: object) -> str:
         """Fill a persona message; unknown placeholders are left as written rather than crashing."""

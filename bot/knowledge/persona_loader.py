@@ -7,13 +7,18 @@ the bot does not fill is reported with its file and line.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import string
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from bot.errors import Problem
 from bot.knowledge.persona import (
+    COMMAND_KEYS,
     MESSAGE_KEYS,
     STAFF_MESSAGE_KEYS,
     Persona,
@@ -32,6 +37,8 @@ from bot.knowledge.yaml_source import (
 )
 from bot.reasons import REASON_CODES
 
+ADDED_TEXTS = Path(__file__).with_name("added_texts.yaml")
+
 # Kept exactly as written: its trailing space or colon separates it from the staff text.
 _VERBATIM_MESSAGES = frozenset({"staff_reply_prefix"})
 
@@ -48,14 +55,37 @@ def read_persona(path: Path) -> tuple[Persona, list[Problem]]:
     persona = build(Persona, root, report, _PERSONA_RULES)
     if persona is INVALID:
         return placeholder, report.problems
-    return persona, []
+    return with_added_texts(persona), []
 
 
-def _text_section(keys: Sequence[str], what: str):
-    """A hook reading a mapping that must hold a text for each of ``keys``."""
+@functools.cache
+def added_texts() -> dict[str, dict[str, str]]:
+    """Texts of keys added since persona.yaml first shipped, by section (see the file)."""
+    with ADDED_TEXTS.open(encoding="utf-8") as file:
+        return yaml.safe_load(file)
+
+
+def with_added_texts(persona: Persona) -> Persona:
+    """An older persona.yaml lacks the keys added since; they get the shipped texts."""
+    added = added_texts()
+    return dataclasses.replace(
+        persona,
+        commands={**added["commands"], **persona.commands},
+        staff_messages={**added["staff_messages"], **persona.staff_messages},
+    )
+
+
+def _text_section(keys: Sequence[str], what: str, section: str = ""):
+    """A hook reading a mapping that must hold a text for each of ``keys``.
+
+    Keys added since persona.yaml first shipped (``added_texts``) may be left out.
+    """
 
     def read(node: Node, name: str, report: Report) -> Any:
+        optional = added_texts().get(section, {})
         if isinstance(node, ScalarNode) and node.tag == "tag:yaml.org,2002:null":
+            if all(key in optional for key in keys):
+                return {}
             report.add(node, f"{name}: is empty; it needs {', '.join(keys)}")
             return INVALID
         if not isinstance(node, MappingNode):
@@ -73,7 +103,7 @@ def _text_section(keys: Sequence[str], what: str):
             text = _message_text(key, value_node, f"{name}.{key}", report)
             if text is not None:
                 texts[key] = text
-        missing = [key for key in keys if key not in accounted]
+        missing = [key for key in keys if key not in accounted and key not in optional]
         if missing:
             report.add(node, f"{name}: missing {', '.join(missing)}")
         return INVALID if len(report.problems) > before else texts
@@ -144,6 +174,11 @@ _PERSONA_RULES = Rules(
     hooks={
         (Persona, "messages"): _text_section(MESSAGE_KEYS, "message names to texts"),
         (Persona, "reasons"): _text_section(REASON_CODES, "reason codes to readable names"),
-        (Persona, "staff_messages"): _text_section(STAFF_MESSAGE_KEYS, "message names to texts"),
+        (Persona, "staff_messages"): _text_section(
+            STAFF_MESSAGE_KEYS, "message names to texts", "staff_messages"
+        ),
+        (Persona, "commands"): _text_section(
+            COMMAND_KEYS, "command names to descriptions", "commands"
+        ),
     },
 )

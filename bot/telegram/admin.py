@@ -25,11 +25,15 @@ async def reload(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     try:
         knowledge = await services.knowledge.reload()
     except ConfigError as error:
-        text = "❌ Reload failed; still using version " + services.knowledge.current.version
-        text += ":\n" + "\n".join(str(p) for p in error.problems[:30])
+        current = services.knowledge.current
+        text = current.persona.staff_message(
+            "reload_failed",
+            version=current.version,
+            problems="\n".join(str(p) for p in error.problems[:30]),
+        )
     else:
-        text = (
-            f"✅ Knowledge version {knowledge.version}: {len(knowledge.faq.entries)} FAQ entries."
+        text = knowledge.persona.staff_message(
+            "reload_done", version=knowledge.version, entries=len(knowledge.faq.entries)
         )
     await send_text(context.bot, update.effective_chat.id, text)
 

@@ -1,4 +1,4 @@
-"""Builds and runs the Telegram bot: every handler is registered here, top to bottom.
+"""Builds and runs the Telegram bot; its handlers are registered in ``bot.telegram.handlers``.
 
 The bot drives python-telegram-bot's lifecycle itself (instead of
 ``run_polling``) so that tests, the CLI and a future webhook server can start
@@ -12,29 +12,23 @@ import contextlib
 import gc
 import logging
 
-from telegram import BotCommand, Update
+from telegram import Update
 from telegram.error import TelegramError
 from telegram.ext import (
     Application,
-    CallbackQueryHandler,
-    CommandHandler,
-    ContextTypes,
-    MessageHandler,
-    TypeHandler,
-    filters,
 )
 
 from bot.console_web.auth import ConsoleAccess, console_base_url
 from bot.errors import ConfigError
-from bot.metrics import BotMetrics, note_incoming
+from bot.metrics import BotMetrics
 from bot.privacy import retention_loop
 from bot.services import Services, open_services
 from bot.settings import Settings
 from bot.store.db import Database
 from bot.store.inbox import Inbox
-from bot.telegram import admin, console_link, customer, staff
-from bot.telegram.desk import STAFF_PREFIX, TelegramDesk, schedule_reminders
-from bot.telegram.groups import group_filter
+from bot.telegram import console_link
+from bot.telegram.desk import TelegramDesk, schedule_reminders
+from bot.telegram.handlers import command_menu, register_handlers
 from bot.telegram.intake import IntakeQueue
 from bot.telegram.media import TelegramFetcher
 from bot.telegram.processor import OrderedChatProcessor
@@ -82,67 +76,6 @@ def build_application(
     if env.webhook_url:
         builder = builder.updater(None)  # updates come in through bot.telegram.webhook
     return builder.build()
-
-
-def register_handlers(app: Application, settings: Settings) -> None:
-    private = filters.ChatType.PRIVATE
-    staff_chat_id = settings.telegram.staff_chat_id
-    if staff_chat_id is not None:
-        in_staff = filters.Chat(staff_chat_id)
-        app.add_handler(CommandHandler("note", staff.note, in_staff))
-        app.add_handler(CommandHandler("tickets", staff.list_tickets, in_staff))
-        app.add_handler(CommandHandler("ticket", staff.show_ticket, in_staff))
-        app.add_handler(CommandHandler("claim", staff.claim, in_staff))
-        app.add_handler(CommandHandler("close", staff.close, in_staff))
-        app.add_handler(CommandHandler("handback", staff.handback, in_staff))
-        app.add_handler(CommandHandler("faq", staff.faq, in_staff))
-        app.add_handler(CommandHandler("reopen", staff.reopen, in_staff))
-        app.add_handler(CommandHandler("stats", admin.stats, in_staff))
-        app.add_handler(CommandHandler("reload", admin.reload, in_staff))
-        app.add_handler(
-            MessageHandler(
-                in_staff
-                & ~filters.COMMAND
-                & ~filters.StatusUpdate.ALL
-                & filters.UpdateType.MESSAGE,
-                staff.staff_message,
-            )
-        )
-        app.add_handler(CallbackQueryHandler(staff.staff_button, pattern=rf"^{STAFF_PREFIX}:"))
-    app.add_handler(TypeHandler(Update, note_incoming), group=-1)
-    app.add_handler(CommandHandler("start", customer.start, private))
-    app.add_handler(CommandHandler("help", customer.help_command, private))
-    app.add_handler(CommandHandler("reset", customer.reset, private))
-    app.add_handler(CommandHandler("human", customer.human, private))
-    app.add_handler(CommandHandler("cancel", customer.cancel, private))
-    app.add_handler(CommandHandler("forget", customer.forget, private))
-    app.add_handler(CommandHandler("reload", admin.reload, private))
-    app.add_handler(CommandHandler("stats", admin.stats, private))
-    app.add_handler(CommandHandler("console", console_link.console, private))
-    app.add_handler(
-        MessageHandler(private & filters.UpdateType.EDITED_MESSAGE, customer.edited_message)
-    )
-    # Unknown commands and commands for other bots are plain messages to the core.
-    app.add_handler(
-        MessageHandler(
-            private & filters.UpdateType.MESSAGE & ~filters.StatusUpdate.ALL, customer.message
-        )
-    )
-    if settings.conversation.answer_in_groups:
-        app.add_handler(MessageHandler(group_filter(staff_chat_id), customer.message))
-    app.add_handler(
-        CallbackQueryHandler(customer.forget_button, pattern=rf"^{customer.FORGET_PREFIX}:")
-    )
-    app.add_handler(CallbackQueryHandler(customer.button))
-    app.add_error_handler(on_error)
-
-
-async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """Log it, and leave the update pending so that it is tried again on the next start."""
-    log.error("error while handling an update", exc_info=context.error)
-    processor = context.application.bot_data.get("processor")
-    if isinstance(update, Update) and processor is not None:
-        processor.failed_updates.add(update.update_id)
 
 
 class TelegramBot:
@@ -199,13 +132,7 @@ class TelegramBot:
         log.info("connected to Telegram as @%s", me.username)
         with contextlib.suppress(TelegramError):
             await self.app.bot.set_my_commands(
-                [
-                    BotCommand("start", "Start"),
-                    BotCommand("help", "What I can do"),
-                    BotCommand("human", "Talk to a person"),
-                    BotCommand("reset", "Start a new conversation"),
-                    BotCommand("cancel", "Withdraw my request to a person"),
-                ]
+                command_menu(self.services.knowledge.current.persona)
             )
         await self.app.start()
         await self._replay_pending()
@@ -237,10 +164,10 @@ class TelegramBot:
             await self.app.update_queue.put(update)
 
     async def _tell_admins(self, error: ConfigError) -> None:
-        text = (
-            "⚠️ Knowledge files have errors; the bot keeps answering from the last good version.\n"
+        assert self.services is not None
+        text = self.services.knowledge.current.persona.staff_message(
+            "knowledge_problems", problems="\n".join(str(p) for p in error.problems[:30])
         )
-        text += "\n".join(str(p) for p in error.problems[:30])
         for admin_id in self.settings.telegram.admin_user_ids:
             try:
                 await send_text(self.app.bot, admin_id, text)

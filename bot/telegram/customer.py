@@ -212,9 +212,10 @@ async def message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 async def edited_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """An edit is not a new question: the core says so, or relays it to staff."""
     msg = update.edited_message
+    persona = services_of(context).knowledge.current.persona
     incoming = Incoming(
         customer_of(update),
-        f"(edited) {msg.text or msg.caption or ''}",
+        persona.staff_message("edited_message", text=msg.text or msg.caption or ""),
         "text",
         msg.message_id,
         edited=True,

@@ -333,7 +333,10 @@ class TelegramDesk:
             except TelegramError as error:
                 log.warning("could not copy a %s to staff: %s", kind, error)
         if copied_id is None:
-            return await self.post(ticket, note or f"👤 {name} sent a {kind}.")
+            persona = self.knowledge.current.persona
+            return await self.post(
+                ticket, note or persona.staff_message("relayed_media", customer=name, kind=kind)
+            )
         if note and caption is None:
             await self.post(ticket, note)
         return copied_id
