@@ -88,7 +88,7 @@ async def overview(db: Database, days: int) -> Overview:
         ("Model", by_path.get("llm", 0)),
         ("Staff replies", int(staff["n"]) if staff else 0),
         ("Handed over", by_path.get("handoff", 0)),
-        ("No answer found", by_path.get("fallback", 0)),
+        ("Small talk", by_path.get("small_talk", 0)),
     ]
     reasons = await db.fetchall(
         "SELECT COALESCE(reason, 'unknown') AS reason, COUNT(*) AS n FROM ticket_events "
