@@ -28,7 +28,8 @@ from itertools import chain
 from operator import itemgetter
 
 from bot.knowledge.faq import FaqEntry, SearchResult
-from bot.knowledge.text import STOPWORDS, Analyzer, is_cjk, surface_words
+from bot.knowledge.stopwords import STOPWORDS
+from bot.knowledge.text import Analyzer, is_cjk, surface_words
 
 
 @dataclass(frozen=True)
