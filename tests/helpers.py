@@ -299,3 +299,15 @@ async def console_traffic(fake) -> None:
     await fake.wait_for_messages(ALICE.id, 2, timeout=30)
     fake.user_text(BOB.id, "Do you ship abroad?", BOB)
     await fake.wait_for_messages(BOB.id, 1, timeout=30)
+
+
+async def migrated_without(conn, name: str) -> None:
+    """Give ``conn`` every migration but ``name``, each recorded as applied, so that the
+    next ``apply_migrations`` makes exactly the upgrade ``name`` makes."""
+    from bot.store.migrations import MIGRATIONS
+
+    await conn.execute("CREATE TABLE migrations (name TEXT PRIMARY KEY, applied_at TEXT)")
+    for known, migrate in MIGRATIONS:
+        if known != name:
+            await migrate(conn)
+            await conn.execute("INSERT INTO migrations VALUES (?, 'then')", (known,))

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sqlite3
 
 from tests.fakes import Reply
-from tests.helpers import all_handled, no_errors_logged, tune, values
+from tests.helpers import all_handled, migrated_without, no_errors_logged, tune, values
 
 FAILED_PREFIX = "Sorry, I ran into a technical problem"
 
@@ -277,14 +277,10 @@ async def test_copies_an_earlier_replay_stored_give_up_the_telegram_id(tmp_path)
     import aiosqlite
     import pytest
 
-    from bot.store.migrations import MIGRATIONS, apply_migrations
+    from bot.store.migrations import apply_migrations
 
     async with aiosqlite.connect(tmp_path / "old.sqlite3") as conn:
-        await conn.execute("CREATE TABLE migrations (name TEXT PRIMARY KEY, applied_at TEXT)")
-        for name, migrate in MIGRATIONS:
-            if name != "m011_customer_message_stored_once":
-                await migrate(conn)
-                await conn.execute("INSERT INTO migrations VALUES (?, 'then')", (name,))
+        await migrated_without(conn, "m011_customer_message_stored_once")
         t = "2026-01-01T10:00:00.000+00:00"
         await conn.executescript(
             f"""

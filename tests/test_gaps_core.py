@@ -27,7 +27,7 @@ from bot.services import open_services
 from bot.store.conversations import Customer
 from tests.fakes import Reply
 from tests.fakes.llm_replies import last_user_text
-from tests.helpers import run_main
+from tests.helpers import migrated_without, run_main
 
 AGENT = Agent(501, "Sam")
 GIFT_WRAP_EN = "Do you offer gift wrapping for presents?"
@@ -283,14 +283,10 @@ async def test_older_handoffs_get_their_reason_from_the_ticket_log(tmp_path):
     """m010 fills in the reason of handoffs stored before it, from the ticket's events."""
     import aiosqlite
 
-    from bot.store.migrations import MIGRATIONS, apply_migrations
+    from bot.store.migrations import apply_migrations
 
-    before = [m for m in MIGRATIONS if m[0] != "m010_answer_escalation_reason"]
     async with aiosqlite.connect(tmp_path / "old.sqlite3") as conn:
-        await conn.execute("CREATE TABLE migrations (name TEXT PRIMARY KEY, applied_at TEXT)")
-        for name, migrate in before:
-            await migrate(conn)
-            await conn.execute("INSERT INTO migrations VALUES (?, 'then')", (name,))
+        await migrated_without(conn, "m010_answer_escalation_reason")
         t = "2026-01-01T10:00:00.000+00:00"
         await conn.executescript(
             f"""
