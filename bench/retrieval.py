@@ -448,7 +448,13 @@ async def multilingual_runs(cases: list[dict], source: str | None, threshold: fl
             return knowledge.search(f"{context}\n{text}" if context else text, k)
         return await semantic.search(knowledge, text, k, context)
 
-    counts = {"single": [0, 0], "follow-up": [0, 0], "answered right": 0, "answered wrong": 0}
+    counts = {
+        "single": [0, 0],
+        "follow-up": [0, 0],
+        "first right": 0,
+        "answered right": 0,
+        "answered wrong": 0,
+    }
     try:
         for case in cases:
             results = await search_in_context(search, case["text"], case.get("first"), 3, threshold)
@@ -456,6 +462,7 @@ async def multilingual_runs(cases: list[dict], source: str | None, threshold: fl
             kind = "follow-up" if "first" in case else "single"
             counts[kind][0] += any(w in ids for w in case["want"])
             counts[kind][1] += 1
+            counts["first right"] += bool(ids) and ids[0] in case["want"]
             if results and results[0].confidence >= threshold:
                 key = "answered right" if ids[0] in case["want"] else "answered wrong"
                 counts[key] += 1
@@ -480,7 +487,8 @@ def multilingual_report(threshold: float, paths: list[Path] | None = None) -> No
             f"shop FAQ, {len(cases)} messages in {languages} languages, "
             f"{source or 'words only':8s}: top-3 {single[0] / single[1]:6.1%} "
             f"(n={single[1]}), follow-ups top-3 {follow[0] / max(1, follow[1]):6.1%} "
-            f"(n={follow[1]}), FAQ-only answered right {counts['answered right'] / total:6.1%}"
+            f"(n={follow[1]}), first right {counts['first right'] / total:6.1%}, "
+            f"FAQ-only answered right {counts['answered right'] / total:6.1%}"
             f" wrong {counts['answered wrong'] / total:6.1%}",
             flush=True,
         )

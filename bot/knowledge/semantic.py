@@ -130,22 +130,24 @@ class SemanticSearch:
         if any(len(v) != prepared.passages.shape[1] for v in vectors):
             return lexical[:top_k]
         query_vector = vectors[0] if len(vectors) == 1 else _together(*vectors)
-        fit = self.fit_for(text, prepared.language)
-        return self._fuse(knowledge, prepared, lexical, query_vector, top_k, fit)
+        foreign = is_foreign(text, prepared.language)
+        return self._fuse(knowledge, prepared, lexical, query_vector, top_k, foreign)
 
-    def fit_for(self, query: str, faq_language: str) -> ConfidenceFit | None:
-        """The confidence fit that judges this message against an FAQ in that language."""
-        if self.cross_language_fit is self.confidence_fit or not faq_language:
-            return self.confidence_fit
-        language = detect_language(query)
-        foreign = language is not None and language != faq_language
+    def fit_for(self, foreign: bool) -> ConfidenceFit | None:
+        """The confidence fit that judges a message in (or not in) the FAQ's language."""
         return self.cross_language_fit if foreign else self.confidence_fit
 
     @staticmethod
-    def _trust(knowledge: Knowledge, lexical: list[SearchResult]) -> float:
+    def _trust(knowledge: Knowledge, lexical: list[SearchResult], foreign: bool) -> float:
         """How much the word scores count: 0 when their best match is no better than a
-        match that shares nothing with the message, fully from ``LEXICAL_TRUST`` up."""
-        if not lexical:
+        match that shares nothing with the message, fully from ``LEXICAL_TRUST`` up.
+
+        Nothing for a message in another language than the FAQ's: what it shares with
+        the FAQ's words is stray letters and look-alike stems ("Как отменить заказ?"
+        against English entries), and letting them into the ranking buries the entry
+        its meaning points to (bench/retrieval.py --multilingual, first-ranked entry
+        right for 80 % of single messages with them, 85 % without)."""
+        if not lexical or foreign:
             return 0.0
         floor = knowledge.index.baseline_confidence
         return min(1.0, max(0.0, (lexical[0].confidence - floor) / (LEXICAL_TRUST - floor)))
@@ -157,7 +159,7 @@ class SemanticSearch:
         lexical: list[SearchResult],
         query_vector: array,
         top_k: int,
-        fit: ConfidenceFit | None,
+        foreign: bool,
     ) -> list[SearchResult]:
         entries = knowledge.faq.entries
         scores = prepared.similarities(query_vector)
@@ -172,7 +174,8 @@ class SemanticSearch:
         low, high = float(scores[valid].min()), float(scores[valid].max())
         spread = high - low
         top_lexical = max((r.score for r in lexical), default=0.0)
-        trust = self._trust(knowledge, lexical)
+        trust = self._trust(knowledge, lexical, foreign)
+        fit = self.fit_for(foreign)
         fused: list[tuple[float, int]] = []
         for position in candidates:
             hit = by_position.get(position)
@@ -198,7 +201,14 @@ class SemanticSearch:
                 # close in meaning, the lead says nothing, but the words can still be sure.
                 # Words shared with an FAQ in another language are no such evidence
                 # ("cancellare il mio account" shares "cancel" with cancelling an order).
-                foreign = fit is not self.confidence_fit
                 confidence = judged if foreign else max(confidence, judged)
             results.append(SearchResult(entries[position], score, confidence))
         return results
+
+
+def is_foreign(text: str, faq_language: str) -> bool:
+    """Whether a message is told to be in another language than the FAQ's."""
+    if not faq_language:
+        return False
+    language = detect_language(text)
+    return language is not None and language != faq_language
