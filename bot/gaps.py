@@ -9,18 +9,9 @@ closest (a high score means the entry exists but is worded so customers miss it;
 a low one means there is none), and how staff answered, which is most of a new
 entry already (``bot.gap_drafts``). Nothing here writes to the FAQ.
 
-What counts as a gap, by reason:
-
-* ``low_confidence``, ``llm_error``: handed over because no entry matched well
-  enough, or the model failed and no entry matched well enough either;
-* ``model``: the model handed over itself (usually: the material did not cover it);
-* ``repeated``: the customer asked the same thing again;
-* ``ungrounded``: the model answered, but no FAQ entry reached its prompt;
-* ``negative_feedback``: an answer the customer rated 👎.
-
-Hand-overs a customer asked for, phrase rules and media are not gaps: the FAQ
-was not what failed there. Every text leaves this module scrubbed of personal
-data (``bot.pii``); only the web console and the command line read it.
+Which answers count as a gap, and for which reason, is ``bot.gap_questions``.
+Every text leaves this module scrubbed of personal data (``bot.pii``); only the
+web console and the command line read it.
 """
 
 from __future__ import annotations
@@ -34,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from bot import gap_clusters
 from bot.gap_drafts import condense_drafts, draft_eval_yaml, draft_faq_yaml, make_draft
+from bot.gap_questions import UnansweredQuestion, unanswered_questions
 from bot.knowledge.language import detect_language, main_language
 from bot.knowledge.sentence_model import SentenceModel, load_model
 from bot.pii import scrub
@@ -52,11 +44,6 @@ __all__ = [
     "find_gaps",
 ]
 
-REASONS = ("low_confidence", "llm_error", "ungrounded", "model", "negative_feedback", "repeated")
-# Escalation reasons that mean the FAQ fell short (the rest: the customer asked, a rule).
-_ESCALATION_GAPS = ("low_confidence", "llm_error", "model", "repeated")
-# When one message is a gap for several reasons, the one shown: the handoff explains most.
-_REASON_ORDER = {r: i for i, r in enumerate(("model", "low_confidence", "llm_error", "repeated"))}
 REPRESENTATIVES = 5  # messages searched for the closest entry, and shown first
 _DEFAULT = object()
 
@@ -100,16 +87,6 @@ class GapGroup:
         }
 
 
-@dataclass
-class _Raw:
-    message_id: int
-    chat_id: int
-    text: str
-    at: str
-    reason: str
-    ticket_id: int | None
-
-
 async def find_gaps(
     services: Services,
     *,
@@ -125,49 +102,24 @@ async def find_gaps(
     since = None
     if days is not None:
         since = _iso((now or datetime.now(UTC)) - timedelta(days=days))
-    raw = await _collect(services, since)
-    if not raw:
+    questions = await unanswered_questions(services.db, since)
+    if not questions:
         return []
-    raw = raw[-gap_clusters.MAX_MESSAGES :]
-    names, hints = await _customers(services, {r.chat_id for r in raw})
-    texts = [scrub(r.text, names.get(r.chat_id, ())) for r in raw]
+    questions = questions[-gap_clusters.MAX_MESSAGES :]
+    names, hints = await _customers(services, {q.chat_id for q in questions})
+    texts = [scrub(q.text, names.get(q.chat_id, ())) for q in questions]
     sentence_model = load_model() if model is _DEFAULT else model
     groups, similarities = await _group(texts, sentence_model)
-    staff = await _staff_answers(services, {r.ticket_id for r in raw if r.ticket_id}, names)
-    knowledge = services.knowledge.current
-    taken = {entry.id for entry in knowledge.faq.entries}
-    faq_language = main_language(entry.question for entry in knowledge.faq.entries)
+    tickets = {q.ticket_id for q in questions if q.ticket_id}
+    staff = await _staff_answers(services, tickets, names)
+    entries = services.knowledge.current.faq.entries
+    taken = {entry.id for entry in entries}
+    faq_language = main_language(entry.question for entry in entries)
     result = []
     for members in groups:
         ordered = gap_clusters.centre_order(similarities, members)
-        messages = [
-            GapMessage(
-                texts[i],
-                detect_language(texts[i], hints.get(raw[i].chat_id, "")) or "",
-                raw[i].reason,
-                raw[i].at,
-                raw[i].ticket_id,
-                raw[i].chat_id,
-            )
-            for i in ordered
-        ]
-        tickets = list(dict.fromkeys(m.ticket_id for m in messages if m.ticket_id))
-        answers = list(dict.fromkeys(a for t in tickets for a in staff.get(t, [])))
-        closest = await _closest_faq(services, [m.text for m in messages[:REPRESENTATIVES]])
-        group = GapGroup(
-            size=len(messages),
-            customers=len({m.chat_id for m in messages}),
-            messages=messages,
-            languages=[
-                code
-                for code, _ in Counter(m.language for m in messages if m.language).most_common()
-            ],
-            closest_faq=closest,
-            staff_answers=answers,
-            draft={},
-            last_seen=max(m.at for m in messages),
-            reasons=dict(Counter(m.reason for m in messages).most_common()),
-        )
+        messages = [_message(questions[i], texts[i], hints) for i in ordered]
+        group = await _gap_group(services, messages, staff)
         group.draft = make_draft(group, taken, faq_language)
         taken.add(group.draft["id"])
         result.append(group)
@@ -176,37 +128,35 @@ async def find_gaps(
     return result
 
 
-async def _collect(services: Services, since: str | None) -> list[_Raw]:
-    """One row per customer question that went unanswered, oldest first."""
-    rows = await services.db.fetchall(_GAP_QUERY, {"since": since or ""})
-    found: dict[int, _Raw] = {}
-    for row in rows:
-        text = (row["q_text"] or "").strip()
-        if not text or text.startswith("/"):
-            continue
-        reason = _reason(row)
-        ticket = row["handoff_ticket"] or row["later_ticket"]
-        known = found.get(row["q_id"])
-        if known is None:
-            found[row["q_id"]] = _Raw(
-                row["q_id"], row["chat_id"], text, row["q_at"], reason, ticket
-            )
-        elif _rank(reason) < _rank(known.reason):
-            known.reason = reason
-            known.ticket_id = known.ticket_id or ticket
-    return sorted(found.values(), key=lambda r: r.message_id)
+def _message(question: UnansweredQuestion, text: str, hints: dict[int, str]) -> GapMessage:
+    """A question as the report shows it: its scrubbed ``text``, and its language."""
+    language = detect_language(text, hints.get(question.chat_id, "")) or ""
+    return GapMessage(
+        text, language, question.reason, question.at, question.ticket_id, question.chat_id
+    )
 
 
-def _reason(row: Any) -> str:
-    if row["escalation_reason"] in _ESCALATION_GAPS:
-        return str(row["escalation_reason"])
-    if row["unhelpful"]:
-        return "negative_feedback"
-    return "ungrounded"
-
-
-def _rank(reason: str) -> int:
-    return _REASON_ORDER.get(reason, len(_REASON_ORDER))
+async def _gap_group(
+    services: Services, messages: list[GapMessage], staff: dict[int, list[str]]
+) -> GapGroup:
+    """A group of messages, representatives first, with its counts, what staff answered
+    and the closest FAQ entry; its draft is left to the caller, who knows the ids taken."""
+    tickets = list(dict.fromkeys(m.ticket_id for m in messages if m.ticket_id))
+    answers = list(dict.fromkeys(a for t in tickets for a in staff.get(t, [])))
+    closest = await _closest_faq(services, [m.text for m in messages[:REPRESENTATIVES]])
+    return GapGroup(
+        size=len(messages),
+        customers=len({m.chat_id for m in messages}),
+        messages=messages,
+        languages=[
+            code for code, _ in Counter(m.language for m in messages if m.language).most_common()
+        ],
+        closest_faq=closest,
+        staff_answers=answers,
+        draft={},
+        last_seen=max(m.at for m in messages),
+        reasons=dict(Counter(m.reason for m in messages).most_common()),
+    )
 
 
 async def _group(texts: list[str], model: SentenceModel | None) -> tuple[list[list[int]], Any]:
@@ -273,30 +223,3 @@ async def _staff_answers(
 
 def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="milliseconds")  # as bot.store.db.utcnow
-
-
-# Each bot answer that shows a gap, with the customer message it answered: the
-# customer's latest message before it in the same conversation. An answer given
-# with no FAQ entry in the model's prompt has no ``<faq id=`` in its stored request.
-_GAP_QUERY = """
-    SELECT b.id AS answer_id, b.chat_id, b.ticket_id AS handoff_ticket,
-           a.escalation_reason,
-           EXISTS (SELECT 1 FROM feedback f WHERE f.message_id = b.id AND f.helpful = 0)
-               AS unhelpful,
-           q.id AS q_id, q.text AS q_text, q.created_at AS q_at,
-           (SELECT h.ticket_id FROM messages h WHERE h.conversation_id = q.conversation_id
-              AND h.id > q.id AND h.ticket_id IS NOT NULL ORDER BY h.id LIMIT 1) AS later_ticket
-    FROM messages b
-    JOIN answers a ON a.message_id = b.id
-    JOIN messages q ON q.id = (
-        SELECT MAX(x.id) FROM messages x
-        WHERE x.conversation_id = b.conversation_id AND x.role = 'customer' AND x.id < b.id
-    )
-    WHERE b.role = 'bot' AND q.created_at >= :since AND (
-        a.escalation_reason IN ('low_confidence', 'llm_error', 'model', 'repeated')
-        OR (a.path = 'llm' AND b.ticket_id IS NULL AND a.request_json IS NOT NULL
-            AND instr(a.request_json, '<faq id=') = 0)
-        OR EXISTS (SELECT 1 FROM feedback f WHERE f.message_id = b.id AND f.helpful = 0)
-    )
-    ORDER BY b.id
-"""

@@ -5,7 +5,7 @@ nothing, which would hand a polite customer to a person as "no answer in the FAQ
 and count as a failure. They get a short persona reply instead. A keyboard mash
 ("asdfgh") gets one request to rephrase before the normal flow takes over.
 
-The phrase lists (``small_talk_phrases``) are the floor: a message made only of
+The phrase lists (``small_talk_phrases.yaml``) are the floor: a message made only of
 listed phrases is small talk, instantly and for free. The bundled sentence model
 catches what nobody listed, but only for short messages that are clearly nearer a
 small-talk example than any question: "hi, how long do refunds take?" is a
@@ -17,16 +17,21 @@ from __future__ import annotations
 import logging
 import re
 import unicodedata
+from pathlib import Path
 from typing import Any
 
 import numpy
+import yaml
 
 from bot.knowledge.embeddings import EmbeddingCache
 from bot.knowledge.sentence_model import SentenceModel, embed_examples
-from bot.small_talk_phrases import ACK, EXAMPLES, FAREWELL, GREETING, PHRASES, QUESTIONS, THANKS
 
 log = logging.getLogger(__name__)
 
+GREETING = "greeting"
+THANKS = "thanks"
+ACK = "ack"
+FAREWELL = "farewell"
 EMOJI = "emoji"
 GIBBERISH = "gibberish"
 KINDS = (GREETING, THANKS, ACK, FAREWELL, EMOJI)
@@ -38,6 +43,25 @@ MAX_CHARS = 60
 # must also lead the nearest question clearly.
 MIN_SIMILARITY = 0.88
 MIN_LEAD = 0.03
+
+PHRASES_FILE = Path(__file__).with_name("small_talk_phrases.yaml")
+
+Texts = dict[str, tuple[str, ...]]
+
+
+def _read_phrases(path: Path) -> tuple[Texts, Texts, tuple[str, ...]]:
+    """The phrase lists and the model's examples by kind, and its look-alike questions."""
+    with path.open(encoding="utf-8") as file:  # read on import: the C parser if present
+        data = yaml.load(file, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    phrases = {kind: tuple(texts) for kind, texts in data["phrases"].items()}
+    examples = {kind: tuple(texts) for kind, texts in data["examples"].items()}
+    unknown = (set(phrases) | set(examples)) - {GREETING, THANKS, ACK, FAREWELL}
+    if unknown:  # a misspelt kind would quietly stop recognising its phrases
+        raise ValueError(f"{path}: unknown kinds of small talk: {', '.join(sorted(unknown))}")
+    return phrases, examples, tuple(data["questions"])
+
+
+PHRASES, EXAMPLES, QUESTIONS = _read_phrases(PHRASES_FILE)
 
 _KEYBOARD_ROWS = ("qwertyuiop", "asdfghjkl", "zxcvbnm", "1234567890", "йцукенгшщзхъ", "фывапролджэ")
 _LATIN_VOWELS = set("aeiouyäöüéèêáàâíìóòôúùåæøœ")
