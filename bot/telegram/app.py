@@ -27,12 +27,13 @@ from bot.settings import Settings
 from bot.store.db import Database
 from bot.store.inbox import Inbox
 from bot.telegram import console_link
-from bot.telegram.desk import TelegramDesk, schedule_reminders
+from bot.telegram.desk import TelegramDesk
 from bot.telegram.handlers import command_menu, register_handlers
 from bot.telegram.intake import IntakeQueue
 from bot.telegram.media import TelegramFetcher
 from bot.telegram.processor import OrderedChatProcessor
 from bot.telegram.ratelimit import ChatBudgetRateLimiter
+from bot.telegram.reminders import schedule_reminders
 from bot.telegram.retry import RetryPolicy
 from bot.telegram.runtime import Runtime
 from bot.telegram.sender import send_text

@@ -23,8 +23,9 @@ from bot.desk_actions import ActionResult, Agent
 from bot.services import Services
 from bot.store.tickets import Ticket
 from bot.telegram.customer import journal_of, services_of
-from bot.telegram.desk import STAFF_PREFIX, TelegramDesk, waiting_since
+from bot.telegram.desk import TelegramDesk, card_press
 from bot.telegram.sender import RecipientGone, gone_if_forbidden, send_text
+from bot.telegram.ticket_views import waiting_since
 
 log = logging.getLogger(__name__)
 
@@ -311,30 +312,25 @@ async def staff_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
     """Claim / Close on a ticket card, accepted only when pressed inside the staff group."""
     query = update.callback_query
     services = services_of(context)
-    parts = (query.data or "").split(":")
+    press = card_press(query.data or "")
     staff_chat = services.settings.telegram.staff_chat_id
     pressed_in = query.message.chat.id if isinstance(query.message, Message) else None
-    if (
-        len(parts) != 3
-        or parts[0] != STAFF_PREFIX
-        or not parts[2].isdigit()
-        or staff_chat is None
-        or pressed_in != staff_chat
-    ):
+    if press is None or staff_chat is None or pressed_in != staff_chat:
         await query.answer()
         return
-    ticket = await services.tickets.get(int(parts[2]))
+    action, ticket_id = press
+    ticket = await services.tickets.get(ticket_id)
     persona = services.knowledge.current.persona
     if ticket is None or ticket.staff_chat_id != staff_chat:
         await query.answer(persona.staff_message("unknown_ticket"))
         return
     agent = agent_of(update)
-    if parts[1] == "claim" and ticket.is_open:
+    if action == "claim" and ticket.is_open:
         result = await desk_actions.claim_ticket(services, ticket, agent)
         await query.answer(result.notice[:200])
         if result.ok and result.changed:
             await desk_of(update, context).post(ticket, result.notice)
-    elif parts[1] == "close" and ticket.is_open:
+    elif action == "close" and ticket.is_open:
         result = await desk_actions.close_ticket(services, desk_of(update, context), ticket, agent)
         await query.answer(result.notice[:200])
     else:
