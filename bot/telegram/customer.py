@@ -24,9 +24,9 @@ from bot.outcome import (
     Outcome,
     Path,
 )
-from bot.services import Services
 from bot.store.conversations import Customer
 from bot.store.inbox import ReplyJournal
+from bot.telegram.bot_data import journal_of, services_of
 from bot.telegram.groups import without_mention
 from bot.telegram.media import attachments_of
 from bot.telegram.sender import RecipientGone, TypingIndicator, send_text
@@ -37,16 +37,6 @@ log = logging.getLogger(__name__)
 # Ids in button data: ASCII digits that fit SQLite's integers. str.isdigit() also
 # accepts "²", which int() rejects, and longer numbers overflow the database driver.
 _ID = re.compile(r"[0-9]{1,18}")
-
-
-def services_of(context: ContextTypes.DEFAULT_TYPE) -> Services:
-    return context.application.bot_data["services"]
-
-
-def journal_of(update: Update, context: ContextTypes.DEFAULT_TYPE) -> ReplyJournal | None:
-    """The update's reply journal, which every send for it goes through."""
-    processor = context.application.bot_data.get("processor")
-    return processor.journal_for(update) if processor is not None else None
 
 
 def customer_of(update: Update) -> Customer:

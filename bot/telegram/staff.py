@@ -22,17 +22,12 @@ from bot import desk_actions
 from bot.desk_actions import ActionResult, Agent
 from bot.services import Services
 from bot.store.tickets import Ticket
-from bot.telegram.customer import journal_of, services_of
+from bot.telegram.bot_data import desk_of, journal_of, services_of
 from bot.telegram.desk import TelegramDesk, card_press
 from bot.telegram.sender import RecipientGone, gone_if_forbidden, send_text
 from bot.telegram.ticket_views import waiting_since
 
 log = logging.getLogger(__name__)
-
-
-def desk_of(update: Update, context: ContextTypes.DEFAULT_TYPE) -> TelegramDesk:
-    """The staff desk, sending through the update's reply journal."""
-    return context.application.bot_data["desk"].through(journal_of(update, context))
 
 
 def agent_of(update: Update) -> Agent:
