@@ -7,9 +7,11 @@ read and changed in one place; every string comes from the persona's staff texts
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from bot.knowledge.persona import Persona
 from bot.outcome import TicketContext
+from bot.store.conversations import Customer
 from bot.store.tickets import Ticket
 from bot.telegram.markdown import plain_text
 
@@ -62,6 +64,40 @@ def ticket_line(ticket: Ticket, persona: Persona) -> str:
         f"#{ticket.id} · {ticket.created_at[:10]} · "
         f"{persona.reason_name(ticket.reason)} · {ticket.status}"
     )
+
+
+def ticket_list_line(ticket: Ticket, customer: Customer | None, persona: Persona) -> str:
+    """One ticket in /tickets: open ones say how long they have waited, others their date."""
+    name = customer.display_name if customer else str(ticket.chat_id)
+    if customer and customer.username:
+        name += f" (@{customer.username})"
+    who = f", {ticket.assignee_name}" if ticket.assignee_name else ""
+    when = (
+        f"waiting {waiting_since(ticket.created_at)}" if ticket.is_open else ticket.created_at[:10]
+    )
+    return f"#{ticket.id} · {ticket.status} · {persona.reason_name(ticket.reason)} · {name} · {when}{who}"
+
+
+def ticket_details(
+    ticket: Ticket, customer: Customer | None, transcript: list[dict[str, Any]], persona: Persona
+) -> str:
+    """/ticket: the ticket's details, then its latest 15 messages, each marked by who wrote it."""
+    details = persona.staff_message(
+        "ticket_details",
+        ticket_id=ticket.id,
+        status=ticket.status,
+        reason=persona.reason_name(ticket.reason),
+        customer=customer.display_name if customer else ticket.chat_id,
+        opened=ticket.created_at[:16].replace("T", " "),
+        assignee=ticket.assignee_name or persona.staff_message("nobody"),
+        summary=ticket.summary or "-",
+    )
+    lines = [details, ""]
+    icons = {"customer": "👤", "bot": "🤖", "staff": "🧑‍💼", "note": "📝"}
+    for m in transcript[-15:]:
+        media = f"[{m['kind']}] " if m["kind"] not in ("text", "media") else ""
+        lines.append(f"{icons.get(m['role'], '?')} {media}{(m['text'] or '')[:300]}".rstrip())
+    return "\n".join(lines)
 
 
 def waiting_since(timestamp: str) -> str:
