@@ -23,7 +23,14 @@ from telegram.ext import (
 from bot.knowledge.persona import Persona
 from bot.metrics import note_incoming
 from bot.settings import Settings
-from bot.telegram import admin, console_link, customer, staff, staff_commands
+from bot.telegram import (
+    admin,
+    console_link,
+    customer,
+    customer_commands,
+    staff,
+    staff_commands,
+)
 from bot.telegram.desk import STAFF_PREFIX
 from bot.telegram.groups import group_filter
 
@@ -64,12 +71,12 @@ def register_handlers(app: Application, settings: Settings) -> None:
             CallbackQueryHandler(staff_commands.staff_button, pattern=rf"^{STAFF_PREFIX}:")
         )
     app.add_handler(TypeHandler(Update, note_incoming), group=-1)
-    app.add_handler(CommandHandler("start", customer.start, private))
-    app.add_handler(CommandHandler("help", customer.help_command, private))
-    app.add_handler(CommandHandler("reset", customer.reset, private))
-    app.add_handler(CommandHandler("human", customer.human, private))
-    app.add_handler(CommandHandler("cancel", customer.cancel, private))
-    app.add_handler(CommandHandler("forget", customer.forget, private))
+    app.add_handler(CommandHandler("start", customer_commands.start, private))
+    app.add_handler(CommandHandler("help", customer_commands.help_command, private))
+    app.add_handler(CommandHandler("reset", customer_commands.reset, private))
+    app.add_handler(CommandHandler("human", customer_commands.human, private))
+    app.add_handler(CommandHandler("cancel", customer_commands.cancel, private))
+    app.add_handler(CommandHandler("forget", customer_commands.forget, private))
     app.add_handler(CommandHandler("reload", admin.reload, private))
     app.add_handler(CommandHandler("stats", admin.stats, private))
     app.add_handler(CommandHandler("console", console_link.console, private))
@@ -85,9 +92,11 @@ def register_handlers(app: Application, settings: Settings) -> None:
     if settings.conversation.answer_in_groups:
         app.add_handler(MessageHandler(group_filter(staff_chat_id), customer.message))
     app.add_handler(
-        CallbackQueryHandler(customer.forget_button, pattern=rf"^{customer.FORGET_PREFIX}:")
+        CallbackQueryHandler(
+            customer_commands.forget_button, pattern=rf"^{customer_commands.FORGET_PREFIX}:"
+        )
     )
-    app.add_handler(CallbackQueryHandler(customer.button))
+    app.add_handler(CallbackQueryHandler(customer_commands.button))
     app.add_error_handler(on_error)
 
 
