@@ -7,7 +7,7 @@ from telegram.ext import ContextTypes
 
 from bot.errors import ConfigError
 from bot.stats import compute_stats
-from bot.telegram.customer import services_of
+from bot.telegram.bot_data import services_of
 from bot.telegram.sender import send_text
 
 

@@ -27,12 +27,13 @@ from bot.settings import Settings
 from bot.store.db import Database
 from bot.store.inbox import Inbox
 from bot.telegram import console_link
-from bot.telegram.desk import TelegramDesk, schedule_reminders
+from bot.telegram.desk import TelegramDesk
 from bot.telegram.handlers import command_menu, register_handlers
 from bot.telegram.intake import IntakeQueue
 from bot.telegram.media import TelegramFetcher
 from bot.telegram.processor import OrderedChatProcessor
 from bot.telegram.ratelimit import ChatBudgetRateLimiter
+from bot.telegram.reminders import schedule_reminders
 from bot.telegram.retry import RetryPolicy
 from bot.telegram.runtime import Runtime
 from bot.telegram.sender import send_text
@@ -96,6 +97,22 @@ class TelegramBot:
 
         ``serve_http`` starts /healthz, /readyz and /metrics in polling mode too.
         """
+        self.services = await self._open_services()
+        console = self._console()
+        self._share_with_handlers(*console)
+        self.services.knowledge.on_problem(self._tell_admins)
+        register_handlers(self.app, self.settings)
+        await self._connect()
+        await self._replay_pending()
+        if polling and self.app.updater is not None:
+            await self.app.updater.start_polling(
+                allowed_updates=ALLOWED_UPDATES, drop_pending_updates=False, poll_interval=0
+            )
+        await self.runtime.start(self.services, serve_http, ALLOWED_UPDATES, console=console)
+        self._start_background_tasks()
+
+    async def _open_services(self) -> Services:
+        """Every part of the bot, with a desk and its reminders when there is a staff group."""
         settings = self.settings
         staff_chat_id = settings.telegram.staff_chat_id
         desk_factory = None
@@ -105,18 +122,28 @@ class TelegramBot:
                 return TelegramDesk(self.app.bot, staff_chat_id, tickets, conversations, knowledge)
 
             schedule_reminders(self.app, settings)
-        self.services = await open_services(
+        return await open_services(
             settings,
             inbox=self.inbox,
             desk_factory=desk_factory,
             fetcher=TelegramFetcher(self.app.bot),
             observer=self.metrics,
         )
-        base_url, note = console_base_url(settings.env)
+
+    def _console(self) -> tuple[ConsoleAccess, console_link.ConsoleRoles]:
+        """The web console's one-time links, and who in Telegram may ask for one."""
+        assert self.services is not None
+        base_url, note = console_base_url(self.settings.env)
         if note:
             log.info("%s (now %s)", note, base_url)
         console_access = ConsoleAccess(self.services.db, base_url)
-        console_roles = console_link.ConsoleRoles(self.app.bot, settings)
+        return console_access, console_link.ConsoleRoles(self.app.bot, self.settings)
+
+    def _share_with_handlers(
+        self, console_access: ConsoleAccess, console_roles: console_link.ConsoleRoles
+    ) -> None:
+        """What handlers find in ``bot_data`` (``bot.telegram.bot_data``)."""
+        assert self.services is not None
         self.app.bot_data.update(
             services=self.services,
             desk=self.services.desk,
@@ -125,8 +152,10 @@ class TelegramBot:
             console_access=console_access,
             console_roles=console_roles,
         )
-        self.services.knowledge.on_problem(self._tell_admins)
-        register_handlers(self.app, settings)
+
+    async def _connect(self) -> None:
+        """Log in to Telegram, show customers the command menu, and start handling updates."""
+        assert self.services is not None
         await self.app.initialize()
         me = self.app.bot.bot
         log.info("connected to Telegram as @%s", me.username)
@@ -135,14 +164,11 @@ class TelegramBot:
                 command_menu(self.services.knowledge.current.persona)
             )
         await self.app.start()
-        await self._replay_pending()
-        if polling and self.app.updater is not None:
-            await self.app.updater.start_polling(
-                allowed_updates=ALLOWED_UPDATES, drop_pending_updates=False, poll_interval=0
-            )
-        await self.runtime.start(
-            self.services, serve_http, ALLOWED_UPDATES, console=(console_access, console_roles)
-        )
+
+    def _start_background_tasks(self) -> None:
+        """Message texts blanked after ``retention_days``; knowledge files watched for edits."""
+        assert self.services is not None
+        settings = self.settings
         if settings.storage.retention_days > 0:
             self._tasks.append(
                 asyncio.create_task(

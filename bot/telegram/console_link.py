@@ -17,7 +17,7 @@ from telegram.ext import ContextTypes
 from bot.console_web.auth import LINK_MINUTES, ConsoleAccess
 from bot.settings import Settings
 from bot.telegram import customer
-from bot.telegram.customer import services_of
+from bot.telegram.bot_data import services_of
 from bot.telegram.sender import gone_if_forbidden
 
 log = logging.getLogger(__name__)

@@ -23,7 +23,14 @@ from telegram.ext import (
 from bot.knowledge.persona import Persona
 from bot.metrics import note_incoming
 from bot.settings import Settings
-from bot.telegram import admin, console_link, customer, staff
+from bot.telegram import (
+    admin,
+    console_link,
+    customer,
+    customer_commands,
+    staff,
+    staff_commands,
+)
 from bot.telegram.desk import STAFF_PREFIX
 from bot.telegram.groups import group_filter
 
@@ -41,14 +48,14 @@ def register_handlers(app: Application, settings: Settings) -> None:
     staff_chat_id = settings.telegram.staff_chat_id
     if staff_chat_id is not None:
         in_staff = filters.Chat(staff_chat_id)
-        app.add_handler(CommandHandler("note", staff.note, in_staff))
-        app.add_handler(CommandHandler("tickets", staff.list_tickets, in_staff))
-        app.add_handler(CommandHandler("ticket", staff.show_ticket, in_staff))
-        app.add_handler(CommandHandler("claim", staff.claim, in_staff))
-        app.add_handler(CommandHandler("close", staff.close, in_staff))
-        app.add_handler(CommandHandler("handback", staff.handback, in_staff))
-        app.add_handler(CommandHandler("faq", staff.faq, in_staff))
-        app.add_handler(CommandHandler("reopen", staff.reopen, in_staff))
+        app.add_handler(CommandHandler("note", staff_commands.note, in_staff))
+        app.add_handler(CommandHandler("tickets", staff_commands.list_tickets, in_staff))
+        app.add_handler(CommandHandler("ticket", staff_commands.show_ticket, in_staff))
+        app.add_handler(CommandHandler("claim", staff_commands.claim, in_staff))
+        app.add_handler(CommandHandler("close", staff_commands.close, in_staff))
+        app.add_handler(CommandHandler("handback", staff_commands.handback, in_staff))
+        app.add_handler(CommandHandler("faq", staff_commands.faq, in_staff))
+        app.add_handler(CommandHandler("reopen", staff_commands.reopen, in_staff))
         app.add_handler(CommandHandler("stats", admin.stats, in_staff))
         app.add_handler(CommandHandler("reload", admin.reload, in_staff))
         app.add_handler(
@@ -60,14 +67,16 @@ def register_handlers(app: Application, settings: Settings) -> None:
                 staff.staff_message,
             )
         )
-        app.add_handler(CallbackQueryHandler(staff.staff_button, pattern=rf"^{STAFF_PREFIX}:"))
+        app.add_handler(
+            CallbackQueryHandler(staff_commands.staff_button, pattern=rf"^{STAFF_PREFIX}:")
+        )
     app.add_handler(TypeHandler(Update, note_incoming), group=-1)
-    app.add_handler(CommandHandler("start", customer.start, private))
-    app.add_handler(CommandHandler("help", customer.help_command, private))
-    app.add_handler(CommandHandler("reset", customer.reset, private))
-    app.add_handler(CommandHandler("human", customer.human, private))
-    app.add_handler(CommandHandler("cancel", customer.cancel, private))
-    app.add_handler(CommandHandler("forget", customer.forget, private))
+    app.add_handler(CommandHandler("start", customer_commands.start, private))
+    app.add_handler(CommandHandler("help", customer_commands.help_command, private))
+    app.add_handler(CommandHandler("reset", customer_commands.reset, private))
+    app.add_handler(CommandHandler("human", customer_commands.human, private))
+    app.add_handler(CommandHandler("cancel", customer_commands.cancel, private))
+    app.add_handler(CommandHandler("forget", customer_commands.forget, private))
     app.add_handler(CommandHandler("reload", admin.reload, private))
     app.add_handler(CommandHandler("stats", admin.stats, private))
     app.add_handler(CommandHandler("console", console_link.console, private))
@@ -83,9 +92,11 @@ def register_handlers(app: Application, settings: Settings) -> None:
     if settings.conversation.answer_in_groups:
         app.add_handler(MessageHandler(group_filter(staff_chat_id), customer.message))
     app.add_handler(
-        CallbackQueryHandler(customer.forget_button, pattern=rf"^{customer.FORGET_PREFIX}:")
+        CallbackQueryHandler(
+            customer_commands.forget_button, pattern=rf"^{customer_commands.FORGET_PREFIX}:"
+        )
     )
-    app.add_handler(CallbackQueryHandler(customer.button))
+    app.add_handler(CallbackQueryHandler(customer_commands.button))
     app.add_error_handler(on_error)
 
 

@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable
+from dataclasses import dataclass
 from typing import Any
 
 from telegram import Update
@@ -143,55 +144,86 @@ class OrderedChatProcessor(BaseUpdateProcessor):
             if isinstance(update, Update):
                 await self.keep_for_next_start(update, raw)
             return
-        key = chat_key(update)
-        previous = self._tails.get(key)
-        mine: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._tails[key] = mine
-        self._active += 1
-        self._idle.clear()
-        if update_id is not None:
-            self._in_flight.add(update_id)
-        task = asyncio.current_task()
-        if task is not None:
-            self._tasks.add(task)
+        turn = self._queue_up(chat_key(update), update_id)
         try:
-            state = NEW
-            if admitted is not None:
-                state = admitted
-            elif update_id is not None and self.inbox is not None:
-                state = await self.inbox.admit(update_id, key, self._payload(update, raw))
-            if previous is not None:
-                await _wait_for_turn(previous)
+            state = admitted
+            if state is None:
+                state = await self._admit(update, turn, raw)
+            if turn.previous is not None:
+                await _wait_for_turn(turn.previous)
             if state == DONE:
                 log.info("update %s was handled before; not answering it twice", update_id)
                 _discard(coroutine)
                 return
-            journal = None
-            if update_id is not None and self.inbox is not None:
-                journal = ReplyJournal(self.inbox.db, update_id, replay=state != NEW)
-                self._journals[update_id] = journal
-            await coroutine
-            if update_id is not None and self.inbox is not None:
-                if update_id in self.failed_updates:
-                    # Left pending: the next start tries it again.
-                    self.failed_updates.discard(update_id)
-                else:
-                    await self.inbox.mark_done(update_id, journal)
-                if journal is not None:
-                    journal.closed = True
+            await self._handle(update_id, state, coroutine)
         finally:
-            if update_id is not None:
-                self._journals.pop(update_id, None)
-            if task is not None:
-                self._tasks.discard(task)
-            if update_id is not None:
-                self._in_flight.discard(update_id)
-            mine.set_result(None)
-            if self._tails.get(key) is mine:
-                del self._tails[key]
-            self._active -= 1
-            if self._active == 0:
-                self._idle.set()
+            self._leave(turn)
+
+    def _queue_up(self, key: str, update_id: int | None) -> _Turn:
+        """Take the update's place in its chat's queue; no await here, so arrival order holds."""
+        turn = _Turn(
+            key,
+            update_id,
+            previous=self._tails.get(key),
+            mine=asyncio.get_running_loop().create_future(),
+            task=asyncio.current_task(),
+        )
+        self._tails[key] = turn.mine
+        self._active += 1
+        self._idle.clear()
+        if update_id is not None:
+            self._in_flight.add(update_id)
+        if turn.task is not None:
+            self._tasks.add(turn.task)
+        return turn
+
+    async def _admit(self, update: object, turn: _Turn, raw: dict[str, Any] | None) -> str:
+        """The update's state in the inbox, stored there first if it is new."""
+        if turn.update_id is None or self.inbox is None:
+            return NEW
+        return await self.inbox.admit(turn.update_id, turn.key, self._payload(update, raw))
+
+    async def _handle(self, update_id: int | None, state: str, coroutine: Awaitable[Any]) -> None:
+        """Run the handler with the update's reply journal; done only after its replies."""
+        journal = None
+        if update_id is not None and self.inbox is not None:
+            journal = ReplyJournal(self.inbox.db, update_id, replay=state != NEW)
+            self._journals[update_id] = journal
+        await coroutine
+        if update_id is not None and self.inbox is not None:
+            if update_id in self.failed_updates:
+                # Left pending: the next start tries it again.
+                self.failed_updates.discard(update_id)
+            else:
+                await self.inbox.mark_done(update_id, journal)
+            if journal is not None:
+                journal.closed = True
+
+    def _leave(self, turn: _Turn) -> None:
+        """Done, failed or cancelled: the chat's next update may go."""
+        if turn.update_id is not None:
+            self._journals.pop(turn.update_id, None)
+        if turn.task is not None:
+            self._tasks.discard(turn.task)
+        if turn.update_id is not None:
+            self._in_flight.discard(turn.update_id)
+        turn.mine.set_result(None)
+        if self._tails.get(turn.key) is turn.mine:
+            del self._tails[turn.key]
+        self._active -= 1
+        if self._active == 0:
+            self._idle.set()
+
+
+@dataclass(frozen=True)
+class _Turn:
+    """An update's place in its chat's queue, from arrival until it is handled."""
+
+    key: str
+    update_id: int | None
+    previous: asyncio.Future[None] | None  # the chat's update before it, not yet done
+    mine: asyncio.Future[None]  # set when this one is done
+    task: asyncio.Task[Any] | None
 
 
 async def _wait_for_turn(previous: asyncio.Future[None]) -> None:
