@@ -8,7 +8,6 @@ press only ever acts for the chat it came from.
 from __future__ import annotations
 
 import logging
-import re
 
 from telegram import CallbackQuery, Update
 from telegram.ext import ContextTypes
@@ -28,12 +27,9 @@ from bot.store.conversations import Customer
 from bot.telegram.bot_data import journal_of, services_of
 from bot.telegram.customer_replies import deliver, send_replies
 from bot.telegram.incoming import customer_of
+from bot.telegram.record_ids import is_record_id
 
 log = logging.getLogger(__name__)
-
-# Ids in button data: ASCII digits that fit SQLite's integers. str.isdigit() also
-# accepts "²", which int() rejects, and longer numbers overflow the database driver.
-_ID = re.compile(r"[0-9]{1,18}")
 
 
 async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -75,7 +71,7 @@ async def forget(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 def _press(data: str, prefix: str, values: tuple[str, ...]) -> tuple[int, str] | None:
     """The id and value of button data ``prefix:id:value``; None for anything else."""
     parts = data.split(":")
-    if parts[0] == prefix and len(parts) == 3 and _ID.fullmatch(parts[1]) and parts[2] in values:
+    if parts[0] == prefix and len(parts) == 3 and is_record_id(parts[1]) and parts[2] in values:
         return int(parts[1]), parts[2]
     return None
 

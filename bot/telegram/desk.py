@@ -17,6 +17,7 @@ from bot.store.conversations import ConversationStore
 from bot.store.inbox import ReplyJournal
 from bot.store.tickets import Ticket, TicketStore
 from bot.telegram import ticket_place
+from bot.telegram.record_ids import is_record_id
 from bot.telegram.sender import RecipientGone, gone_if_forbidden, send_text
 from bot.telegram.ticket_views import ticket_card, topic_title, voice_note
 
@@ -37,7 +38,7 @@ def staff_buttons(ticket: Ticket) -> InlineKeyboardMarkup:
 def card_press(data: str) -> tuple[str, int] | None:
     """The action and ticket id of a press on ``staff_buttons``; None for data not made there."""
     parts = data.split(":")
-    if len(parts) != 3 or parts[0] != STAFF_PREFIX or not parts[2].isdigit():
+    if len(parts) != 3 or parts[0] != STAFF_PREFIX or not is_record_id(parts[2]):
         return None
     return parts[1], int(parts[2])
 

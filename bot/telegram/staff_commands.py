@@ -15,6 +15,7 @@ from telegram.ext import ContextTypes
 from bot import desk_actions
 from bot.telegram.bot_data import desk_of, services_of
 from bot.telegram.desk import card_press
+from bot.telegram.record_ids import is_ticket_argument
 from bot.telegram.staff_context import StaffContext, about_ticket, agent_of, staff_notice
 from bot.telegram.ticket_views import ticket_details, ticket_list_line
 
@@ -128,7 +129,7 @@ async def reopen(update: Update, context: ContextTypes.DEFAULT_TYPE, scene: Staf
 async def faq(update: Update, context: ContextTypes.DEFAULT_TYPE, scene: StaffContext) -> None:
     """/faq ID: send that FAQ entry's answer to the customer, as a staff reply."""
     persona = scene.services.knowledge.current.persona
-    args = [a for a in scene.args if not a.lstrip("#").isdigit()]
+    args = [a for a in scene.args if not is_ticket_argument(a)]
     if scene.ticket is None or not args:
         await staff_notice(update, context, persona.staff_message("faq_usage"))
         return

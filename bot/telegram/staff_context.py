@@ -21,6 +21,7 @@ from bot.services import Services
 from bot.store.tickets import Ticket
 from bot.telegram.bot_data import desk_of, journal_of, services_of
 from bot.telegram.desk import TelegramDesk
+from bot.telegram.record_ids import is_ticket_argument
 from bot.telegram.sender import send_text
 
 log = logging.getLogger(__name__)
@@ -34,7 +35,7 @@ def agent_of(update: Update) -> Agent:
 
 
 def _id_args(args: list[str]) -> list[str]:
-    return [a for a in args if a.lstrip("#").isdigit()]
+    return [a for a in args if is_ticket_argument(a)]
 
 
 @dataclass(frozen=True)
