@@ -87,6 +87,8 @@ async def test_the_button_withdraws_and_a_claimed_ticket_stays(
     second = max(fake_telegram.topics(STAFF))
     fake_telegram.group_text(STAFF, "Hi Wendy, Sam here.", AGENT, second)
     await fake_telegram.wait_for_messages(CUSTOMER.id, 4)
+    # The reply is delivered before it is recorded, and recording it claims the ticket.
+    await fake_telegram.wait_for(lambda: [t["status"] for t in tickets(db)][-1] == "active")
     fake_telegram.user_text(CUSTOMER.id, "/cancel", CUSTOMER)
     told = await fake_telegram.wait_for_messages(CUSTOMER.id, 5)
     assert told[4] == persona_message(config, "withdraw_refused", ticket_id="2")
