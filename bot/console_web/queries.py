@@ -16,7 +16,7 @@ from typing import Any
 
 from bot.stats import Stats, compute_stats
 from bot.store.db import Database
-from bot.store.tickets import STATUSES, TRANSCRIPT_MESSAGES, Ticket, transcript_params
+from bot.store.ticket_record import STATUSES, TRANSCRIPT_MESSAGES, Ticket, transcript_params
 
 PERIODS = (7, 30, 90)
 PAGE_SIZE = 100
