@@ -14,8 +14,12 @@ import sqlite3
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bot.errors import ConfigError, Problem
+
+if TYPE_CHECKING:
+    from bot.settings import Settings
 
 
 def _positive_int(text: str) -> int:
@@ -44,7 +48,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub.add_parser("check", help="validate config and FAQ files")
     sub.add_parser("doctor", help="check Telegram, the model, the database: a checklist")
+    _add_faq_commands(sub)
+    _add_ticket_commands(sub)
+    _add_report_commands(sub)
+    backup = sub.add_parser("backup", help="copy the database safely while the bot runs")
+    backup.add_argument("path", help="file (or directory) to write the copy to")
+    return parser
 
+
+def _add_faq_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     faq = sub.add_parser("faq", help="FAQ tools").add_subparsers(dest="faq_command", required=True)
     search = faq.add_parser("search", help="show the best FAQ entries for a query")
     search.add_argument("query", nargs="?", help="the query; without it, one per line on stdin")
@@ -52,6 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--top-k", type=_positive_int, default=None, metavar="K")
     search.add_argument("--json", action="store_true", help="one JSON object per query")
 
+
+def _add_ticket_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     tickets = sub.add_parser("tickets", help="ticket tools").add_subparsers(
         dest="tickets_command", required=True
     )
@@ -72,6 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "note":
             action.add_argument("text", nargs="+", help="the note")
 
+
+def _add_report_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """What the stored conversations say: numbers, regression cases, FAQ gaps."""
     stats = sub.add_parser("stats", help="deflection, escalations, response times, ratings")
     stats.add_argument("--days", type=float, default=30.0)
 
@@ -85,10 +102,6 @@ def build_parser() -> argparse.ArgumentParser:
         "--days", type=_positive_int, default=None, metavar="N", help="only the last N days"
     )
     gaps.add_argument("--draft", metavar="PATH", help="write suggested FAQ entries here")
-
-    backup = sub.add_parser("backup", help="copy the database safely while the bot runs")
-    backup.add_argument("path", help="file (or directory) to write the copy to")
-    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -135,32 +148,11 @@ async def _dispatch(args: argparse.Namespace) -> int:
         from bot.commands import doctor
 
         return await doctor.run(settings)
-    if command in ("run", "tickets", "stats", "gaps") or (
-        command is None and settings.env.telegram_bot_token
-    ):
-        _check_database(settings.storage.database_path)
-    elif command == "chat" and getattr(args, "db", None):
-        _check_database(args.db)  # the terminal's own database otherwise is a scratch file
+    _check_database_for(command, args, settings)
     if command is None:
-        if settings.env.telegram_bot_token:
-            command = "run"
-        else:
-            print(
-                "No TELEGRAM_BOT_TOKEN set: chatting in the terminal. Set it (from @BotFather) "
-                "to run the Telegram bot.",
-                file=sys.stderr,
-            )
-            command = "chat"
+        command = _default_command(settings)
     if command == "run":
-        if not settings.env.telegram_bot_token:
-            print("TELEGRAM_BOT_TOKEN: not set; get a token from @BotFather", file=sys.stderr)
-            return 1
-        from bot.logging_setup import setup_logging
-        from bot.telegram.app import run_forever
-
-        setup_logging(settings)
-        await run_forever(settings)
-        return 0
+        return await _run_bot(settings)
     if command == "chat":
         from bot.console import chat
 
@@ -182,3 +174,37 @@ async def _dispatch(args: argparse.Namespace) -> int:
 
         return await evaluate.run(args, settings)
     raise AssertionError(command)
+
+
+def _check_database_for(command: str | None, args: argparse.Namespace, settings: Settings) -> None:
+    """The commands that read the bot's database check it before they start."""
+    if command in ("run", "tickets", "stats", "gaps") or (
+        command is None and settings.env.telegram_bot_token
+    ):
+        _check_database(settings.storage.database_path)
+    elif command == "chat" and getattr(args, "db", None):
+        _check_database(args.db)  # the terminal's own database otherwise is a scratch file
+
+
+def _default_command(settings: Settings) -> str:
+    """Without a command: run the bot when there is a token, otherwise chat, and say why."""
+    if settings.env.telegram_bot_token:
+        return "run"
+    print(
+        "No TELEGRAM_BOT_TOKEN set: chatting in the terminal. Set it (from @BotFather) "
+        "to run the Telegram bot.",
+        file=sys.stderr,
+    )
+    return "chat"
+
+
+async def _run_bot(settings: Settings) -> int:
+    if not settings.env.telegram_bot_token:
+        print("TELEGRAM_BOT_TOKEN: not set; get a token from @BotFather", file=sys.stderr)
+        return 1
+    from bot.logging_setup import setup_logging
+    from bot.telegram.app import run_forever
+
+    setup_logging(settings)
+    await run_forever(settings)
+    return 0

@@ -4,7 +4,8 @@ Every page asks ``ConsoleAccess`` for the session behind the cookie and the
 ``RoleCheck`` for what its user is now; nothing is decided from the URL. No
 customer data goes into a URL (only ticket ids): text search is sent by POST,
 and POSTs carry the session's CSRF token. The server keeps no access log, so
-the one-time token of a login link is never written anywhere.
+the one-time token of a login link is never written anywhere. The HTML of each page is
+drawn in ``overview_page``, ``ticket_pages`` and ``gaps_page``.
 """
 
 from __future__ import annotations
@@ -26,8 +27,10 @@ from bot.console_web.auth import (
     allows,
     csrf_matches,
 )
-from bot.console_web.charts import bar_chart, line_chart
-from bot.console_web.templates import STYLE, card, esc, no_access, page, panel, select
+from bot.console_web.gaps_page import gaps_body
+from bot.console_web.overview_page import overview_body
+from bot.console_web.templates import STYLE, esc, no_access, page
+from bot.console_web.ticket_pages import ticket_body, ticket_list_body
 
 log = logging.getLogger(__name__)
 
@@ -152,75 +155,7 @@ class ConsolePages:
         self, request: web.Request, session: ConsoleSession, role: str
     ) -> web.StreamResponse:
         days = queries.period_days(request.query.get("days"))
-        data = await queries.overview(self.db, days)
-        stats = data.stats
-        rate = stats.deflection_rate
-
-        def minutes(value: float | None) -> str:
-            return "–" if value is None else f"{value:.0f} min"
-
-        period = " ".join(
-            f'<a href="/console?days={d}"{" class=on" if d == days else ""}>{d} days</a>'
-            for d in queries.PERIODS
-        )
-        cards = "".join(
-            [
-                card("Messages", f"{sum(v or 0 for v in data.messages):.0f}"),
-                card("Conversations", str(stats.conversations)),
-                card("Answered without a person", "–" if rate is None else f"{rate:.0%}"),
-                card("Handed to staff", str(stats.handed_over)),
-                card("Median first response", minutes(stats.median_first_response_minutes)),
-                card("Median resolution", minutes(stats.median_resolution_minutes)),
-                card(
-                    "CSAT",
-                    "–"
-                    if stats.average_rating is None
-                    else f"{stats.average_rating:.1f} / 5 ({stats.ratings})",
-                ),
-                card("👍 / 👎", f"{stats.helpful} / {stats.not_helpful}"),
-            ]
-        )
-        short = [label[5:] for label in data.labels]  # MM-DD
-        charts = [
-            panel(
-                "Messages and customers per day",
-                line_chart(
-                    "Messages and customers per day",
-                    short,
-                    {"messages": data.messages, "customers": data.customers},
-                ),
-            ),
-            panel("Who answered", bar_chart("Who answered", data.answered_by)),
-            panel("Escalation reasons", bar_chart("Escalation reasons", data.reasons)),
-            panel("Ratings (CSAT)", bar_chart("Ratings", data.ratings)),
-            panel("Answer feedback", bar_chart("Answer feedback", data.feedback)),
-            panel(
-                "First response and resolution (median minutes)",
-                line_chart(
-                    "First response and resolution",
-                    short,
-                    {"first response": data.first_response, "resolution": data.resolution},
-                    " min",
-                ),
-            ),
-            panel("Languages (customers)", bar_chart("Languages", data.languages)),
-            panel(
-                "Model tokens per day",
-                line_chart(
-                    "Model tokens per day",
-                    short,
-                    {"prompt": data.prompt_tokens, "completion": data.completion_tokens},
-                ),
-            ),
-            panel(
-                "Model latency (average seconds)",
-                line_chart("Model latency", short, {"latency": data.latency}, " s"),
-            ),
-        ]
-        body = (
-            f'<p class="period">Period: {period}</p><div class="cards">{cards}</div>'
-            f'<div class="grid">{"".join(charts)}</div>'
-        )
+        body = overview_body(await queries.overview(self.db, days))
         return _html(page(f"Overview, last {days} days", body, role=role, csrf=session.csrf_token))
 
     # -- tickets --------------------------------------------------------------------------
@@ -235,33 +170,8 @@ class ConsolePages:
             chosen = queries.TicketFilter(**{**chosen.__dict__, "text": ""})
         rows = await queries.list_tickets(self.db, chosen)
         reasons, languages = await queries.filter_choices(self.db)
-        form = (
-            '<form class="filters" method="post" action="/console/tickets">'
-            f'<input type="hidden" name="csrf" value="{esc(session.csrf_token)}">'
-            + select("status", ["open", "active", "resolved"], chosen.status)
-            + select("reason", reasons, chosen.reason)
-            + select("language", languages, chosen.language)
-            + f'<label>from<input type="date" name="since" value="{esc(chosen.since)}"></label>'
-            + f'<label>to<input type="date" name="until" value="{esc(chosen.until)}"></label>'
-            + f'<label>search<input type="search" name="q" value="{esc(chosen.text)}"></label>'
-            "<button>Filter</button></form>"
-        )
-        lines = "".join(
-            f'<tr><td><a href="/console/tickets/{r.ticket.id}">#{r.ticket.id}</a></td>'
-            f"<td>{esc(r.ticket.status)}</td><td>{esc(r.ticket.reason)}</td>"
-            f"<td>{esc(r.customer)}</td><td>{esc(r.language)}</td>"
-            f"<td>{esc(r.ticket.created_at[:16].replace('T', ' '))}</td>"
-            f"<td>{esc((r.ticket.summary or '')[:120])}</td></tr>"
-            for r in rows
-        )
-        table = (
-            '<div class="table"><table><tr><th>Ticket</th><th>Status</th><th>Reason</th>'
-            "<th>Customer</th><th>Language</th><th>Opened (UTC)</th><th>Summary</th></tr>"
-            f"{lines}</table></div>"
-            if rows
-            else "<p>No tickets match.</p>"
-        )
-        return _html(page("Tickets", form + table, role=role, csrf=session.csrf_token))
+        body = ticket_list_body(chosen, rows, reasons, languages, session.csrf_token)
+        return _html(page("Tickets", body, role=role, csrf=session.csrf_token))
 
     async def ticket(
         self, request: web.Request, session: ConsoleSession, role: str
@@ -274,47 +184,8 @@ class ConsolePages:
             )
         name = await queries.customer_name(self.db, ticket.chat_id)
         messages = await queries.transcript(self.db, ticket)
-        head = (
-            '<div class="cards">'
-            + card("Status", ticket.status)
-            + card("Reason", ticket.reason)
-            + card("Customer", name)
-            + card("Assignee", ticket.assignee_name or "–")
-            + card("Rating", str(ticket.rating) if ticket.rating else "–")
-            + card("Opened (UTC)", ticket.created_at[:16].replace("T", " "))
-            + "</div>"
-        )
-        items = []
-        for m in messages:
-            meta = f"{esc(m['role'])} · {esc(m['created_at'][:19].replace('T', ' '))} UTC"
-            if m["kind"] != "text":
-                meta += f" · {esc(m['kind'])}"
-            if m["role"] == "bot" and m["path"]:
-                meta += f" · via {esc(m['path'])}"
-                if m["faq_ids"]:
-                    meta += f" · FAQ {esc(m['faq_ids'].replace(',', ', '))}"
-                    if m["faq_confidence"] is not None:
-                        meta += f" ({m['faq_confidence']:.2f})"
-                if m["knowledge_version"]:
-                    meta += f" · knowledge {esc(m['knowledge_version'])}"
-                if m["model"]:
-                    meta += f" · {esc(m['model'])}"
-            text = m["text"] if m["text"] is not None else "(text removed)"
-            items.append(
-                f'<div class="msg {esc(m["role"])}"><div class="meta">{meta}</div>'
-                f'<div class="text">{esc(text)}</div></div>'
-            )
         events = await services.tickets.events(ticket.id)
-        log_rows = "".join(
-            f"<tr><td>{esc(e['created_at'][:16].replace('T', ' '))}</td><td>{esc(e['event'])}"
-            f"</td><td>{esc(e['reason'] or '')}</td><td>{esc(e['actor'] or '')}</td></tr>"
-            for e in events
-        )
-        body = (
-            head
-            + panel("Transcript", "".join(items) or "<p>No messages kept.</p>")
-            + panel("Events", f'<div class="table"><table>{log_rows}</table></div>')
-        )
+        body = ticket_body(ticket, name, messages, events)
         return _html(page(f"Ticket #{ticket.id}", body, role=role, csrf=session.csrf_token))
 
     # -- knowledge gaps -------------------------------------------------------------------
@@ -343,55 +214,8 @@ class ConsolePages:
             body = (
                 '<p class="notice">The knowledge gap report is not available in this version.</p>'
             )
-            return _html(page("Knowledge gaps", body, role=role, csrf=session.csrf_token))
-        period = " ".join(
-            f'<a href="/console/gaps?days={d}"{" class=on" if d == days else ""}>{d} days</a>'
-            for d in queries.PERIODS
-        )
-        downloads = (
-            f'<p>Drafts for the FAQ of these gaps: <a href="/console/gaps/draft.yaml?days={days}">'
-            f'FAQ entries (YAML)</a> · <a href="/console/gaps/eval.yaml?days={days}">'
-            "eval cases (YAML)</a></p>"
-        )
-        sections = []
-        for number, group in enumerate(groups, 1):
-            closest = group.closest_faq
-            said = "".join(
-                f'<div class="msg customer"><div class="meta">{esc(m.reason)} · '
-                f"{esc(m.language or '?')} · {esc(m.at[:16].replace('T', ' '))}"
-                + (
-                    f' · <a href="/console/tickets/{int(m.ticket_id)}">#{int(m.ticket_id)}</a>'
-                    if m.ticket_id
-                    else ""
-                )
-                + f'</div><div class="text">{esc(m.text)}</div></div>'
-                for m in group.messages[:5]
-            )
-            staff = "".join(
-                f'<div class="msg staff"><div class="text">{esc(a)}</div></div>'
-                for a in group.staff_answers[:3]
-            )
-            draft = group.draft or {}
-            sections.append(
-                panel(
-                    f"{number}. {group.size} messages from {group.customers} customers",
-                    f'<p class="meta">languages {esc(", ".join(group.languages) or "?")} · '
-                    f"last seen {esc(group.last_seen[:16].replace('T', ' '))} · closest FAQ "
-                    + (
-                        f"{esc(closest.get('id'))} ({float(closest.get('score', 0)):.2f})"
-                        if closest
-                        else "none"
-                    )
-                    + f"</p>{said}{staff}"
-                    f"<p><b>Suggested entry</b> {esc(draft.get('id', ''))}: "
-                    f"{esc(draft.get('question', ''))}</p>",
-                )
-            )
-        body = (
-            f'<p class="period">Period: {period}</p>'
-            + downloads
-            + ("".join(sections) or "<p>No knowledge gaps in this period.</p>")
-        )
+        else:
+            body = gaps_body(groups, days)
         return _html(page("Knowledge gaps", body, role=role, csrf=session.csrf_token))
 
     async def _draft(self, request: web.Request, kind: str) -> web.StreamResponse:

@@ -16,7 +16,7 @@ from typing import Any
 
 from bot.stats import Stats, compute_stats
 from bot.store.db import Database
-from bot.store.tickets import STATUSES, TRANSCRIPT_MESSAGES, Ticket, transcript_params
+from bot.store.ticket_record import STATUSES, TRANSCRIPT_MESSAGES, Ticket, transcript_params
 
 PERIODS = (7, 30, 90)
 PAGE_SIZE = 100
@@ -63,54 +63,19 @@ class Overview:
 async def overview(db: Database, days: int) -> Overview:
     since = _since(days)
     labels = _day_labels(days)
-
-    def per_day(rows: list[Any], column: str, empty: float | None = 0) -> list[float | None]:
-        by_day = {r["day"]: float(r[column]) for r in rows if r[column] is not None}
-        return [by_day.get(d, empty) for d in labels]
-
     daily = await db.fetchall(
         "SELECT substr(created_at, 1, 10) AS day, COUNT(*) AS messages, "
         "COUNT(DISTINCT chat_id) AS customers FROM messages "
         "WHERE role = 'customer' AND created_at >= ? GROUP BY day",
         (since,),
     )
-    paths = await db.fetchall(
-        "SELECT a.path, COUNT(*) AS n FROM answers a JOIN messages m ON m.id = a.message_id "
-        "WHERE m.created_at >= ? GROUP BY a.path",
-        (since,),
-    )
-    staff = await db.fetchone(
-        "SELECT COUNT(*) AS n FROM messages WHERE role = 'staff' AND created_at >= ?", (since,)
-    )
-    by_path = {r["path"]: int(r["n"]) for r in paths}
-    answered_by = [
-        ("FAQ", by_path.get("faq", 0) + by_path.get("canned", 0)),
-        ("Model", by_path.get("llm", 0)),
-        ("Staff replies", int(staff["n"]) if staff else 0),
-        ("Handed over", by_path.get("handoff", 0)),
-        ("Small talk", by_path.get("small_talk", 0)),
-    ]
+    answered_by = await _answered_by(db, since)
     reasons = await db.fetchall(
         "SELECT COALESCE(reason, 'unknown') AS reason, COUNT(*) AS n FROM ticket_events "
         "WHERE event = 'escalated' AND created_at >= ? GROUP BY 1 ORDER BY n DESC, reason",
         (since,),
     )
-    tickets = await db.fetchall(
-        "SELECT created_at, first_response_at, resolved_at, rating FROM tickets "
-        "WHERE created_at >= ?",
-        (since,),
-    )
-    first: dict[str, list[float]] = defaultdict(list)
-    resolved: dict[str, list[float]] = defaultdict(list)
-    rating_counts = dict.fromkeys(range(1, 6), 0)
-    for t in tickets:
-        day = t["created_at"][:10]
-        if t["first_response_at"]:
-            first[day].append(_minutes(t["created_at"], t["first_response_at"]))
-        if t["resolved_at"]:
-            resolved[day].append(_minutes(t["created_at"], t["resolved_at"]))
-        if t["rating"] in rating_counts:
-            rating_counts[t["rating"]] += 1
+    first_response, resolution, ratings = await _ticket_times(db, since, labels)
     stats = await compute_stats(db, days)
     languages = await db.fetchall(
         "SELECT COALESCE(NULLIF(c.language, ''), 'unknown') AS language, "
@@ -130,21 +95,77 @@ async def overview(db: Database, days: int) -> Overview:
         days=days,
         stats=stats,
         labels=labels,
-        messages=per_day(daily, "messages"),
-        customers=per_day(daily, "customers"),
-        answered_by=[(k, float(v)) for k, v in answered_by],
+        messages=_per_day(daily, "messages", labels),
+        customers=_per_day(daily, "customers", labels),
+        answered_by=answered_by,
         reasons=[(r["reason"], float(r["n"])) for r in reasons],
-        ratings=[(f"{'★' * n}", float(c)) for n, c in rating_counts.items()],
+        ratings=ratings,
         feedback=[
             ("👍 helpful", float(stats.helpful)),
             ("👎 not helpful", float(stats.not_helpful)),
         ],
-        first_response=[statistics.median(first[d]) if first.get(d) else None for d in labels],
-        resolution=[statistics.median(resolved[d]) if resolved.get(d) else None for d in labels],
+        first_response=first_response,
+        resolution=resolution,
         languages=[(r["language"], float(r["n"])) for r in languages],
-        prompt_tokens=per_day(model, "prompt", None),
-        completion_tokens=per_day(model, "completion", None),
-        latency=per_day(model, "latency", None),
+        prompt_tokens=_per_day(model, "prompt", labels, None),
+        completion_tokens=_per_day(model, "completion", labels, None),
+        latency=_per_day(model, "latency", labels, None),
+    )
+
+
+def _per_day(
+    rows: list[Any], column: str, labels: list[str], empty: float | None = 0
+) -> list[float | None]:
+    """One value per day label; a day without a row is ``empty`` (None leaves a gap)."""
+    by_day = {r["day"]: float(r[column]) for r in rows if r[column] is not None}
+    return [by_day.get(d, empty) for d in labels]
+
+
+async def _answered_by(db: Database, since: str) -> list[tuple[str, float]]:
+    """Bot answers by the path that produced them, and the staff messages beside them."""
+    paths = await db.fetchall(
+        "SELECT a.path, COUNT(*) AS n FROM answers a JOIN messages m ON m.id = a.message_id "
+        "WHERE m.created_at >= ? GROUP BY a.path",
+        (since,),
+    )
+    staff = await db.fetchone(
+        "SELECT COUNT(*) AS n FROM messages WHERE role = 'staff' AND created_at >= ?", (since,)
+    )
+    by_path = {r["path"]: int(r["n"]) for r in paths}
+    answered_by = [
+        ("FAQ", by_path.get("faq", 0) + by_path.get("canned", 0)),
+        ("Model", by_path.get("llm", 0)),
+        ("Staff replies", int(staff["n"]) if staff else 0),
+        ("Handed over", by_path.get("handoff", 0)),
+        ("Small talk", by_path.get("small_talk", 0)),
+    ]
+    return [(k, float(v)) for k, v in answered_by]
+
+
+async def _ticket_times(
+    db: Database, since: str, labels: list[str]
+) -> tuple[list[float | None], list[float | None], list[tuple[str, float]]]:
+    """Median minutes to first response and to resolution per day opened, and the ratings."""
+    tickets = await db.fetchall(
+        "SELECT created_at, first_response_at, resolved_at, rating FROM tickets "
+        "WHERE created_at >= ?",
+        (since,),
+    )
+    first: dict[str, list[float]] = defaultdict(list)
+    resolved: dict[str, list[float]] = defaultdict(list)
+    rating_counts = dict.fromkeys(range(1, 6), 0)
+    for t in tickets:
+        day = t["created_at"][:10]
+        if t["first_response_at"]:
+            first[day].append(_minutes(t["created_at"], t["first_response_at"]))
+        if t["resolved_at"]:
+            resolved[day].append(_minutes(t["created_at"], t["resolved_at"]))
+        if t["rating"] in rating_counts:
+            rating_counts[t["rating"]] += 1
+    return (
+        [statistics.median(first[d]) if first.get(d) else None for d in labels],
+        [statistics.median(resolved[d]) if resolved.get(d) else None for d in labels],
+        [(f"{'★' * n}", float(c)) for n, c in rating_counts.items()],
     )
 
 

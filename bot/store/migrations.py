@@ -2,16 +2,15 @@
 
 Each migration runs once and is recorded in ``migrations``; never edit one that
 has shipped, add a new one instead, so every existing database upgrades the
-same way on start.
+same way on start. bot.store.migration_runner runs them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-
 import aiosqlite
 
-Migration = Callable[[aiosqlite.Connection], Awaitable[None]]
+from bot.store.migration_runner import Migration, apply_pending, run_script
+
 MIGRATIONS: list[tuple[str, Migration]] = []
 
 
@@ -21,35 +20,12 @@ def migration(fn: Migration) -> Migration:
 
 
 async def apply_migrations(conn: aiosqlite.Connection) -> list[str]:
-    await conn.execute(
-        "CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)"
-    )
-    async with conn.execute("SELECT name FROM migrations") as cursor:
-        done = {row[0] for row in await cursor.fetchall()}
-    applied = []
-    for name, fn in MIGRATIONS:
-        if name in done:
-            continue
-        await fn(conn)
-        await conn.execute(
-            "INSERT INTO migrations (name, applied_at) VALUES (?, strftime('%Y-%m-%dT%H:%M:%fZ'))",
-            (name,),
-        )
-        applied.append(name)
-    return applied
-
-
-async def _script(conn: aiosqlite.Connection, sql: str) -> None:
-    """Run statements one by one: ``executescript`` would commit the migration's transaction."""
-    for statement in sql.split(";"):
-        lines = [ln for ln in statement.splitlines() if not ln.strip().startswith("--")]
-        if "".join(lines).strip():
-            await conn.execute("\n".join(lines))
+    return await apply_pending(conn, MIGRATIONS)
 
 
 @migration
 async def m001_customers_conversations_messages(conn: aiosqlite.Connection) -> None:
-    await _script(
+    await run_script(
         conn,
         """
         CREATE TABLE customers (
@@ -104,7 +80,7 @@ async def m001_customers_conversations_messages(conn: aiosqlite.Connection) -> N
 
 @migration
 async def m002_tickets(conn: aiosqlite.Connection) -> None:
-    await _script(
+    await run_script(
         conn,
         """
         CREATE TABLE tickets (
@@ -163,7 +139,7 @@ async def m002_tickets(conn: aiosqlite.Connection) -> None:
 async def m003_inbox(conn: aiosqlite.Connection) -> None:
     # Updates are stored before they are handled and marked done only after the
     # reply went out, so a crash never loses a message Telegram already handed over.
-    await _script(
+    await run_script(
         conn,
         """
         CREATE TABLE inbox (
@@ -184,7 +160,7 @@ async def m003_inbox(conn: aiosqlite.Connection) -> None:
 async def m004_embedding_cache(conn: aiosqlite.Connection) -> None:
     # FAQ entry vectors for meaning-based matching, keyed by a hash of model and
     # text, so restarts and reloads only embed entries that are new or changed.
-    await _script(
+    await run_script(
         conn,
         """
         CREATE TABLE embedding_cache (
@@ -203,7 +179,7 @@ async def m005_sent_replies(conn: aiosqlite.Connection) -> None:
     # Reply chunks sent for an update that is not finished yet, recorded the moment
     # Telegram accepted each one: a replayed update skips what the customer already
     # has. The rows of an update go when it is marked done, so the table stays small.
-    await _script(
+    await run_script(
         conn,
         """
         CREATE TABLE sent_replies (
@@ -226,7 +202,7 @@ async def m005_sent_replies(conn: aiosqlite.Connection) -> None:
 async def m006_attachments(conn: aiosqlite.Connection) -> None:
     # Photos, voice notes and files customers send, by Telegram file_id: the bytes
     # stay at Telegram, so the database holds no media, only what points at it.
-    await _script(
+    await run_script(
         conn,
         """
         CREATE TABLE attachments (
@@ -275,7 +251,7 @@ async def m007_first_response_is_a_reply(conn: aiosqlite.Connection) -> None:
 async def m009_console_access(conn: aiosqlite.Connection) -> None:
     # One-time links to the web console and the sessions they open. Only hashes of
     # the secrets are kept: a copy of the database opens nobody's console.
-    await _script(
+    await run_script(
         conn,
         """
         CREATE TABLE console_links (
@@ -306,7 +282,7 @@ async def m010_answer_escalation_reason(conn: aiosqlite.Connection) -> None:
     # keeps only its strongest reason and an event only when the reason changes, so
     # the knowledge-gap report could not tell which questions the FAQ failed on.
     # Earlier handoffs get the reason of the ticket's latest escalation before them.
-    await _script(
+    await run_script(
         conn,
         """
         ALTER TABLE answers ADD COLUMN escalation_reason TEXT;
@@ -326,7 +302,7 @@ async def m011_customer_message_stored_once(conn: aiosqlite.Connection) -> None:
     # A customer's Telegram message is stored once, so handling it again after a
     # crash is one idempotent insert. Copies such a replay stored earlier keep
     # their text but give up the id, which the first copy keeps.
-    await _script(
+    await run_script(
         conn,
         """
         UPDATE messages SET telegram_message_id = NULL
