@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from bot.answers import Answers, ModelHandoff, Question
 from bot.context_budget import ContextBudget
 from bot.customer_actions import CustomerActions
+from bot.customer_messages import CustomerMessages
 from bot.errors import LLMError
 from bot.escalation import Escalation
 from bot.escalation_policy import EscalationPolicy
@@ -82,6 +83,9 @@ class SupportCore(CustomerActions):
         self.budget = ContextBudget(llm, settings.llm.context_tokens) if llm else None
         self.media = media or MediaHandler(settings)
         self.policy = EscalationPolicy(settings.escalation, self.person_requests)
+        self.customer_messages = CustomerMessages(
+            conversations, settings.conversation.history_messages
+        )
         self.replies = Replies(settings, conversations)
         self.escalation = Escalation(knowledge, conversations, tickets, desk, self.replies)
         self.answers = Answers(settings, self.budget, semantic, self.replies)
@@ -118,7 +122,7 @@ class SupportCore(CustomerActions):
             return await self._relay(ticket, incoming, stored_id, journal)
         if stored_id is None and self.rate_limit.holds_back(chat_id):
             await self.conversations.upsert_customer(incoming.customer)
-            stored_id = await self._store_customer(incoming)
+            stored_id = await self.customer_messages.store(incoming)
             reason = await self.policy.while_limited(incoming.text or "")
             if reason is not None:
                 outcome = await self.escalation.escalate(incoming.customer, reason)
@@ -145,7 +149,7 @@ class SupportCore(CustomerActions):
         incoming = await self.media.for_staff(incoming)
         await self.conversations.upsert_customer(incoming.customer)
         if stored_id is None:
-            await self._store_customer(incoming, ticket.id)
+            await self.customer_messages.store(incoming, ticket.id)
         else:  # put off before the ticket opened: it belongs to the ticket now
             await self.conversations.attach_to_ticket([stored_id], ticket.id)
         upgrade = self.policy.upgrade(incoming.text or "", ticket.reason)
@@ -167,12 +171,12 @@ class SupportCore(CustomerActions):
         incoming = prepared.incoming
         if prepared.notice is not None:
             await self.conversations.upsert_customer(customer)
-            await self._store_customer(incoming)
+            await self.customer_messages.store(incoming)
             button = Button(persona.message("talk_to_person_button"), HUMAN_BUTTON)
             text = prepared.notice_text(persona)
             return await self.replies.say(customer, text, Path.NOTICE, (button,))
         text, notices = self._within_limits(incoming.text or "", prepared)
-        history = await self._take_message(incoming, stored_id)
+        history = await self.customer_messages.take(incoming, stored_id)
         return await self._decide(
             incoming, knowledge, text, history, prepared, notices, on_text, on_done
         )
@@ -260,35 +264,6 @@ class SupportCore(CustomerActions):
             text = text[:limit]
             notices.append(Reply(persona.message("message_truncated")))
         return text, notices
-
-    async def _take_message(self, incoming: Incoming, stored_id: int | None) -> list[StoredMessage]:
-        """Store the message (unless put off, and so stored, before); the history before it."""
-        customer = incoming.customer
-        history_limit = self.settings.conversation.history_messages
-        if stored_id is None:
-            # In one trip to the database: customer, history, message.
-            return await self.conversations.take_customer_message(
-                customer,
-                incoming.text,
-                kind=incoming.kind,
-                telegram_message_id=None if incoming.edited else incoming.message_id,
-                history_limit=history_limit,
-                attachments=incoming.attachments,
-            )
-        await self.conversations.upsert_customer(customer)
-        history = await self.conversations.history(customer.chat_id, history_limit + 1)
-        return [m for m in history if m.id != stored_id][-history_limit:]
-
-    async def _store_customer(self, incoming: Incoming, ticket_id: int | None = None) -> int:
-        return await self.conversations.add_message(
-            incoming.customer.chat_id,
-            "customer",
-            incoming.text,
-            kind=incoming.kind,
-            telegram_message_id=None if incoming.edited else incoming.message_id,
-            ticket_id=ticket_id,
-            attachments=incoming.attachments,
-        )
 
     async def _answer_put_off(self, put_off: _PutOff) -> None:
         outcome = await self.handle(put_off.incoming, stored_id=put_off.stored_id)

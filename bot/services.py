@@ -88,11 +88,7 @@ async def open_services(
     conversations = ConversationStore(db)
     tickets = TicketStore(db)
     desk = desk_factory(tickets, conversations, knowledge) if desk_factory else None
-    llm = None
-    if env.llm_configured and chat_model:
-        llm = LLMClient(
-            env.effective_llm_base_url, env.llm_api_key, settings.llm, observer=observer
-        )
+    llm = open_chat_model(settings, observer) if chat_model else None
     semantic = await semantic_search(settings, db)
     model = load_model() if settings.retrieval.semantic else None
     vectors = semantic.cache if semantic is not None else None
@@ -108,6 +104,24 @@ async def open_services(
         MediaHandler(settings, open_transcriber(settings), fetcher, observer),
         SmallTalk(model, vectors),
     )
+    await _warm_up(core, knowledge, semantic)
+    return Services(
+        settings, db, knowledge, conversations, tickets, inbox, llm, core, semantic, desk
+    )
+
+
+def open_chat_model(settings: Settings, observer: Any = None) -> LLMClient | None:
+    """The client for the chat model, or None when no endpoint is configured."""
+    env = settings.env
+    if not env.llm_configured:
+        return None
+    return LLMClient(env.effective_llm_base_url, env.llm_api_key, settings.llm, observer=observer)
+
+
+async def _warm_up(
+    core: SupportCore, knowledge: KnowledgeBase, semantic: SemanticSearch | None
+) -> None:
+    """Load and embed now, together, what the first customers would otherwise wait for."""
     # The language model loads in a thread while the FAQ is embedded, so that the
     # first customers are answered in their language too.
     languages = asyncio.create_task(asyncio.to_thread(language.warm_up))
@@ -122,9 +136,6 @@ async def open_services(
     await languages
     await person_examples
     await small_talk
-    return Services(
-        settings, db, knowledge, conversations, tickets, inbox, llm, core, semantic, desk
-    )
 
 
 def open_transcriber(settings: Settings) -> Transcriber | None:

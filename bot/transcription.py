@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import httpx
 
-from bot.llm import _error_text
+from bot.api_errors import error_text
 
 
 class TranscriptionError(Exception):
@@ -79,7 +79,7 @@ def _status_reason(status: int) -> str:
 
 def _detail(response: httpx.Response) -> str:
     try:
-        message = _error_text(response.json())
+        message = error_text(response.json())
     except ValueError:
         message = response.text[:200]
     return f"HTTP {response.status_code}: {message}"

@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 
+from bot.completion import ToolCall
 from bot.errors import (
     LLMBadResponse,
     LLMConnectionError,
@@ -23,7 +24,7 @@ from bot.errors import (
     LLMTimeout,
     LLMUnavailable,
 )
-from bot.llm import LLMClient, ToolCall
+from bot.llm import LLMClient
 from bot.prompt import ESCALATE_TOOL
 from bot.settings import LlmSettings
 from tests.fakes import FakeLLM, Reply
