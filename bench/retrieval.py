@@ -454,7 +454,10 @@ async def multilingual_runs(cases: list[dict], source: str | None, threshold: fl
         "first right": 0,
         "answered right": 0,
         "answered wrong": 0,
+        "offered": 0,  # FAQ-only and unsure: entries offered to pick from
+        "right among offered": 0,
     }
+    choice = RetrievalSettings()
     try:
         for case in cases:
             results = await search_in_context(search, case["text"], case.get("first"), 3, threshold)
@@ -466,6 +469,11 @@ async def multilingual_runs(cases: list[dict], source: str | None, threshold: fl
             if results and results[0].confidence >= threshold:
                 key = "answered right" if ids[0] in case["want"] else "answered wrong"
                 counts[key] += 1
+                continue
+            offered = [r.id for r in results if r.confidence >= choice.choice_threshold]
+            offered = offered[: choice.choices]
+            counts["offered"] += bool(offered)
+            counts["right among offered"] += any(w in offered for w in case["want"])
     finally:
         await db.close()
     return counts
@@ -489,7 +497,9 @@ def multilingual_report(threshold: float, paths: list[Path] | None = None) -> No
             f"(n={single[1]}), follow-ups top-3 {follow[0] / max(1, follow[1]):6.1%} "
             f"(n={follow[1]}), first right {counts['first right'] / total:6.1%}, "
             f"FAQ-only answered right {counts['answered right'] / total:6.1%}"
-            f" wrong {counts['answered wrong'] / total:6.1%}",
+            f" wrong {counts['answered wrong'] / total:6.1%}; unsure: entries offered "
+            f"{counts['offered'] / total:6.1%}, right among them "
+            f"{counts['right among offered'] / max(1, counts['offered']):6.1%}",
             flush=True,
         )
 

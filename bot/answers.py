@@ -19,7 +19,16 @@ from bot.knowledge.followup import search_in_context
 from bot.knowledge.language import detect_language
 from bot.knowledge.live import Knowledge
 from bot.llm import Completion
-from bot.outcome import DoneCallback, Outcome, Path, Retriever, StreamCallback
+from bot.outcome import (
+    HUMAN_BUTTON,
+    Button,
+    DoneCallback,
+    Outcome,
+    Path,
+    Retriever,
+    StreamCallback,
+    choice_data,
+)
 from bot.prompt import ESCALATE_TOOL, Turn
 from bot.replies import Replies
 from bot.settings import Settings
@@ -137,6 +146,33 @@ class Answers:
         answer = best.entry.answer_in(language).strip()
         return await self.replies.say(customer, answer, Path.FAQ, buttons, audit)
 
+    async def offer_choices(self, question: Question) -> Outcome | None:
+        """FAQ-only mode without a confident match: the likeliest entries as buttons to
+        pick from, beside "talk to a person", instead of a ticket for a question the FAQ
+        may well answer. None when no entry is likely enough (``retrieval.choices``)."""
+        retrieval = self.settings.retrieval
+        customer, knowledge = question.customer, question.knowledge
+        language = detect_language(question.text, customer.language) or ""
+        offered = [
+            (match, choice_data(language, match.id))
+            for match in question.matches
+            if match.confidence >= retrieval.choice_threshold
+        ]
+        offered = [(m, data) for m, data in offered if data is not None][: retrieval.choices]
+        if not offered:
+            return None
+        persona = knowledge.persona
+        buttons = tuple(Button(choice_label(m.entry.question), data) for m, data in offered)
+        buttons += (Button(persona.message("talk_to_person_button"), HUMAN_BUTTON),)
+        audit = AnswerAudit(
+            path=Path.CHOICES,
+            faq_ids=tuple(m.id for m, _ in offered),
+            faq_confidence=offered[0][0].confidence,
+            knowledge_version=knowledge.version,
+        )
+        text = persona.message("faq_choices")
+        return await self.replies.say(customer, text, Path.CHOICES, buttons, audit)
+
     async def chat_back(
         self, customer: Customer, knowledge: Knowledge, kind: str, history: list[StoredMessage]
     ) -> Outcome | None:
@@ -161,6 +197,16 @@ class Answers:
             EMOJI: "small_talk_ack",
         }[kind]
         return await self.replies.say(customer, persona.message(key), Path.SMALL_TALK, audit=audit)
+
+
+CHOICE_LABEL_CHARS = 60  # longer questions are cut: a button shows one or two lines
+
+
+def choice_label(question: str) -> str:
+    question = " ".join(question.split())
+    if len(question) <= CHOICE_LABEL_CHARS:
+        return question
+    return question[: CHOICE_LABEL_CHARS - 1].rstrip() + "…"
 
 
 def _audit(

@@ -9,7 +9,8 @@ conversation in a throw-away database (a temporary file, deleted at exit) unless
 bot. And it plays the team too: /close, /handback and /faq ID act on the open
 ticket as the staff desk would (``bot.desk_actions``), so a whole handoff can be
 rehearsed in one window; they are commands, never questions for the FAQ. What
-Telegram offers as buttons is typed here: /rate N after a close, /forget yes.
+Telegram offers as buttons is typed here: /rate N after a close, /forget yes, and
+the number of an FAQ entry offered to pick from.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from pathlib import Path
 from typing import TextIO
 
 from bot.desk_actions import Agent, close_ticket, hand_back, send_faq_answer
-from bot.outcome import FORGET_PREFIX, RATING_PREFIX, Button, Incoming, Outcome
+from bot.outcome import FORGET_PREFIX, RATING_PREFIX, Button, Incoming, Outcome, read_choice
 from bot.services import Services, open_services
 from bot.settings import Settings
 from bot.store.conversations import Customer
@@ -118,9 +119,19 @@ async def _converse(services: Services, stdin: TextIO, stdout: TextIO) -> int:
 
     channel = ConsoleChannel(stdout, name)
 
+    offered: list[tuple[str, str]] = []  # the FAQ entries last offered, typed as numbers
+
     def show(outcome: Outcome) -> None:
         for reply in outcome.replies:
             stdout.write(f"{name()}: {reply.text}\n")
+            picks = [(b.label, read_choice(b.data)) for b in reply.buttons]
+            picks = [(label, choice) for label, choice in picks if choice is not None]
+            if picks:
+                offered[:] = [choice for _, choice in picks]
+                for number, (label, _) in enumerate(picks, 1):
+                    stdout.write(f"   {number}. {label}\n")
+                stdout.write(f"   (type 1 to {len(picks)} for its answer, or /human)\n")
+                continue
             labels = [b.label for b in reply.buttons if not b.data.startswith("fb:")]
             forget = any(b.data.startswith(f"{FORGET_PREFIX}:") for b in reply.buttons)
             hint = "/forget yes or /forget no" if forget else "/human or /cancel"
@@ -153,6 +164,8 @@ async def _converse(services: Services, stdin: TextIO, stdout: TextIO) -> int:
         if command in STAFF_COMMANDS:
             await _as_staff(services, channel, command, rest, stdout, user)
             stdout.flush()
+        elif text.isdecimal() and 1 <= int(text) <= len(offered):
+            show(await core.choose(customer, *offered[int(text) - 1]))
         else:
             show(await _as_customer(services, customer, channel, command, rest, text))
     return 0

@@ -234,7 +234,8 @@ class SupportCore(CustomerActions):
     async def _answer_question(
         self, question: Question, on_text: StreamCallback | None, on_done: DoneCallback | None
     ) -> Outcome:
-        """The model's answer; the FAQ's when there is no model or it fails; else a person."""
+        """The model's answer; the FAQ's when there is no model or it fails; without a
+        model and a clear match, likely entries to pick from; else a person."""
         customer, knowledge, matches = question.customer, question.knowledge, question.matches
         llm_failed = False
         if self.budget is not None:
@@ -252,6 +253,10 @@ class SupportCore(CustomerActions):
         faq_answer = await self.answers.from_faq(question)
         if faq_answer is not None:
             return faq_answer
+        if not llm_failed:
+            choices = await self.answers.offer_choices(question)
+            if choices is not None:
+                return choices
         reason = self.policy.without_answer(llm_failed)
         return await self.escalation.escalate(customer, reason, None, knowledge, matches)
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from bot.outcome import FORGET_PREFIX, KEEP_BUTTON, WITHDRAW_BUTTON, Button, Outcome, Path, Reply
 from bot.privacy import forget_chat
 from bot.reasons import Reason
-from bot.store.conversations import Customer
+from bot.store.conversations import AnswerAudit, Customer
 
 if TYPE_CHECKING:
     from bot.escalation import Escalation
@@ -152,6 +152,32 @@ class CustomerActions:
         await forget_chat(self.conversations.db, chat_id, keep_update_id=keep_update_id)
         self.conversations.forget_known(chat_id)
         return Outcome([Reply(persona.message("forget_done"))], path=Path.NOTICE)
+
+    async def choose(self, customer: Customer, language: str, entry_id: str) -> Outcome:
+        """The customer picked one of the entries offered when the bot was unsure: its
+        answer, in the language they wrote in when the FAQ has it. The pick is stored as
+        their message (the entry's question), so a follow-up is read with it. While people
+        handle the chat, an old button does nothing: the bot stays out of it."""
+        ticket = await self.tickets.open_for_chat(customer.chat_id)
+        if ticket is not None and self.desk is not None:
+            return Outcome(path=Path.IGNORED)
+        knowledge = self.knowledge.current
+        entry = knowledge.faq.by_id(entry_id)
+        await self.conversations.upsert_customer(customer)
+        if entry is None:  # taken out of the FAQ since it was offered
+            return await self._notice(customer, "choice_gone")
+        await self.conversations.add_message(
+            customer.chat_id, "customer", entry.question, kind="choice"
+        )
+        audit = AnswerAudit(
+            path=Path.FAQ,
+            faq_ids=(entry.id,),
+            faq_confidence=None,
+            knowledge_version=knowledge.version,
+        )
+        buttons = self.replies.answer_buttons(knowledge, offer=False)
+        answer = entry.answer_in(language or None).strip()
+        return await self.replies.say(customer, answer, Path.FAQ, buttons, audit)
 
     async def edited(self, incoming: Incoming, journal: ReplyJournal | None = None) -> Outcome:
         """An edit is not a new question: said once instead of answering twice. Waiting

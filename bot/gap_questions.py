@@ -10,6 +10,7 @@ What counts as a gap, by reason:
   enough, or the model failed and no entry matched well enough either;
 * ``model``: the model handed over itself (usually: the material did not cover it);
 * ``repeated``: the customer asked the same thing again;
+* ``choices``: with no model and no confident match, entries were offered to pick from;
 * ``ungrounded``: the model answered, but no FAQ entry reached its prompt;
 * ``negative_feedback``: an answer the customer rated 👎.
 
@@ -25,7 +26,15 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from bot.store.db import Database
 
-REASONS = ("low_confidence", "llm_error", "ungrounded", "model", "negative_feedback", "repeated")
+REASONS = (
+    "low_confidence",
+    "llm_error",
+    "ungrounded",
+    "model",
+    "negative_feedback",
+    "repeated",
+    "choices",
+)
 # Escalation reasons that mean the FAQ fell short (the rest: the customer asked, a rule).
 _ESCALATION_GAPS = ("low_confidence", "llm_error", "model", "repeated")
 # When one message is a gap for several reasons, the one shown: the handoff explains most.
@@ -70,6 +79,8 @@ def _reason(row: Any) -> str:
         return str(row["escalation_reason"])
     if row["unhelpful"]:
         return "negative_feedback"
+    if row["path"] == "choices":
+        return "choices"
     return "ungrounded"
 
 
@@ -82,7 +93,7 @@ def _rank(reason: str) -> int:
 # with no FAQ entry in the model's prompt has no ``<faq id=`` in its stored request.
 _GAP_QUERY = """
     SELECT b.id AS answer_id, b.chat_id, b.ticket_id AS handoff_ticket,
-           a.escalation_reason,
+           a.escalation_reason, a.path,
            EXISTS (SELECT 1 FROM feedback f WHERE f.message_id = b.id AND f.helpful = 0)
                AS unhelpful,
            q.id AS q_id, q.text AS q_text, q.created_at AS q_at,
@@ -96,6 +107,7 @@ _GAP_QUERY = """
     )
     WHERE b.role = 'bot' AND q.created_at >= :since AND (
         a.escalation_reason IN ('low_confidence', 'llm_error', 'model', 'repeated')
+        OR a.path = 'choices'
         OR (a.path = 'llm' AND b.ticket_id IS NULL AND a.request_json IS NOT NULL
             AND instr(a.request_json, '<faq id=') = 0)
         OR EXISTS (SELECT 1 FROM feedback f WHERE f.message_id = b.id AND f.helpful = 0)

@@ -52,7 +52,7 @@ _DEFAULT = object()
 class GapMessage:
     text: str  # already scrubbed of personal data
     language: str  # ISO code or "" if unknown
-    reason: str  # low_confidence | llm_error | ungrounded | model | negative_feedback | repeated
+    reason: str  # one of bot.gap_questions.REASONS
     at: str  # ISO UTC timestamp
     ticket_id: int | None
     # Which customer wrote it, for counting customers; never shown or exported.

@@ -47,6 +47,7 @@ REPLY_PATHS = (
     "relay",
     "notice",
     "small_talk",
+    "choices",
     "deferred",
     "dropped",
 )

@@ -30,6 +30,24 @@ RATING_PREFIX = "rate"
 WITHDRAW_BUTTON = "withdraw"  # the customer takes back a request nobody has taken yet
 KEEP_BUTTON = "keep"  # ... or, asked on /reset, keeps it
 FORGET_PREFIX = "forget"  # "forget:yes" / "forget:no", the answer to /forget
+CHOICE_PREFIX = "faq"  # "faq:LANG:ID": the customer picks an FAQ entry offered when unsure
+CALLBACK_DATA_LIMIT = 64  # bytes of a button's data, as Telegram allows
+
+
+def choice_data(language: str, entry_id: str) -> str | None:
+    """A choice button's data, ``faq:LANG:ID``; None when it would not fit Telegram's
+    64 bytes (an entry with a very long id is not offered)."""
+    data = f"{CHOICE_PREFIX}:{language}:{entry_id}"
+    return data if len(data.encode("utf-8")) <= CALLBACK_DATA_LIMIT else None
+
+
+def read_choice(data: str) -> tuple[str, str] | None:
+    """The language and entry id of a choice button's data; None for anything else."""
+    prefix, _, rest = data.partition(":")
+    language, _, entry_id = rest.partition(":")
+    if prefix != CHOICE_PREFIX or not entry_id or len(language) > 16:
+        return None
+    return language, entry_id
 
 
 class Path(StrEnum):
@@ -41,6 +59,7 @@ class Path(StrEnum):
     RELAY = "relay"
     NOTICE = "notice"
     SMALL_TALK = "small_talk"
+    CHOICES = "choices"  # FAQ-only and unsure: entries offered to pick from
     DEFERRED = "deferred"  # over the rate limit: answered later, nothing said now
     IGNORED = "ignored"  # a button press that does nothing (forged, or not this chat's)
     NONE = "none"

@@ -43,6 +43,11 @@ class RetrievalSettings:
     embedding_source: str = "bundled"
     embedding_model: str = "text-embedding-3-small"  # used with the provider
     semantic_weight: float = 0.7
+    # FAQ-only mode, no confident match: offer up to ``choices`` entries to pick from, each
+    # at least ``choice_threshold`` confident, with "talk to a person" beside them; 0 hands
+    # the customer to a person at once.
+    choices: int = 3
+    choice_threshold: float = 0.3
 
 
 @dataclass(frozen=True)

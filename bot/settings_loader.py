@@ -168,6 +168,8 @@ _SETTING_CHECKS: dict[tuple[type, str], Any] = {
     (RetrievalSettings, "embedding_source"): _embedding_source,
     (RetrievalSettings, "embedding_model"): _not_empty,
     (RetrievalSettings, "semantic_weight"): _between(0, 1),
+    (RetrievalSettings, "choices"): _between(0, 8),
+    (RetrievalSettings, "choice_threshold"): _between(0, 1),
     (ConversationSettings, "max_input_chars"): _positive,
     (ConversationSettings, "rate_limit_per_minute"): _positive,
     (EscalationRule, "phrases"): _not_empty,

@@ -98,8 +98,28 @@ async def test_faq_answer_reset_and_human_in_the_terminal(tmp_path, knowledge_di
     assert f"{name}: {told.strip()}\n" in out
 
 
+async def test_unsure_in_faq_only_mode_the_terminal_offers_entries_to_type(
+    tmp_path, knowledge_dirs
+):
+    config, faq = knowledge_dirs
+    code, out, err = await chat(
+        environment(tmp_path, knowledge_dirs), "Which glaze suits a volcanic teapot best?", "1"
+    )
+    assert code == 0, err
+    assert persona(config)["messages"]["faq_choices"] in out
+    first = re.search(r"^   1\. (.+)$", out, re.MULTILINE)
+    assert first is not None, out
+    entries = [e for p in sorted(faq.glob("*.yaml")) for e in yaml.safe_load(p.read_text())["faq"]]
+    picked = next(e for e in entries if e["question"] == first.group(1))
+    assert picked["answer"].strip() in out
+    assert "ticket #" not in out
+
+
 async def test_unknown_question_in_faq_only_mode_opens_a_ticket(tmp_path, knowledge_dirs):
     config, _ = knowledge_dirs
+    bot_yaml = config / "bot.yaml"
+    text = bot_yaml.read_text(encoding="utf-8")
+    bot_yaml.write_text(text.replace("  choices: 3", "  choices: 0", 1), encoding="utf-8")
     code, out, err = await chat(
         environment(tmp_path, knowledge_dirs), "Which glaze suits a volcanic teapot best?"
     )

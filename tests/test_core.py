@@ -15,6 +15,7 @@ import pytest
 from bot.core import Incoming
 from bot.escalation_policy import EscalationPolicy
 from bot.outcome import Path as AnswerPath
+from bot.outcome import read_choice
 from bot.person_request import PersonRequests
 from bot.reasons import Reason
 from bot.services import open_services
@@ -107,6 +108,32 @@ async def test_without_a_model_the_faq_answers_or_a_person_does(open_core, desk)
     assert rows(settings, "SELECT escalation_reason FROM answers WHERE path = 'handoff'") == [
         ("low_confidence",)
     ]
+
+
+async def test_unsure_without_a_model_entries_are_offered_and_a_pick_answers(open_core, desk):
+    services, settings = await open_core()
+    text = "something about my parcel and the label"  # words-only confidence 0.68
+    offer = await services.core.handle(Incoming(ANN, text))
+    assert offer.path == AnswerPath.CHOICES and offer.ticket is None and desk.events == []
+    picks = [b for b in offer.replies[0].buttons if b.data.startswith("faq:")]
+    assert picks and offer.replies[0].buttons[-1].data == "human"
+    choice = read_choice(picks[0].data)
+    assert choice is not None
+    language, entry_id = choice
+    entry = services.knowledge.current.faq.by_id(entry_id)
+    answer = await services.core.choose(ANN, language, entry_id)
+    assert answer.path == AnswerPath.FAQ
+    assert answer.replies[0].text == entry.answer_in(language or None).strip()
+    gone = await services.core.choose(ANN, "", "no_such_entry")  # taken out since offered
+    assert gone.path == AnswerPath.NOTICE
+    assert gone.replies[0].text == services.knowledge.current.persona.message("choice_gone")
+
+
+async def test_an_old_pick_does_nothing_while_people_have_the_chat(open_core, desk):
+    services, _ = await open_core()
+    await services.core.request_human(ANN)
+    outcome = await services.core.choose(ANN, "", "how_to_return")
+    assert outcome.path == AnswerPath.IGNORED and outcome.replies == []
 
 
 async def test_the_model_asking_for_a_person_opens_a_ticket_with_its_summary(

@@ -251,7 +251,8 @@ async def test_rules_are_configurable(fake_telegram, fake_llm, start, knowledge_
     await handed_over(fake_telegram, db, "keyword")
 
 
-async def test_low_confidence_without_a_model(fake_telegram, start):
+async def test_low_confidence_without_a_model(fake_telegram, start, knowledge_dirs):
+    edit_bot_yaml(knowledge_dirs[0], "  choices: 3", "  choices: 0")  # hand over at once
     db = await start()
     fake_telegram.user_text(CUSTOMER.id, "What is the airspeed of an unladen swallow?", CUSTOMER)
     await handed_over(fake_telegram, db, "low_confidence")

@@ -23,6 +23,7 @@ from bot.core import Incoming
 from bot.desk_actions import Agent, record_staff_reply
 from bot.gaps import condense_drafts, draft_faq_yaml, find_gaps
 from bot.knowledge.live import load_knowledge
+from bot.outcome import read_choice
 from bot.services import open_services
 from bot.store.conversations import Customer
 from tests.fakes import Reply
@@ -105,6 +106,24 @@ async def test_each_kind_of_gap_is_collected_and_nothing_else(services, fake_llm
     assert gift.staff_answers == [STAFF_ANSWER]
     assert gift.draft["answer"] == STAFF_ANSWER
     assert gift.messages[0].ticket_id == 1
+
+
+async def test_entries_offered_without_a_model_are_a_gap_and_the_pick_is_not(
+    make_settings, knowledge_dirs
+):
+    words_only_search(knowledge_dirs)
+    faq_only = await open_services(make_settings())
+    try:
+        vague = "something about my parcel and the label"
+        offer = await ask(faq_only, customer(8), vague)
+        assert offer.path == "choices", offer
+        choice = read_choice(offer.replies[0].buttons[0].data)
+        assert choice is not None
+        await faq_only.core.choose(customer(8), *choice)
+        groups = await find_gaps(faq_only, model=None)
+        assert [(m.text, m.reason) for g in groups for m in g.messages] == [(vague, "choices")]
+    finally:
+        await faq_only.close()
 
 
 async def test_groups_rank_by_customers_then_recency(services):

@@ -45,10 +45,11 @@ def test_an_older_persona_loads_with_the_shipped_texts(knowledge_dirs):
     config, faq = knowledge_dirs
     without_added_keys(config / "persona.yaml")
     text = (config / "persona.yaml").read_text(encoding="utf-8")
-    assert "commands:" not in text and "reload_done" not in text
+    assert "commands:" not in text and "reload_done" not in text and "faq_choices" not in text
     assert check(config, faq, {}) == []
     persona = load_persona(config / "persona.yaml")
     assert persona.commands["human"] == "Talk to a person"
+    assert persona.message("faq_choices").startswith("I'm not sure I understood.")
     assert persona.staff_message("reload_done", version="v1", entries=3) == (
         "✅ Knowledge version v1: 3 FAQ entries."
     )

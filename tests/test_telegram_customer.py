@@ -135,25 +135,73 @@ async def test_long_answer_split_on_paragraphs_without_loss(
 # -- answers without a model -------------------------------------------------------------
 
 
-async def test_faq_only_answers_known_questions_and_admits_unknown_ones(
+async def test_faq_only_answers_known_questions_and_offers_likely_entries_for_others(
     fake_telegram, make_settings, start_bot, knowledge_dirs
 ):
     config, faq = knowledge_dirs
     settings = make_settings(fake_telegram)
     assert not settings.env.llm_configured
     await start_bot(settings)
+    db = database(settings)
     fake_telegram.user_text(CUSTOMER, "How can I return an item?")
     texts = await fake_telegram.wait_for_messages(CUSTOMER, 1)
     assert texts[0] == faq_answer(faq, "how_to_return")
 
+    # Unsure: the likeliest entries, one per row, and a person beside them; no ticket yet.
     fake_telegram.user_text(CUSTOMER, "Which pottery glaze suits a volcanic teapot best?")
     texts = await fake_telegram.wait_for_messages(CUSTOMER, 2)
-    assert texts[1].startswith(persona_message(config, "no_answer_unavailable"))
+    assert texts[1] == persona_message(config, "faq_choices")
+    offer = fake_telegram.bot_messages(CUSTOMER)[1]
+    rows_of_buttons = offer["reply_markup"]["inline_keyboard"]
+    choices = [row[0] for row in rows_of_buttons[:-1]]
+    assert 1 <= len(choices) <= 3 and all(len(row) == 1 for row in rows_of_buttons[:-1])
+    assert all(b["callback_data"].startswith("faq:") for b in choices)
+    assert [b["callback_data"] for b in rows_of_buttons[-1]] == ["human"]
+    assert rows(db, "SELECT * FROM tickets") == []
+
+    # A press answers with that entry, and the pick is stored as the customer's message.
+    entry_id = choices[0]["callback_data"].split(":", 2)[2]
+    press = fake_telegram.callback_query(
+        CUSTOMER, CUSTOMER, choices[0]["callback_data"], offer["message_id"]
+    )
+    texts = await fake_telegram.wait_for_messages(CUSTOMER, 3)
+    assert texts[2] == faq_answer(faq, entry_id)
+    assert fake_telegram.callback_answer(press) is not None
+    stored = rows(
+        db, "SELECT role, kind, text FROM messages WHERE chat_id = ? ORDER BY id", CUSTOMER
+    )
+    assert tuple(stored[-2]) == ("customer", "choice", choices[0]["text"])
+    assert [tuple(r) for r in rows(db, "SELECT path FROM answers ORDER BY message_id")] == [
+        ("faq",),
+        ("choices",),
+        ("faq",),
+    ]
+
+    # The person button still hands over.
+    fake_telegram.callback_query(CUSTOMER, CUSTOMER, "human", offer["message_id"])
+    await fake_telegram.wait_for_messages(CUSTOMER, 4)
+    tickets = rows(db, "SELECT * FROM tickets")
+    assert len(tickets) == 1 and tickets[0]["chat_id"] == CUSTOMER
+
+
+async def test_faq_only_without_choices_admits_unknown_questions(
+    fake_telegram, make_settings, start_bot, knowledge_dirs
+):
+    config, _ = knowledge_dirs
+    bot_yaml = config / "bot.yaml"
+    text = bot_yaml.read_text(encoding="utf-8")
+    bot_yaml.write_text(text.replace("  choices: 3", "  choices: 0", 1), encoding="utf-8")
+    settings = make_settings(fake_telegram)
+    assert settings.retrieval.choices == 0
+    await start_bot(settings)
+    fake_telegram.user_text(CUSTOMER, "Which pottery glaze suits a volcanic teapot best?")
+    texts = await fake_telegram.wait_for_messages(CUSTOMER, 1)
+    assert texts[0].startswith(persona_message(config, "no_answer_unavailable"))
     tickets = rows(database(settings), "SELECT * FROM tickets")
     assert len(tickets) == 1
     assert tickets[0]["chat_id"] == CUSTOMER
     assert tickets[0]["reason"] == "low_confidence"
-    assert f"#{tickets[0]['id']}" in texts[1]
+    assert f"#{tickets[0]['id']}" in texts[0]
 
 
 # -- media, edits, commands for others, groups ---------------------------------------------

@@ -138,6 +138,7 @@ async def _answered_by(db: Database, since: str) -> list[tuple[str, float]]:
         ("Staff replies", int(staff["n"]) if staff else 0),
         ("Handed over", by_path.get("handoff", 0)),
         ("Small talk", by_path.get("small_talk", 0)),
+        ("Offered choices", by_path.get("choices", 0)),
     ]
     return [(k, float(v)) for k, v in answered_by]
 

@@ -33,6 +33,8 @@ MESSAGE_KEYS: tuple[str, ...] = (
     "llm_failed",  # apology when the model could not answer; {ticket_id} {office_hours}
     "llm_failed_unavailable",  # the same with no staff group; {ticket_id} {office_hours}
     "no_answer_unavailable",  # no confident FAQ match, no staff group
+    "faq_choices",  # FAQ-only, unsure: above the entries offered as buttons
+    "choice_gone",  # an offered entry was taken out of the FAQ before it was picked
     "rate_limited",  # too many messages in a minute
     "message_truncated",  # message was cut before it reached the assistant
     "ticket_closed",  # staff closed the ticket

@@ -70,6 +70,7 @@ def with_added_texts(persona: Persona) -> Persona:
     added = added_texts()
     return dataclasses.replace(
         persona,
+        messages={**added["messages"], **persona.messages},
         commands={**added["commands"], **persona.commands},
         staff_messages={**added["staff_messages"], **persona.staff_messages},
     )
@@ -172,7 +173,7 @@ def _line_of_text(path: str, node: Node, needle: str) -> int:
 _PERSONA_RULES = Rules(
     required={Persona: frozenset({"messages", "reasons", "staff_messages"})},
     hooks={
-        (Persona, "messages"): _text_section(MESSAGE_KEYS, "message names to texts"),
+        (Persona, "messages"): _text_section(MESSAGE_KEYS, "message names to texts", "messages"),
         (Persona, "reasons"): _text_section(REASON_CODES, "reason codes to readable names"),
         (Persona, "staff_messages"): _text_section(
             STAFF_MESSAGE_KEYS, "message names to texts", "staff_messages"

@@ -22,6 +22,7 @@ from bot.outcome import (
     WITHDRAW_BUTTON,
     Outcome,
     Path,
+    read_choice,
 )
 from bot.store.conversations import Customer
 from bot.telegram.bot_data import journal_of, services_of
@@ -78,7 +79,7 @@ def _press(data: str, prefix: str, values: tuple[str, ...]) -> tuple[int, str] |
 
 async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Buttons under bot messages: ask for a person, withdraw or keep a request, feedback
-    on an answer, a ticket's rating."""
+    on an answer, a ticket's rating, an FAQ entry offered to pick from."""
     query = update.callback_query
     chat = update.effective_chat
     if chat is not None and chat.type != "private":
@@ -91,6 +92,7 @@ async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     data = query.data or ""
     feedback = _press(data, FEEDBACK_PREFIX, ("0", "1"))
     rating = _press(data, RATING_PREFIX, ("1", "2", "3", "4", "5"))
+    choice = read_choice(data)
     outcome: Outcome | None = None
     if data == HUMAN_BUTTON:
         await query.answer()
@@ -109,6 +111,10 @@ async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     elif rating is not None:
         ticket_id, stars = rating
         await _rating(query, core, customer, ticket_id, int(stars))
+    elif choice is not None:
+        # The buttons stay: the customer may try another of the entries offered.
+        await query.answer()
+        outcome = await core.choose(customer, *choice)
     else:
         await query.answer()
     if outcome is not None:

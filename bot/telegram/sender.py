@@ -29,7 +29,7 @@ from telegram import (
 )
 from telegram.error import BadRequest, Forbidden, RetryAfter
 
-from bot.core import Button
+from bot.outcome import CHOICE_PREFIX, Button
 from bot.store.inbox import ReplyJournal
 from bot.telegram.formatting import TELEGRAM_TEXT_LIMIT, Formatted, split_formatted
 from bot.telegram.markdown import from_markdown
@@ -45,8 +45,12 @@ def split_text(text: str, limit: int = TELEGRAM_TEXT_LIMIT) -> list[str]:
 def keyboard(buttons: Sequence[Button]) -> InlineKeyboardMarkup | None:
     if not buttons:
         return None
+    # Each FAQ entry offered to pick from is a row of its own, the rest share the last.
+    choices = [b for b in buttons if b.data.startswith(f"{CHOICE_PREFIX}:")]
+    others = [b for b in buttons if b not in choices]
+    rows = [[b] for b in choices] + ([others] if others else [])
     return InlineKeyboardMarkup(
-        [[InlineKeyboardButton(b.label, callback_data=b.data) for b in buttons]]
+        [[InlineKeyboardButton(b.label, callback_data=b.data) for b in row] for row in rows]
     )
 
 
