@@ -566,9 +566,13 @@ async def test_handback_gives_the_customer_back_to_the_bot(
 
 
 async def test_waiting_customer_who_asks_for_a_person_upgrades_the_ticket_once(
-    fake_telegram, make_settings, start_bot
+    fake_telegram, make_settings, start_bot, knowledge_dirs
 ):
     """No model: each unanswerable question would once have been an escalation of its own."""
+    bot_yaml = knowledge_dirs[0] / "bot.yaml"  # unsure means a ticket here, not entries to pick
+    bot_yaml.write_text(
+        bot_yaml.read_text(encoding="utf-8").replace("  choices: 3", "  choices: 0", 1)
+    )
     fake_telegram.add_forum_group(STAFF)
     settings = make_settings(fake_telegram, None, STAFF_CHAT_ID=str(STAFF))
     await start_bot(settings)
