@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.helpers import cli_environment, rows
+from tests.helpers import cli_environment, rows, tune
 
 # Bots started as processes find the shipped FAQ's vectors already made.
 pytestmark = pytest.mark.usefixtures("warm_vector_cache")
@@ -117,9 +117,7 @@ async def test_unsure_in_faq_only_mode_the_terminal_offers_entries_to_type(
 
 async def test_unknown_question_in_faq_only_mode_opens_a_ticket(tmp_path, knowledge_dirs):
     config, _ = knowledge_dirs
-    bot_yaml = config / "bot.yaml"
-    text = bot_yaml.read_text(encoding="utf-8")
-    bot_yaml.write_text(text.replace("  choices: 3", "  choices: 0", 1), encoding="utf-8")
+    tune(config, choices="0")
     code, out, err = await chat(
         environment(tmp_path, knowledge_dirs), "Which glaze suits a volcanic teapot best?"
     )

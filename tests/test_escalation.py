@@ -14,7 +14,7 @@ import pytest
 
 from bot.knowledge.loader import load_persona
 from tests.fakes import Reply, TgUser
-from tests.helpers import REPO, all_handled, buttons, rows, tickets
+from tests.helpers import REPO, all_handled, buttons, rows, tickets, tune
 
 STAFF = -1009100
 CUSTOMER = TgUser(id=3001, first_name="Bruno")
@@ -252,7 +252,7 @@ async def test_rules_are_configurable(fake_telegram, fake_llm, start, knowledge_
 
 
 async def test_low_confidence_without_a_model(fake_telegram, start, knowledge_dirs):
-    edit_bot_yaml(knowledge_dirs[0], "  choices: 3", "  choices: 0")  # hand over at once
+    tune(knowledge_dirs[0], choices="0")  # hand over at once
     db = await start()
     fake_telegram.user_text(CUSTOMER.id, "What is the airspeed of an unladen swallow?", CUSTOMER)
     await handed_over(fake_telegram, db, "low_confidence")

@@ -10,7 +10,7 @@ import pytest
 
 from bot.knowledge.sentence_model import load_model
 from bot.small_talk import ACK, EMOJI, FAREWELL, GIBBERISH, GREETING, THANKS, SmallTalk
-from tests.helpers import database, faq_answer, handled, persona_message, rows, tickets
+from tests.helpers import database, faq_answer, handled, persona_message, rows, tickets, tune
 
 STAFF = -1009100
 CUSTOMER = 4101
@@ -132,10 +132,7 @@ async def test_gibberish_is_asked_to_rephrase_once(
     fake_telegram, make_settings, start_bot, knowledge_dirs
 ):
     config, _ = knowledge_dirs
-    bot_yaml = knowledge_dirs[0] / "bot.yaml"  # unsure means a ticket here, not entries to pick
-    bot_yaml.write_text(
-        bot_yaml.read_text(encoding="utf-8").replace("  choices: 3", "  choices: 0", 1)
-    )
+    tune(knowledge_dirs[0], choices="0")  # unsure means a ticket here, not entries to pick
     fake_telegram.add_forum_group(STAFF)
     settings = make_settings(fake_telegram, STAFF_CHAT_ID=str(STAFF))
     await start_bot(settings)

@@ -12,7 +12,7 @@ import pytest
 
 from bot.knowledge.loader import faq_paths, load_faq
 from tests.fakes import TgUser
-from tests.helpers import all_handled, button_data, database, rows, run_main, tickets
+from tests.helpers import all_handled, button_data, database, rows, run_main, tickets, tune
 
 # Bots started as processes find the shipped FAQ's vectors already made.
 pytestmark = pytest.mark.usefixtures("warm_vector_cache")
@@ -569,10 +569,7 @@ async def test_waiting_customer_who_asks_for_a_person_upgrades_the_ticket_once(
     fake_telegram, make_settings, start_bot, knowledge_dirs
 ):
     """No model: each unanswerable question would once have been an escalation of its own."""
-    bot_yaml = knowledge_dirs[0] / "bot.yaml"  # unsure means a ticket here, not entries to pick
-    bot_yaml.write_text(
-        bot_yaml.read_text(encoding="utf-8").replace("  choices: 3", "  choices: 0", 1)
-    )
+    tune(knowledge_dirs[0], choices="0")  # unsure means a ticket here, not entries to pick
     fake_telegram.add_forum_group(STAFF)
     settings = make_settings(fake_telegram, None, STAFF_CHAT_ID=str(STAFF))
     await start_bot(settings)

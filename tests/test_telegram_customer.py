@@ -13,7 +13,7 @@ import time
 import yaml
 
 from tests.fakes import Reply
-from tests.helpers import buttons, database, faq_answer, handled, persona_message, rows
+from tests.helpers import buttons, database, faq_answer, handled, persona_message, rows, tune
 
 CUSTOMER = 4001
 OTHER = 4002
@@ -188,9 +188,7 @@ async def test_faq_only_without_choices_admits_unknown_questions(
     fake_telegram, make_settings, start_bot, knowledge_dirs
 ):
     config, _ = knowledge_dirs
-    bot_yaml = config / "bot.yaml"
-    text = bot_yaml.read_text(encoding="utf-8")
-    bot_yaml.write_text(text.replace("  choices: 3", "  choices: 0", 1), encoding="utf-8")
+    tune(config, choices="0")
     settings = make_settings(fake_telegram)
     assert settings.retrieval.choices == 0
     await start_bot(settings)
