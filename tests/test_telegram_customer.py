@@ -12,6 +12,7 @@ import time
 
 import yaml
 
+from bot.knowledge.loader import load_faq
 from tests.fakes import Reply
 from tests.helpers import buttons, database, faq_answer, handled, persona_message, rows, tune
 
@@ -182,6 +183,25 @@ async def test_faq_only_answers_known_questions_and_offers_likely_entries_for_ot
     await fake_telegram.wait_for_messages(CUSTOMER, 4)
     tickets = rows(db, "SELECT * FROM tickets")
     assert len(tickets) == 1 and tickets[0]["chat_id"] == CUSTOMER
+
+
+async def test_a_pick_answers_in_the_language_the_question_was_asked_in(
+    fake_telegram, make_settings, start_bot, knowledge_dirs
+):
+    _, faq = knowledge_dirs
+    settings = make_settings(fake_telegram)
+    await start_bot(settings)
+    fake_telegram.user_text(CUSTOMER, "etwas wegen meinem Paket und dem Etikett")
+    await fake_telegram.wait_for_messages(CUSTOMER, 1)
+    offer = fake_telegram.bot_messages(CUSTOMER)[0]
+    pick = offer["reply_markup"]["inline_keyboard"][0][0]["callback_data"]
+    assert pick.startswith("faq:de:"), pick
+    entry = load_faq(sorted(faq.glob("*.yaml"))).by_id(pick.split(":", 2)[2])
+    assert entry is not None
+    fake_telegram.callback_query(CUSTOMER, CUSTOMER, pick, offer["message_id"])
+    texts = await fake_telegram.wait_for_messages(CUSTOMER, 2)
+    assert entry.answer_in("de") != entry.answer
+    assert texts[1] == entry.answer_in("de").strip()
 
 
 async def test_faq_only_without_choices_admits_unknown_questions(
