@@ -56,6 +56,11 @@ class Question:
     offer: bool  # a "talk to a person" button goes under the answer
     images: list[dict]
 
+    def language(self) -> str | None:
+        """The language the customer wrote in, with Telegram's code only as a hint;
+        None when it cannot be told."""
+        return detect_language(self.text, self.customer.language)
+
 
 class Answers:
     def __init__(
@@ -142,7 +147,7 @@ class Answers:
             knowledge_version=knowledge.version,
         )
         buttons = self.replies.answer_buttons(knowledge, question.offer)
-        language = detect_language(question.text, customer.language) if best.entry.answers else None
+        language = question.language() if best.entry.answers else None
         answer = best.entry.answer_in(language).strip()
         return await self.replies.say(customer, answer, Path.FAQ, buttons, audit)
 
@@ -152,12 +157,12 @@ class Answers:
         may well answer. None when no entry is likely enough (``retrieval.choices``)."""
         retrieval = self.settings.retrieval
         customer, knowledge = question.customer, question.knowledge
-        language = detect_language(question.text, customer.language) or ""
-        offered = [
-            (match, choice_data(language, match.id))
-            for match in question.matches
-            if match.confidence >= retrieval.choice_threshold
-        ]
+        likely = [m for m in question.matches if m.confidence >= retrieval.choice_threshold]
+        if not likely:
+            return None
+        translated = any(m.entry.answers for m in likely)
+        language = (question.language() if translated else None) or ""
+        offered = [(m, choice_data(language, m.id)) for m in likely]
         offered = [(m, data) for m, data in offered if data is not None][: retrieval.choices]
         if not offered:
             return None
