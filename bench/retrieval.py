@@ -423,7 +423,8 @@ MULTILINGUAL = ROOT / "bench" / "data" / "multilingual" / "shop_cases.yaml"
 
 
 def multilingual_cases(paths: list[Path] | None = None) -> list[dict]:
-    """Our own cases; ``--cases`` adds others (such as an evaluation set kept apart)."""
+    """Our own cases, or those of the ``--cases`` files instead (such as the set kept
+    apart from every fit)."""
     cases = []
     for path in paths or [MULTILINGUAL]:
         cases += yaml.safe_load(path.read_text(encoding="utf-8"))["cases"]
