@@ -632,8 +632,9 @@ async def test_tickets_search(fake_telegram, fake_llm, make_settings, start_bot)
         ]["text"]
         listed = [line.split(" · ")[0] for line in found.splitlines()[1:]]
         assert listed == expected, (term, found)
-    fake_telegram.group_text(STAFF, "/tickets nothing-like-this", AGENT)
-    await fake_telegram.wait_for(said_in_staff(fake_telegram, "No tickets match"))
+    for term in ("nothing-like-this", "%", "_"):  # a wildcard is a character to find
+        fake_telegram.group_text(STAFF, f"/tickets {term}", AGENT)
+        await fake_telegram.wait_for(said_in_staff(fake_telegram, f"No tickets match “{term}”"))
 
 
 async def test_the_claim_button_refuses_a_colleagues_ticket(
