@@ -15,7 +15,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from bot.stats import Stats, compute_stats
-from bot.store.db import Database
+from bot.store.db import Database, contains_pattern
 from bot.store.ticket_record import STATUSES, TRANSCRIPT_MESSAGES, Ticket, transcript_params
 
 PERIODS = (7, 30, 90)
@@ -205,10 +205,6 @@ class TicketRow:
     language: str
 
 
-def _like(term: str) -> str:
-    return "%" + term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-
-
 async def list_tickets(db: Database, chosen: TicketFilter) -> list[TicketRow]:
     where, params = ["1 = 1"], []
     if chosen.status:
@@ -227,7 +223,7 @@ async def list_tickets(db: Database, chosen: TicketFilter) -> list[TicketRow]:
         where.append("t.created_at < ?")
         params.append((date.fromisoformat(chosen.until) + timedelta(days=1)).isoformat())
     if chosen.text:
-        like = _like(chosen.text)
+        like = contains_pattern(chosen.text)
         where.append(
             "(CAST(t.id AS TEXT) = ? OR t.summary LIKE ? ESCAPE '\\' "
             "OR c.first_name LIKE ? ESCAPE '\\' OR c.username LIKE ? ESCAPE '\\' "

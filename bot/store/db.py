@@ -31,6 +31,12 @@ def utcnow() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
+def contains_pattern(term: str) -> str:
+    """A LIKE pattern for ``term`` anywhere in a text, used with ``ESCAPE '\\'``: a "%"
+    or "_" someone searches for is a character to find, not a wildcard."""
+    return "%" + term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
 class Database:
     def __init__(self, path: str | Path):
         self.path = str(path)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from bot.store.db import Database
+from bot.store.db import Database, contains_pattern
 from bot.store.ticket_record import TRANSCRIPT_MESSAGES, Ticket, transcript_params
 
 # How long this process trusts that a chat has no open ticket. Only the bot opens
@@ -90,7 +90,7 @@ class TicketLookups:
         """Tickets whose customer name or username, summary or relayed messages contain
         ``term`` (``#12`` or ``12`` finds ticket 12 too), newest first."""
         term = term.strip().lstrip("@")
-        like = "%" + term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        like = contains_pattern(term)
         ticket_id = int(term.lstrip("#")) if term.lstrip("#").isdigit() else -1
         like_ = "LIKE :like ESCAPE '\\'"
         rows = await self.db.fetchall(
