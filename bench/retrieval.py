@@ -13,8 +13,10 @@ import csv
 import gc
 import itertools
 import math
+import os
 import random
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -152,26 +154,31 @@ def synthetic_entries(n: int, seed: int = 1) -> list[FaqEntry]:
     ]
 
 
+def write_faq(entries: list[FaqEntry], directory: Path, files: int = 10) -> None:
+    """The entries as FAQ files an admin could have written, spread over ``files``."""
+    per_file = -(-len(entries) // files)
+    for number in range(files):
+        chunk = entries[number * per_file : (number + 1) * per_file]
+        data = {
+            "faq": [
+                {
+                    "id": e.id,
+                    "question": e.question,
+                    "answer": e.answer,
+                    "tags": list(e.tags),
+                    "examples": list(e.examples),
+                }
+                for e in chunk
+            ]
+        }
+        text = yaml.safe_dump(data, allow_unicode=True, width=1000)
+        (directory / f"part{number:02d}.yaml").write_text(text, encoding="utf-8")
+
+
 def load_and_index(entries: list[FaqEntry], files: int = 10) -> tuple[float, FaqIndex]:
     """Seconds to load, validate and index the entries from YAML, as a start or reload does."""
     with tempfile.TemporaryDirectory() as tmp:
-        per_file = -(-len(entries) // files)
-        for number in range(files):
-            chunk = entries[number * per_file : (number + 1) * per_file]
-            data = {
-                "faq": [
-                    {
-                        "id": e.id,
-                        "question": e.question,
-                        "answer": e.answer,
-                        "tags": list(e.tags),
-                        "examples": list(e.examples),
-                    }
-                    for e in chunk
-                ]
-            }
-            text = yaml.safe_dump(data, allow_unicode=True, width=1000)
-            (Path(tmp) / f"part{number:02d}.yaml").write_text(text, encoding="utf-8")
+        write_faq(entries, Path(tmp), files)
         start = time.perf_counter()
         faq = load_faq_files(faq_paths(Path(tmp)))
         index = FaqIndex(faq.entries)
@@ -205,6 +212,36 @@ def speed(n: int = 10_000, queries: int = 2000) -> dict[str, float]:
         "p50_ms": 1000 * statistics.median(times),
         "p99_ms": 1000 * times[int(0.99 * len(times))],
     }
+
+
+def warm_start(n: int = 10_000, runs: int = 3) -> dict[str, float]:
+    """Seconds for a new process to load ``n`` entries, the bundled model and the
+    entries' vectors, and match one question (``faq search``, the bot's own start-up
+    path), once with an empty vector cache and then with the cache the first run filled."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("TELEGRAM_", "LLM_", "VECTOR_", "DATABASE_", "FAQ_", "CONFIG_"))
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        faq = Path(tmp) / "faq"
+        faq.mkdir()
+        write_faq(synthetic_entries(n), faq)
+        env |= {
+            "FAQ_DIR": str(faq),
+            "CONFIG_DIR": str(ROOT / "config"),
+            "DATABASE_PATH": str(Path(tmp) / "bot.sqlite3"),
+        }
+        command = [sys.executable, str(ROOT / "main.py"), "faq", "search", "--json", "kalo mine"]
+
+        def once() -> float:
+            start = time.perf_counter()
+            subprocess.run(command, env=env, check=True, capture_output=True)
+            return time.perf_counter() - start
+
+        cold = once()
+        warm = sorted(once() for _ in range(runs))
+    return {"cold_s": cold, "warm_s": statistics.median(warm)}
 
 
 def tune() -> None:
@@ -628,8 +665,21 @@ def main() -> None:
     parser.add_argument(
         "--handoff-cases", type=Path, action="append", help="handoff cases file (repeatable)"
     )
+    parser.add_argument(
+        "--startup",
+        type=int,
+        metavar="N",
+        help="start-up time with N synthetic entries, empty and warm vector cache (slow)",
+    )
     args = parser.parse_args()
-    if args.tune:
+    if args.startup:
+        w = warm_start(args.startup)
+        print(
+            f"{args.startup:,} synthetic entries, start-up with the bundled model "
+            f"(faq search): warm vector cache {w['warm_s']:.2f} s, "
+            f"empty cache {w['cold_s']:.1f} s"
+        )
+    elif args.tune:
         tune()
     elif args.calibrate:
         calibrate()
