@@ -12,7 +12,8 @@ import time
 
 import yaml
 
-from bot.knowledge.loader import load_faq
+from bot.knowledge.loader import faq_paths, load_faq
+from bot.outcome import read_choice
 from tests.fakes import Reply
 from tests.helpers import buttons, database, faq_answer, handled, persona_message, rows, tune
 
@@ -161,7 +162,9 @@ async def test_faq_only_answers_known_questions_and_offers_likely_entries_for_ot
     assert rows(db, "SELECT * FROM tickets") == []
 
     # A press answers with that entry, and the pick is stored as the customer's message.
-    entry_id = choices[0]["callback_data"].split(":", 2)[2]
+    picked = read_choice(choices[0]["callback_data"])
+    assert picked is not None
+    entry_id = picked[1]
     press = fake_telegram.callback_query(
         CUSTOMER, CUSTOMER, choices[0]["callback_data"], offer["message_id"]
     )
@@ -196,7 +199,9 @@ async def test_a_pick_answers_in_the_language_the_question_was_asked_in(
     offer = fake_telegram.bot_messages(CUSTOMER)[0]
     pick = offer["reply_markup"]["inline_keyboard"][0][0]["callback_data"]
     assert pick.startswith("faq:de:"), pick
-    entry = load_faq(sorted(faq.glob("*.yaml"))).by_id(pick.split(":", 2)[2])
+    choice = read_choice(pick)
+    assert choice is not None and choice[0] == "de"
+    entry = load_faq(faq_paths(faq)).by_id(choice[1])
     assert entry is not None
     fake_telegram.callback_query(CUSTOMER, CUSTOMER, pick, offer["message_id"])
     texts = await fake_telegram.wait_for_messages(CUSTOMER, 2)
