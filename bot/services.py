@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -28,6 +29,12 @@ from bot.store.db import Database
 from bot.store.inbox import Inbox
 from bot.store.tickets import TicketStore
 from bot.transcription import Transcriber
+
+log = logging.getLogger(__name__)
+
+# A message waits this long for vectors still being embedded, counted from when
+# embedding began: a reload's few new entries take well under it.
+MESSAGE_WAIT_SECONDS = 2.0
 
 # Builds the staff desk from the stores it works on; the Telegram bot passes one.
 DeskFactory = Callable[[TicketStore, ConversationStore, KnowledgeBase], StaffDesk]
@@ -69,6 +76,7 @@ async def open_services(
     fetcher: MediaFetcher | None = None,
     observer: Any = None,
     chat_model: bool = True,
+    wait_for_vectors: bool = False,
 ) -> Services:
     """Open the database (running migrations), load the knowledge and build the core.
 
@@ -76,6 +84,9 @@ async def open_services(
     durable inbox its update processor already holds (its database opens here),
     the staff desk, the media fetcher and the metrics ``observer``. Without
     ``chat_model`` the core answers from the FAQ alone, whatever is configured.
+    With ``wait_for_vectors`` every FAQ entry is embedded before anything is
+    matched, as a tool measuring the matching needs; the bot itself waits only
+    ``retrieval.startup_wait_seconds`` and matches by words until they are done.
 
     Raises ConfigError when the persona or FAQ files are broken, before any
     customer could be answered from them.
@@ -89,7 +100,8 @@ async def open_services(
     tickets = TicketStore(db)
     desk = desk_factory(tickets, conversations, knowledge) if desk_factory else None
     llm = open_chat_model(settings, observer) if chat_model else None
-    semantic = await semantic_search(settings, db)
+    patience = None if wait_for_vectors else MESSAGE_WAIT_SECONDS
+    semantic = await semantic_search(settings, db, patience)
     model = load_model() if settings.retrieval.semantic else None
     vectors = semantic.cache if semantic is not None else None
     core = SupportCore(
@@ -104,7 +116,8 @@ async def open_services(
         MediaHandler(settings, open_transcriber(settings), fetcher, observer),
         SmallTalk(model, vectors),
     )
-    await _warm_up(core, knowledge, semantic)
+    startup_wait = None if wait_for_vectors else settings.retrieval.startup_wait_seconds
+    await _warm_up(core, knowledge, semantic, startup_wait)
     return Services(
         settings, db, knowledge, conversations, tickets, inbox, llm, core, semantic, desk
     )
@@ -119,7 +132,10 @@ def open_chat_model(settings: Settings, observer: Any = None) -> LLMClient | Non
 
 
 async def _warm_up(
-    core: SupportCore, knowledge: KnowledgeBase, semantic: SemanticSearch | None
+    core: SupportCore,
+    knowledge: KnowledgeBase,
+    semantic: SemanticSearch | None,
+    startup_wait: float | None,
 ) -> None:
     """Load and embed now, together, what the first customers would otherwise wait for."""
     # The language model loads in a thread while the FAQ is embedded, so that the
@@ -129,10 +145,15 @@ async def _warm_up(
     person_examples = asyncio.create_task(core.person_requests.warm_up())
     small_talk = asyncio.create_task(core.small_talk.prepare())
     if semantic is not None:
-        # Embed the FAQ now rather than on the first customer's message; on failure
-        # the bot starts anyway and matches by words until the endpoint answers.
-        await semantic.prepare(knowledge.current)
-        knowledge.on_reload(semantic.prepare)
+        # Embed the FAQ now rather than on the first customer's message; on failure,
+        # or when it takes too long, the bot starts anyway and matches by words meanwhile.
+        ready = await semantic.prepare(knowledge.current, startup_wait)
+        if not ready and semantic.embedding(knowledge.current):
+            log.warning(
+                "still embedding the FAQ after %.0f s: matching by words until it is done",
+                startup_wait,
+            )
+        knowledge.on_reload(lambda new: semantic.prepare(new, semantic.patience))
     await languages
     await person_examples
     await small_talk
@@ -163,8 +184,13 @@ def open_transcriber(settings: Settings) -> Transcriber | None:
     )
 
 
-async def semantic_search(settings: Settings, db: Database) -> SemanticSearch | None:
+async def semantic_search(
+    settings: Settings, db: Database, patience: float | None = None
+) -> SemanticSearch | None:
     """The meaning-based retriever the settings ask for, or None for words only.
+
+    ``patience`` is how long a message waits for vectors still being embedded
+    (None: until they are done).
 
     With the provider as the source it needs the LLM settings; without them the
     bot matches by words, as it does whenever the endpoint fails. The bundled model
@@ -194,7 +220,7 @@ async def semantic_search(settings: Settings, db: Database) -> SemanticSearch | 
         cache = EmbeddingCache(await Database(env.vector_cache_path).open(), shared=True)
     else:
         cache = EmbeddingCache(db)
-    return SemanticSearch(client, cache, retrieval.semantic_weight)
+    return SemanticSearch(client, cache, retrieval.semantic_weight, patience)
 
 
 def words_only_reason(settings: Settings) -> str | None:

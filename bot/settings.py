@@ -43,6 +43,9 @@ class RetrievalSettings:
     embedding_source: str = "bundled"
     embedding_model: str = "text-embedding-3-small"  # used with the provider
     semantic_weight: float = 0.7
+    # Start-up waits this long for the FAQ's vectors; past it the bot answers, matching by
+    # words until the rest are embedded in the background (a first start with a large FAQ).
+    startup_wait_seconds: float = 60.0
     # FAQ-only mode, no confident match: offer up to ``choices`` entries to pick from, each
     # at least ``choice_threshold`` confident, with "talk to a person" beside them; 0 hands
     # the customer to a person at once.

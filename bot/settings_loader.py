@@ -168,6 +168,7 @@ _SETTING_CHECKS: dict[tuple[type, str], Any] = {
     (RetrievalSettings, "embedding_source"): _embedding_source,
     (RetrievalSettings, "embedding_model"): _not_empty,
     (RetrievalSettings, "semantic_weight"): _between(0, 1),
+    (RetrievalSettings, "startup_wait_seconds"): _not_negative,
     (RetrievalSettings, "choices"): _between(0, 8),
     (RetrievalSettings, "choice_threshold"): _between(0, 1),
     (ConversationSettings, "max_input_chars"): _positive,

@@ -6,6 +6,8 @@ with the double on loopback; the request log of the double shows what was embedd
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import math
 import re
 import sqlite3
@@ -17,6 +19,7 @@ from aiohttp import web
 
 from bot.services import open_services
 from tests.fakes import FakeLLM
+from tests.helpers import tune
 
 
 class EmbeddingsDouble(FakeLLM):
@@ -31,8 +34,22 @@ class EmbeddingsDouble(FakeLLM):
         super().__init__()
         self.failing = False
         self.concepts: dict[str, set[str]] | None = None
+        # While set, requests beyond the first ``gate_after`` wait for the gate to open.
+        self.gate: asyncio.Event | None = None
+        self.gate_after = 0
+        self.seen = 0
+        self.holding = asyncio.Event()  # set once a request waits at the gate
+
+    async def stop(self) -> None:
+        if self.gate is not None:
+            self.gate.set()  # no request may hold the server's shutdown
+        await super().stop()
 
     async def _handle_embeddings(self, request: web.Request) -> web.StreamResponse:
+        self.seen += 1
+        if self.gate is not None and self.seen > self.gate_after:
+            self.holding.set()
+            await self.gate.wait()
         if self.failing:
             body = await request.json()
             self.embedding_requests.append(body)
@@ -85,6 +102,19 @@ def cached_rows(db: str, model: str = "emb-test") -> int:
         ).fetchone()[0]
     finally:
         conn.close()
+
+
+def many_entries(faq: Path, count: int) -> None:
+    for path in faq.glob("*.yaml"):
+        path.unlink()
+    lines = ["faq:"]
+    for n in range(count):
+        lines += [
+            f"  - id: entry_{n}",
+            f'    question: "Question number {n}?"',
+            f'    answer: "Answer number {n}."',
+        ]
+    (faq / "many.yaml").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
 async def test_restart_and_reload_reuse_cached_vectors(embeddings, make_settings, knowledge_dirs):
@@ -157,16 +187,7 @@ async def test_databases_share_a_vector_cache_file(
 async def test_entries_are_embedded_in_batches(embeddings, make_settings, knowledge_dirs):
     config, faq = knowledge_dirs
     enable_semantic(config)
-    for path in faq.glob("*.yaml"):
-        path.unlink()
-    lines = ["faq:"]
-    for n in range(150):
-        lines += [
-            f"  - id: entry_{n}",
-            f'    question: "Question number {n}?"',
-            f'    answer: "Answer number {n}."',
-        ]
-    (faq / "many.yaml").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    many_entries(faq, 150)
     services = await open_services(make_settings(llm=embeddings))
     await services.close()
     sizes = embedded_inputs(embeddings)
@@ -194,6 +215,59 @@ async def test_embeddings_failure_falls_back_to_lexical(
         assert embeddings.embedding_requests  # it was tried
     finally:
         await services.close()
+
+
+async def test_a_long_first_embedding_does_not_hold_up_start_or_customers(
+    embeddings, make_settings, knowledge_dirs, caplog
+):
+    config, _faq = knowledge_dirs
+    enable_semantic(config, weight="1.0")
+    tune(config, startup_wait_seconds="0.2")
+    embeddings.concepts = {"shipping": {"password"}}  # meaning ranks unlike the words
+    embeddings.gate = asyncio.Event()  # the FAQ is still being embedded
+    caplog.set_level(logging.WARNING, logger="bot.services")
+    services = await asyncio.wait_for(open_services(make_settings(llm=embeddings)), 10)
+    try:
+        assert "still embedding the FAQ" in caplog.text
+        knowledge = services.knowledge.current
+        query = "i forgot my password"
+        lexical = [r.id for r in knowledge.search(query, 3)]
+        words = await asyncio.wait_for(services.core.retrieve(knowledge, query, 3), 5)
+        assert [r.id for r in words] == lexical
+
+        embeddings.gate.set()
+        assert await services.semantic.prepare(knowledge)
+        meaning = await services.core.retrieve(knowledge, query, 3)
+        assert [r.id for r in meaning] != lexical
+    finally:
+        await services.close()
+
+
+async def test_a_first_start_stopped_half_way_resumes_where_it_stopped(
+    embeddings, make_settings, knowledge_dirs
+):
+    config, faq = knowledge_dirs
+    enable_semantic(config)
+    tune(config, startup_wait_seconds="0")
+    many_entries(faq, 600)
+    settings = make_settings(llm=embeddings)
+    embeddings.gate, embeddings.gate_after = asyncio.Event(), 3  # stopped in the 4th request
+    services = await open_services(settings)
+    await asyncio.wait_for(embeddings.holding.wait(), 10)
+    await services.close()
+    kept = cached_rows(settings.storage.database_path)
+    assert 0 < kept < 600
+
+    embeddings.gate.set()  # the cancelled request's handler may finish now
+    embeddings.reset()
+    embeddings.gate = None
+    services = await open_services(settings)
+    try:
+        assert await services.semantic.prepare(services.knowledge.current)
+    finally:
+        await services.close()
+    assert sum(embedded_inputs(embeddings)) == 600 - kept
+    assert cached_rows(settings.storage.database_path) == 600
 
 
 FUSION_FAQ = """\

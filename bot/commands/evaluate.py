@@ -164,7 +164,7 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
         settings = _scratch_settings(settings, Path(scratch) / "eval.sqlite3")
         # Without --llm, retrieval stays as configured (meaning-based matching may
         # still use the provider's embeddings); only the chat model is left out.
-        services = await open_services(settings, chat_model=args.llm)
+        services = await open_services(settings, chat_model=args.llm, wait_for_vectors=True)
         try:
             try:
                 cases = load_cases(path, services.knowledge.current)

@@ -28,13 +28,8 @@ from bot.store.db import Database, utcnow
 log = logging.getLogger(__name__)
 
 BATCH_SIZE = 96  # inputs per /embeddings request; providers accept far more, but smaller fails less
-LEXICAL_POOL = 50  # lexical candidates blended with the semantic ones
-SEMANTIC_POOL = 20  # best entries by meaning alone that join the candidates
-# Scoring every entry is a dot product per entry in pure Python; above this many
-# multiplications per message only the lexical candidates are re-scored.
-FULL_SCAN_BUDGET = 3_000_000
 PRUNE_AFTER_DAYS = 30.0  # unused cached vectors are kept this long, then deleted
-RETRY_AFTER_SECONDS = 60.0  # after a failure to embed the FAQ, lexical only for this long
+FILL_CHUNK = 256  # texts embedded, then kept, at a time when filling the cache
 
 
 class EmbeddingError(Exception):
@@ -162,11 +157,16 @@ class EmbeddingCache:
         missing = [k for k in dict.fromkeys(keys) if k not in known]
         known.update(await self.get_many(missing))
         todo = {key: text for key, text in zip(keys, texts, strict=True) if key not in known}
-        if todo:
-            vectors = await client.embed(list(todo.values()), query=query)
-            fresh = list(zip(todo.keys(), vectors, strict=True))
+        # Kept a chunk at a time: a first start that is stopped half-way through a
+        # large FAQ resumes where it stopped.
+        pending = list(todo.items())
+        for start in range(0, len(pending), FILL_CHUNK):
+            chunk = pending[start : start + FILL_CHUNK]
+            vectors = await client.embed([text for _, text in chunk], query=query)
+            fresh = list(zip([key for key, _ in chunk], vectors, strict=True))
             await self.put_many(model, fresh)
             known.update(fresh)
+        if todo:
             log.info("embedded %d texts (%d from cache)", len(todo), len(keys) - len(todo))
         return keys
 

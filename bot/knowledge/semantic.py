@@ -12,10 +12,12 @@ The word scores count only as much as the words are sure of their own best
 match: a Chinese message against an English FAQ shares only stray letters with
 it, and letting those decide would bury the entry its meaning points to.
 
-Three rules keep meaning from ever making things worse than words alone:
+Four rules keep meaning from ever making things worse than words alone:
 
 * Entry vectors are cached in SQLite under a hash of model and text, so a
   restart or a reload embeds only entries that are new or changed.
+* Embedding the FAQ runs in the background: a message that would wait long for
+  it is matched by words instead, until the vectors are ready.
 * Any failure (model or endpoint) falls back to the word results for that
   message, and preparing the FAQ is not retried for a while, so customers do
   not each wait through the same failure.
@@ -50,6 +52,7 @@ LEXICAL_TRUST = 0.5
 # (bench/retrieval.py --multilingual chose it among 0.4, 0.5, 0.6, 1.0 and 1.5).
 CONTEXT_WEIGHT = 0.6
 RETRY_AFTER_SECONDS = 60.0  # after a failure to embed the FAQ, words only for this long
+SLOW_EMBEDDING_SECONDS = 5.0  # embedding the FAQ took long enough to say when it is done
 
 
 def _together(context: array, message: array) -> array:
@@ -63,7 +66,16 @@ def _together(context: array, message: array) -> array:
 class SemanticSearch:
     """Blends word and meaning scores; held by the core as its retriever."""
 
-    def __init__(self, client: Embedder, cache: EmbeddingCache, weight: float):
+    def __init__(
+        self,
+        client: Embedder,
+        cache: EmbeddingCache,
+        weight: float,
+        patience: float | None = None,
+    ):
+        """``patience``: how long a message waits, from the moment embedding began, for
+        vectors still being embedded before it is matched by words; None waits until
+        they are done, as tools that measure matching must."""
         self.client = client
         self.confidence_fit: ConfidenceFit | None = getattr(client, "confidence_fit", None)
         # A message in another language than the FAQ's meets its entries at lower cosines
@@ -74,25 +86,62 @@ class SemanticSearch:
         self.use_phrasings: bool = bool(getattr(client, "phrasings", False))
         self.cache = cache
         self.weight = weight
+        self.patience = patience
         self._prepared: FaqVectors | None = None
         self._lock = asyncio.Lock()
         self._failed_at: float | None = None
+        self._embedding: asyncio.Task[None] | None = None
+        self._embedding_version = ""
+        self._embedding_since = 0.0
 
     async def aclose(self) -> None:
+        if self._embedding is not None and not self._embedding.done():
+            self._embedding.cancel()
+            await asyncio.wait({self._embedding})
         await self.client.aclose()
         await self.cache.aclose()
 
-    async def prepare(self, knowledge: Knowledge) -> bool:
-        """Make sure every entry of this version has its vectors; False when that failed."""
-        if self._prepared is not None and self._prepared.version == knowledge.version:
+    def embedding(self, knowledge: Knowledge) -> bool:
+        """Whether this version's vectors are being embedded right now."""
+        task = self._embedding
+        return task is not None and not task.done() and self._embedding_version == knowledge.version
+
+    def ready(self, knowledge: Knowledge) -> bool:
+        """Whether every entry of this version has its vectors."""
+        return self._prepared is not None and self._prepared.version == knowledge.version
+
+    async def prepare(self, knowledge: Knowledge, wait: float | None = None) -> bool:
+        """Embed this version's entries, waiting at most ``wait`` seconds from the moment
+        embedding began (None: until it is done); False while they are not ready.
+
+        Embedding runs as a task of its own, so a first start with thousands of new
+        entries, which takes minutes, answers by words meanwhile instead of keeping
+        every customer waiting. Vectors are kept as they come, so a restart meanwhile
+        picks up where it stopped.
+        """
+        if self.ready(knowledge):
             return True
         if self._failed_at is not None and time.monotonic() - self._failed_at < RETRY_AFTER_SECONDS:
             return False
+        task = self._embedding
+        if task is None or task.done() or self._embedding_version != knowledge.version:
+            # A version still embedding finishes first: the next one reuses its vectors.
+            task = self._embedding = asyncio.create_task(self._embed(knowledge))
+            self._embedding_version = knowledge.version
+            self._embedding_since = time.monotonic()
+        if wait is None:
+            await asyncio.wait({task})
+        elif (left := self._embedding_since + wait - time.monotonic()) > 0:
+            await asyncio.wait({task}, timeout=left)
+        return self.ready(knowledge)
+
+    async def _embed(self, knowledge: Knowledge) -> None:
         async with self._lock:
-            if self._prepared is not None and self._prepared.version == knowledge.version:
-                return True
+            if self.ready(knowledge):
+                return
+            started = time.monotonic()
             try:
-                self._prepared = await embed_faq(
+                prepared = await embed_faq(
                     self.client, self.cache, knowledge, self._prepared, self.use_phrasings
                 )
             except Exception as error:
@@ -102,9 +151,10 @@ class SemanticSearch:
                     RETRY_AFTER_SECONDS,
                     error,
                 )
-                return False
-            self._failed_at = None
-            return True
+                return
+            self._prepared, self._failed_at = prepared, None
+            if (took := time.monotonic() - started) >= SLOW_EMBEDDING_SECONDS:
+                log.info("the FAQ's vectors are ready after %.0f s: matching by meaning", took)
 
     async def search(
         self, knowledge: Knowledge, query: str, top_k: int, context: str | None = None
@@ -114,7 +164,7 @@ class SemanticSearch:
         which the model has already computed for each of them."""
         text = f"{context}\n{query}" if context else query
         lexical = knowledge.search(text, max(top_k, LEXICAL_POOL))
-        if self.weight <= 0 or not await self.prepare(knowledge):
+        if self.weight <= 0 or not await self.prepare(knowledge, self.patience):
             return lexical[:top_k]
         try:
             vectors = await self.client.embed([context, query] if context else [query], query=True)
