@@ -17,6 +17,7 @@ from bot.knowledge.live import KnowledgeBase
 from bot.knowledge.local_embeddings import LocalEmbedder
 from bot.knowledge.semantic import Embedder, SemanticSearch
 from bot.knowledge.sentence_model import load_model, unavailable_reason
+from bot.knowledge.word_index_cache import WordIndexCache
 from bot.llm import LLMClient
 from bot.media import MediaFetcher, MediaHandler
 from bot.outcome import StaffDesk
@@ -92,7 +93,9 @@ async def open_services(
     customer could be answered from them.
     """
     env = settings.env
-    knowledge = KnowledgeBase(Path(env.config_dir), Path(env.faq_dir))
+    knowledge = KnowledgeBase(
+        Path(env.config_dir), Path(env.faq_dir), WordIndexCache(word_index_path(settings))
+    )
     if inbox is None:
         inbox = Inbox(Database(settings.storage.database_path))
     db = await inbox.db.open()
@@ -121,6 +124,15 @@ async def open_services(
     return Services(
         settings, db, knowledge, conversations, tickets, inbox, llm, core, semantic, desk
     )
+
+
+def word_index_path(settings: Settings) -> Path | None:
+    """Where the FAQ's word index is kept between starts: beside the vectors, which
+    outlive a throw-away database, or beside the database."""
+    base = settings.env.vector_cache_path or settings.storage.database_path
+    if not base or base == ":memory:":
+        return None
+    return Path(base).with_suffix(".word-index")
 
 
 def open_chat_model(settings: Settings, observer: Any = None) -> LLMClient | None:

@@ -60,6 +60,19 @@ class Postings:
         self.lists: dict[str, tuple[list[int], list[float], float]] = {}
         self.idf_unknown = _idf(n_docs, 0)
 
+    def state(self) -> tuple[int, dict[str, tuple[list[int], list[float], float]]]:
+        """Plain values to keep on disk (``bot.knowledge.index_cache``)."""
+        return self.n_docs, self.lists
+
+    @classmethod
+    def from_state(
+        cls, state: tuple[int, dict[str, tuple[list[int], list[float], float]]]
+    ) -> Postings:
+        n_docs, lists = state
+        index = cls(n_docs)
+        index.lists = lists
+        return index
+
     def idf(self, term: str) -> float:
         found = self.lists.get(term)
         return found[2] if found else self.idf_unknown

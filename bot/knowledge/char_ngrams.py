@@ -12,6 +12,7 @@ import math
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from itertools import chain
+from typing import Any
 
 from bot.knowledge.text import is_cjk
 
@@ -40,6 +41,31 @@ class CharNgramIndex:
             tuple((w, _sublinear(c)) for w, c in ew.items()) for ew in entry_words
         ]
         self._gram_norms = self._entry_norms()
+
+    _STATE = (
+        "_ngram_min",
+        "_ngram_max",
+        "_gram_cache",
+        "_gram_words",
+        "_gram_idfs",
+        "_gram_idf_unknown",
+        "_entry_weights",
+        "_gram_norms",
+    )
+
+    def state(self) -> tuple[Any, ...]:
+        """Plain values to keep on disk (``bot.knowledge.index_cache``)."""
+        return tuple(getattr(self, name) for name in self._STATE)
+
+    @classmethod
+    def from_state(cls, state: tuple[Any, ...]) -> CharNgramIndex:
+        index = cls.__new__(cls)
+        for name, value in zip(cls._STATE, state, strict=True):
+            setattr(index, name, value)
+        return index
+
+    def entries(self) -> int:
+        return len(self._gram_norms)
 
     def _words_per_gram(self) -> dict[str, tuple[str, ...]]:
         """Which FAQ words hold each n-gram, so that a query can tell the words it

@@ -20,6 +20,7 @@ from bot.knowledge.faq import FaqSet, SearchResult
 from bot.knowledge.loader import faq_paths, load_faq, load_persona
 from bot.knowledge.persona import Persona
 from bot.knowledge.search import FaqIndex
+from bot.knowledge.word_index_cache import WordIndexCache
 
 log = logging.getLogger(__name__)
 
@@ -65,8 +66,12 @@ def _fingerprint(files: list[Path]) -> tuple[tuple[str, int, int], ...]:
     return tuple(marks)
 
 
-def load_knowledge(config_dir: Path, faq_dir: Path) -> Knowledge:
-    """Load and index persona and FAQ; raises ConfigError with every problem found."""
+def load_knowledge(
+    config_dir: Path, faq_dir: Path, words: WordIndexCache | None = None
+) -> Knowledge:
+    """Load and index persona and FAQ; raises ConfigError with every problem found.
+
+    ``words`` keeps the word index between starts, for large FAQs."""
     persona_path = config_dir / "persona.yaml"
     paths = faq_paths(faq_dir)
     problems = []
@@ -85,7 +90,8 @@ def load_knowledge(config_dir: Path, faq_dir: Path) -> Knowledge:
     for path in [persona_path, *paths]:
         digest.update(path.name.encode())
         digest.update(path.read_bytes())
-    return Knowledge(persona, faq, FaqIndex(faq.entries), digest.hexdigest()[:12])
+    index = words.index(faq.entries) if words is not None else FaqIndex(faq.entries)
+    return Knowledge(persona, faq, index, digest.hexdigest()[:12])
 
 
 ProblemListener = Callable[[ConfigError], Awaitable[None]]
@@ -95,10 +101,12 @@ ReloadListener = Callable[[Knowledge], Awaitable[object]]
 class KnowledgeBase:
     """Holds the live Knowledge and replaces it when the files change and still validate."""
 
-    def __init__(self, config_dir: Path, faq_dir: Path):
+    def __init__(self, config_dir: Path, faq_dir: Path, words: WordIndexCache | None = None):
+        """``words`` keeps the word index between starts and reloads, for large FAQs."""
         self.config_dir = Path(config_dir)
         self.faq_dir = Path(faq_dir)
-        self.current = load_knowledge(self.config_dir, self.faq_dir)
+        self.words = words
+        self.current = load_knowledge(self.config_dir, self.faq_dir, words)
         self._seen = _fingerprint(_files(self.config_dir, self.faq_dir))
         self._listeners: list[ProblemListener] = []
         self._reload_listeners: list[ReloadListener] = []
@@ -118,7 +126,9 @@ class KnowledgeBase:
         self._seen = _fingerprint(_files(self.config_dir, self.faq_dir))
         try:
             # Indexing 10k entries takes a moment: keep it off the event loop.
-            knowledge = await asyncio.to_thread(load_knowledge, self.config_dir, self.faq_dir)
+            knowledge = await asyncio.to_thread(
+                load_knowledge, self.config_dir, self.faq_dir, self.words
+            )
         except ConfigError as error:
             self.last_error = error
             log.error(

@@ -27,6 +27,7 @@ import math
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from bot.knowledge.bm25 import Postings, single_fields, weighted_fields
 from bot.knowledge.char_ngrams import CharNgramIndex
@@ -116,6 +117,51 @@ class FaqIndex:
         self._ngrams = (
             CharNgramIndex(terms.surface, p.ngram_min, p.ngram_max) if p.ngram_weight > 0 else None
         )
+
+    def state(self) -> tuple[Any, ...]:
+        """The built index as plain values, to keep on disk (``bot.knowledge.index_cache``):
+        building it is most of a large FAQ's start-up time, reading it back a tenth."""
+        ngrams = self._ngrams.state() if self._ngrams is not None else None
+        return (
+            self._entry_index.state(),
+            self._passage_index.state(),
+            self._passage_owner,
+            ngrams,
+        )
+
+    @classmethod
+    def from_state(
+        cls,
+        entries: Sequence[FaqEntry],
+        state: tuple[Any, ...],
+        *,
+        language: str = "english",
+        params: SearchParams = DEFAULT_PARAMS,
+    ) -> FaqIndex:
+        """The index ``state()`` gave for these entries, language and parameters."""
+        entry_index, passage_index, passage_owner, ngrams = state
+        index = cls.__new__(cls)
+        index._entries = tuple(entries)
+        index._params = params
+        index._analyzer = Analyzer(language)
+        index._entry_index = Postings.from_state(entry_index)
+        index._passage_index = Postings.from_state(passage_index)
+        index._passage_owner = passage_owner
+        index._ngrams = CharNgramIndex.from_state(ngrams) if ngrams is not None else None
+        return index
+
+    def consistent(self) -> bool:
+        """Whether every part of the index counts the same entries: a cheap check that a
+        state read back belongs to these entries."""
+        n = len(self._entries)
+        views = [
+            self._entry_index.n_docs == n,
+            self._passage_index.n_docs == len(self._passage_owner),
+        ]
+        views.append(all(0 <= owner < n for owner in self._passage_owner))
+        if self._ngrams is not None:
+            views.append(self._ngrams.entries() == n)
+        return all(views)
 
     def _whole_entry_index(self, terms: EntryTerms) -> Postings:
         """Each entry as one document of four weighted fields (BM25F)."""
