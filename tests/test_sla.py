@@ -7,6 +7,7 @@ double.
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -167,7 +168,15 @@ async def test_the_running_bot_posts_a_reminder_in_the_topic(
             )
         )
         two_hours_ago = (datetime.now(UTC) - timedelta(hours=2)).isoformat()
-        write_db(db, "UPDATE tickets SET created_at = ? WHERE id = ?", two_hours_ago, found[0][0])
+        # In a thread: the bot shares this event loop, and a write of its own in flight
+        # would wait on it while this one waited on the bot's lock.
+        await asyncio.to_thread(
+            write_db,
+            db,
+            "UPDATE tickets SET created_at = ? WHERE id = ?",
+            two_hours_ago,
+            found[0][0],
+        )
         return found[0][0]
 
     def reminders(ticket_id: int) -> list:
