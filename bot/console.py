@@ -130,7 +130,8 @@ async def _converse(services: Services, stdin: TextIO, stdout: TextIO) -> int:
                 offered[:] = [choice for _, choice in picks]
                 for number, (label, _) in enumerate(picks, 1):
                     stdout.write(f"   {number}. {label}\n")
-                stdout.write(f"   (type 1 to {len(picks)} for its answer, or /human)\n")
+                numbers = "1" if len(picks) == 1 else f"1 to {len(picks)}"
+                stdout.write(f"   (type {numbers} for its answer, or /human)\n")
                 continue
             labels = [b.label for b in reply.buttons if not b.data.startswith("fb:")]
             forget = any(b.data.startswith(f"{FORGET_PREFIX}:") for b in reply.buttons)

@@ -109,6 +109,9 @@ async def test_unsure_in_faq_only_mode_the_terminal_offers_entries_to_type(
     assert persona(config)["messages"]["faq_choices"] in out
     first = re.search(r"^   1\. (.+)$", out, re.MULTILINE)
     assert first is not None, out
+    offered = len(re.findall(r"^   \d\. ", out, re.MULTILINE))
+    numbers = "1" if offered == 1 else f"1 to {offered}"
+    assert f"(type {numbers} for its answer, or /human)" in out
     entries = [e for p in sorted(faq.glob("*.yaml")) for e in yaml.safe_load(p.read_text())["faq"]]
     picked = next(e for e in entries if e["question"] == first.group(1))
     assert picked["answer"].strip() in out
