@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from bot.answers import Answers, ModelHandoff, Question
 from bot.context_budget import ContextBudget
 from bot.customer_actions import CustomerActions
+from bot.customer_language import SpokenLanguages
 from bot.customer_messages import CustomerMessages
 from bot.errors import LLMError
 from bot.escalation import Escalation
@@ -87,7 +88,10 @@ class SupportCore(CustomerActions):
             conversations, settings.conversation.history_messages
         )
         self.replies = Replies(settings, conversations)
-        self.escalation = Escalation(knowledge, conversations, tickets, desk, self.replies)
+        self.languages = SpokenLanguages()
+        self.escalation = Escalation(
+            knowledge, conversations, tickets, desk, self.replies, self.languages
+        )
         self.answers = Answers(settings, self.budget, semantic, self.replies)
         self.rate_limit: CustomerRateLimit[_PutOff] = CustomerRateLimit(
             settings.conversation.rate_limit_per_minute, self._answer_put_off
@@ -129,7 +133,8 @@ class SupportCore(CustomerActions):
                 await self._hand_over_put_off(chat_id, outcome.ticket)
                 return outcome
             if later is not None:
-                persona = self.knowledge.current.persona
+                language = self.languages.heard(incoming.customer, incoming.text or "")
+                persona = self.knowledge.current.persona.speaking(language)
                 if not self.rate_limit.defer(chat_id, _PutOff(incoming, stored_id, later)):
                     return Outcome(path=Path.DEFERRED, answered_later=True)
                 reply = Reply(persona.message("rate_limited"))
@@ -165,10 +170,12 @@ class SupportCore(CustomerActions):
         stored_id: int | None,
     ) -> Outcome:
         customer = incoming.customer
-        knowledge = self.knowledge.current  # one version for the whole message
-        persona = knowledge.persona
         prepared = await self.media.prepare(incoming)  # caption or transcript, or a notice
         incoming = prepared.incoming
+        # One version for the whole message, its texts in the customer's language.
+        language = self.languages.heard(customer, incoming.text or "")
+        knowledge = self.knowledge.current.speaking(language)
+        persona = knowledge.persona
         if prepared.notice is not None:
             await self.conversations.upsert_customer(customer)
             await self.customer_messages.store(incoming)

@@ -17,9 +17,11 @@ from bot.reasons import Reason
 from bot.store.conversations import AnswerAudit, Customer
 
 if TYPE_CHECKING:
+    from bot.customer_language import SpokenLanguages
     from bot.escalation import Escalation
     from bot.escalation_policy import EscalationPolicy
     from bot.knowledge.live import KnowledgeBase
+    from bot.knowledge.persona import Persona
     from bot.outcome import Incoming, StaffDesk
     from bot.replies import Replies
     from bot.store.conversations import ConversationStore
@@ -37,12 +39,17 @@ class CustomerActions:
     policy: EscalationPolicy
     escalation: Escalation
     replies: Replies
+    languages: SpokenLanguages
     if TYPE_CHECKING:
 
         async def handle(self, incoming: Incoming, **kwargs) -> Outcome: ...  # SupportCore's
 
+    def _persona(self, customer: Customer) -> Persona:
+        """The persona speaking the customer's language, as far as it is known."""
+        return self.knowledge.current.persona.speaking(self.languages.of(customer))
+
     async def _notice(self, customer: Customer, key: str, **values) -> Outcome:
-        persona = self.knowledge.current.persona
+        persona = self._persona(customer)
         return await self.replies.say(customer, persona.message(key, **values), Path.NOTICE)
 
     async def start(self, customer: Customer) -> Outcome:
@@ -62,7 +69,7 @@ class CustomerActions:
         await self.conversations.upsert_customer(customer)
         ticket = await self.tickets.open_for_chat(customer.chat_id)
         if ticket is not None and self.desk is not None:
-            persona = self.knowledge.current.persona
+            persona = self._persona(customer)
             buttons = (
                 Button(persona.message("withdraw_button"), WITHDRAW_BUTTON),
                 Button(persona.message("keep_button"), KEEP_BUTTON),
@@ -84,7 +91,7 @@ class CustomerActions:
         so the bot answers the next question fresh.
         """
         await self.conversations.upsert_customer(customer)
-        persona = self.knowledge.current.persona
+        persona = self._persona(customer)
         ticket = await self.tickets.open_for_chat(customer.chat_id)
         if ticket is None:
             return await self._notice(customer, "withdraw_nothing")
@@ -103,7 +110,7 @@ class CustomerActions:
         ticket = await self.tickets.open_for_chat(customer.chat_id)
         if ticket is None:
             return await self._notice(customer, "withdraw_nothing")
-        text = self.knowledge.current.persona.message("request_kept", ticket_id=ticket.id)
+        text = self._persona(customer).message("request_kept", ticket_id=ticket.id)
         return await self.replies.say(customer, text, Path.NOTICE, ticket_id=ticket.id)
 
     async def feedback(self, customer: Customer, message_id: int, helpful: bool) -> Outcome:
@@ -117,7 +124,7 @@ class CustomerActions:
             reason = self.policy.on_feedback(unhelpful)
             if reason is not None:
                 return await self.escalation.escalate(customer, reason)
-        persona = self.knowledge.current.persona
+        persona = self._persona(customer)
         return Outcome([Reply(persona.message("feedback_thanks"))], path=Path.NOTICE)
 
     async def rate_ticket(self, customer: Customer, ticket_id: int, rating: int) -> Outcome:
@@ -125,12 +132,12 @@ class CustomerActions:
         reply is a short thanks (a toast on Telegram), not a message."""
         if not await self.tickets.rate(ticket_id, customer.chat_id, rating):
             return Outcome(path=Path.IGNORED)
-        persona = self.knowledge.current.persona
+        persona = self._persona(customer)
         return Outcome([Reply(persona.message("rating_thanks"))], path=Path.NOTICE)
 
     def ask_forget(self, customer: Customer) -> Outcome:
         """/forget asks first; the buttons carry no ids, so a press acts on its own chat."""
-        persona = self.knowledge.current.persona
+        persona = self._persona(customer)
         buttons = (Button("✅", f"{FORGET_PREFIX}:yes"), Button("✖️", f"{FORGET_PREFIX}:no"))
         return Outcome([Reply(persona.message("forget_confirm"), buttons)], path=Path.NOTICE)
 
@@ -140,7 +147,7 @@ class CustomerActions:
         """The answer to /forget: close an open ticket (telling staff), then delete the
         chat's text. Nothing of it is stored, not even the reply. ``keep_update_id``:
         the door's own record of the confirmation (``bot.privacy.forget_chat``)."""
-        persona = self.knowledge.current.persona
+        persona = self._persona(customer)
         if not confirmed:
             return Outcome([Reply(persona.message("forget_cancelled"))], path=Path.NOTICE)
         chat_id = customer.chat_id
@@ -185,5 +192,5 @@ class CustomerActions:
         ticket = await self.tickets.open_for_chat(incoming.customer.chat_id)
         if ticket is not None and self.desk is not None:
             return await self.handle(incoming, journal=journal)
-        persona = self.knowledge.current.persona
+        persona = self._persona(incoming.customer)
         return Outcome([Reply(persona.message("edited_ignored"))], path=Path.NOTICE)

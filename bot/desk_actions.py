@@ -12,6 +12,7 @@ import difflib
 from dataclasses import dataclass
 from typing import Protocol
 
+from bot.knowledge.persona import Persona
 from bot.outcome import RATING_PREFIX, Button
 from bot.services import Services
 from bot.store.conversations import AnswerAudit
@@ -67,6 +68,12 @@ class ActionResult:
     notice: str
     delivered: bool = True  # False: the customer was not told (no channel, or unreachable)
     changed: bool = True  # False: nothing to announce (e.g. claiming one's own ticket)
+
+
+def _speaking_to(services: Services, ticket: Ticket) -> Persona:
+    """The persona in the language the ticket's customer last wrote in, when known."""
+    language = services.core.languages.of_chat(ticket.chat_id)
+    return services.knowledge.current.persona.speaking(language)
 
 
 async def claim_ticket(
@@ -185,7 +192,7 @@ async def close_ticket(
     Staff are told in the ticket's place before its topic closes, because a
     closed topic refuses new messages.
     """
-    persona = services.knowledge.current.persona
+    persona = _speaking_to(services, ticket)
     done = await _resolve(services, channel, ticket, agent, "closed", resolution=None)
     if done is not None:
         return done
@@ -209,7 +216,7 @@ async def hand_back(
     The bot answers the customer's next message itself, in a fresh
     conversation, and the customer is told so.
     """
-    persona = services.knowledge.current.persona
+    persona = _speaking_to(services, ticket)
     done = await _resolve(services, channel, ticket, agent, "handed_back", resolution="handback")
     if done is not None:
         return done

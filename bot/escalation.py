@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 
+from bot.customer_language import SpokenLanguages
 from bot.knowledge.faq import SearchResult
 from bot.knowledge.live import Knowledge, KnowledgeBase
 from bot.outcome import WITHDRAW_BUTTON, Button, Incoming, Outcome, Path, StaffDesk, TicketContext
@@ -29,8 +30,10 @@ class Escalation:
         tickets: TicketStore,
         desk: StaffDesk | None,
         replies: Replies,
+        languages: SpokenLanguages,
     ):
         self.knowledge = knowledge
+        self.languages = languages
         self.conversations = conversations
         self.tickets = tickets
         self.desk = desk
@@ -46,7 +49,7 @@ class Escalation:
         audit: AnswerAudit | None = None,
     ) -> Outcome:
         """Open or join the customer's ticket, tell staff, and tell the customer the truth."""
-        knowledge = knowledge or self.knowledge.current
+        knowledge = knowledge or self.knowledge.current.speaking(self.languages.of(customer))
         history = await self.conversations.history(customer.chat_id, 10)
         turns = tuple(Turn(m.role, m.text or f"[{m.kind}]") for m in history)
         if not summary:

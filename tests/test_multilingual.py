@@ -15,6 +15,7 @@ import yaml
 
 from bot.config_check import check
 from bot.knowledge.language import detect_language, warm_up
+from bot.knowledge.loader import load_persona
 from bot.settings import RetrievalSettings
 from tests.fakes import Reply
 from tests.helpers import rows, run_main
@@ -129,6 +130,66 @@ async def test_without_a_desk_nobody_is_promised_a_reply_in_the_chat(
     for text in texts:
         assert not any(p in text for p in PROMISES), text
         assert "support@northwindhome.example" in text
+
+
+async def test_the_bots_own_texts_are_in_the_customers_language(
+    fake_telegram, make_settings, start_bot, knowledge_dirs
+):
+    config, _ = knowledge_dirs
+    persona = load_persona(config / "persona.yaml")
+    german, chinese, english = CUSTOMER, CUSTOMER + 1, CUSTOMER + 2
+    settings = make_settings(fake_telegram)
+    await start_bot(settings)
+    # Unsure, FAQ-only: the offer of entries and its "talk to a person" button.
+    fake_telegram.user_text(german, "etwas wegen meinem Paket und dem Etikett")
+    fake_telegram.user_text(chinese, "我想找人工客服")
+    fake_telegram.user_text(english, "something about my parcel and the label")
+    assert (await fake_telegram.wait_for_messages(german, 1))[0] == persona.speaking("de").message(
+        "faq_choices"
+    )
+    buttons = fake_telegram.bot_messages(german)[0]["reply_markup"]["inline_keyboard"]
+    labels = [b["text"] for row in buttons for b in row]
+    assert persona.speaking("de").message("talk_to_person_button") in labels
+    # A request for a person, with no staff chat: where to reach people, in Chinese.
+    told = (await fake_telegram.wait_for_messages(chinese, 1))[0]
+    assert told == persona.speaking("zh").message("handoff_unavailable", ticket_id=1)
+    assert "support@northwindhome.example" in told
+    assert (await fake_telegram.wait_for_messages(english, 1))[0] == persona.message("faq_choices")
+
+    # A command says nothing of its language: the customer's last message did.
+    fake_telegram.user_text(german, "/forget")
+    texts = await fake_telegram.wait_for_messages(german, 2)
+    assert texts[1] == persona.speaking("de").message("forget_confirm")
+    # Nor does a first command, so the app's language counts.
+    spanish_app = {"id": CUSTOMER + 3, "language_code": "es"}
+    fake_telegram.user_text(CUSTOMER + 3, "/help", spanish_app)
+    (help_text,) = await fake_telegram.wait_for_messages(CUSTOMER + 3, 1)
+    assert help_text == persona.speaking("es").message("help")
+
+
+def test_translations_are_checked_with_their_line(knowledge_dirs):
+    config, faq = knowledge_dirs
+    path = config / "persona.yaml"
+    lines = path.read_text(encoding="utf-8").splitlines()
+    typo = '    faq_choice: "Welche?"'
+    staff_side = '    staff_voice_transcript: "{name}: {transcript}"'
+    placeholder = '    withdraw_refused: "Schon vergeben, {first_name}!"'
+    at = lines.index("  de:")
+    lines[at + 1 : at + 1] = [typo, staff_side, placeholder]
+    at = lines.index("translations:")
+    lines[at + 1 : at + 1] = ["  Deutsch:", "    reset: 'Neu'"]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    problems = [str(p) for p in check(config, faq, {})]
+    expected = [
+        ("  Deutsch:", "translations: 'Deutsch' is not a language code"),
+        (typo, "translations.de: unknown key 'faq_choice'"),
+        (staff_side, "translations.de: staff_voice_transcript is read by staff"),
+        (placeholder, "translations.de.withdraw_refused: unknown placeholder {first_name}"),
+    ]
+    for text, message in expected:
+        where = f"{path}:{lines.index(text) + 1}: "
+        assert any(p.startswith(where + message) for p in problems), (where + message, problems)
+    assert len(problems) == len(expected), problems
 
 
 def test_answers_per_language_are_checked_with_their_line(knowledge_dirs):

@@ -19,7 +19,8 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def without_added_keys(persona_yaml: Path) -> None:
-    """Rewrite a persona.yaml the way it looked before the added keys existed."""
+    """Rewrite a persona.yaml the way it looked before the added keys (and the optional
+    sections, commands and translations) existed."""
     added = added_texts()
     kept: list[str] = []
     section = ""
@@ -28,7 +29,7 @@ def without_added_keys(persona_yaml: Path) -> None:
             section = line.split(":", 1)[0]
         key = line.strip().split(":", 1)[0]
         top_key = line.startswith("  ") and not line.startswith("   ")
-        if section == "commands" or (top_key and key in added.get(section, {})):
+        if section in ("commands", "translations") or (top_key and key in added.get(section, {})):
             continue
         kept.append(line)
     persona_yaml.write_text("\n".join(kept) + "\n", encoding="utf-8")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from bot.knowledge.language import in_language
+
 
 @dataclass(frozen=True)
 class FaqEntry:
@@ -23,17 +25,7 @@ class FaqEntry:
     def answer_in(self, language: str | None) -> str:
         """The answer in ``language`` when the entry has it ("pt-BR" also finds "pt"),
         else the answer as written."""
-        if not language or not self.answers:
-            return self.answer
-        wanted = language.lower()
-        for code, text in self.answers.items():
-            if code.lower() == wanted:
-                return text
-        primary = wanted.split("-")[0]
-        for code, text in self.answers.items():
-            if code.lower().split("-")[0] == primary:
-                return text
-        return self.answer
+        return in_language(self.answers, language) or self.answer
 
 
 @dataclass(frozen=True)

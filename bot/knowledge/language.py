@@ -17,14 +17,17 @@ is clear, and otherwise the caller uses the answer as written.
 
 from __future__ import annotations
 
+import functools
 import logging
+import re
 import threading
 import unicodedata
 from collections import Counter
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Iterable, Mapping
+from typing import Any, TypeVar
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # Languages a shop's customers plausibly write in; py3langid knows 97, many of them
 # close relatives that short messages cannot tell apart from these.
@@ -96,6 +99,25 @@ def primary_subtag(code: str) -> str:
     return code.replace("_", "-").split("-")[0].strip().lower()
 
 
+LANGUAGE_CODE = re.compile(r"^[a-z]{2,3}(?:-[A-Za-z0-9]{2,8})*$")  # zh, de, pt-BR
+
+
+def in_language(options: Mapping[str, T], language: str | None) -> T | None:
+    """What ``options`` (by language code, as an admin wrote them) hold for ``language``:
+    the code itself, else its primary language ("pt-BR" also finds "pt"); None if neither."""
+    if not language or not options:
+        return None
+    wanted = language.lower()
+    for code, value in options.items():
+        if code.lower() == wanted:
+            return value
+    primary = primary_subtag(wanted)
+    for code, value in options.items():
+        if primary_subtag(code) == primary:
+            return value
+    return None
+
+
 def detect_language(text: str, hint: str = "") -> str | None:
     """The message's language code, or None when it cannot be told with confidence."""
     letters = [c for c in text if c.isalpha()]
@@ -107,11 +129,16 @@ def detect_language(text: str, hint: str = "") -> str | None:
     identifier = _identifier(wait=False)
     if identifier is None:
         return None
+    return _identified(identifier, text, primary_subtag(hint))
+
+
+# Retrieval, the answer and the persona's texts each ask about the same message.
+@functools.lru_cache(maxsize=1024)
+def _identified(identifier: Any, text: str, wanted: str) -> str | None:
     ranked = identifier.rank(text)
     best, probability = ranked[0]
     if probability >= CLEAR:
         return best
-    wanted = primary_subtag(hint)
     for code, p in ranked[:3]:
         if code == wanted and p >= WITH_HINT:
             return wanted

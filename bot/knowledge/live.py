@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hashlib
 import logging
 from collections.abc import Awaitable, Callable
@@ -39,6 +40,11 @@ class Knowledge:
 
     def search(self, query: str, top_k: int) -> list[SearchResult]:
         return self.index.search(query, top_k)
+
+    def speaking(self, language: str | None) -> Knowledge:
+        """This knowledge with the persona's texts in ``language`` where it has them."""
+        persona = self.persona.speaking(language)
+        return self if persona is self.persona else dataclasses.replace(self, persona=persona)
 
 
 def faq_knowledge(faq: FaqSet) -> Knowledge:

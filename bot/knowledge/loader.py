@@ -10,7 +10,6 @@ version when an edit is broken. ``bot.yaml`` and the environment are read by
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ from bot.errors import ConfigError, Problem
 from bot.knowledge.faq import FaqEntry, FaqSet
 from bot.knowledge.persona import Persona
 from bot.knowledge.persona_loader import read_persona
-from bot.knowledge.schema import INVALID, Report, Rules, build, unknown_key_message
+from bot.knowledge.schema import INVALID, Report, Rules, build, by_language, unknown_key_message
 from bot.knowledge.yaml_source import (
     MappingNode,
     Node,
@@ -74,8 +73,6 @@ def faq_paths(faq_dir: Path) -> list[Path]:
 
 # --- FAQ files --------------------------------------------------------------------
 
-_LANGUAGE_CODE = re.compile(r"^[a-z]{2,3}(?:-[A-Za-z0-9]{2,8})*$")
-
 
 def _faq_answers(node: Node, name: str, report: Report) -> Any:
     """``answers:`` maps language codes to texts: 'zh: ...', 'pt-BR: ...'."""
@@ -90,13 +87,7 @@ def _faq_answers(node: Node, name: str, report: Report) -> Any:
         return INVALID
     before = len(report.problems)
     answers: dict[str, str] = {}
-    for key, key_node, value_node in mapping_items(node, report.path, report.problems, name):
-        if not _LANGUAGE_CODE.match(key):
-            report.add(
-                key_node,
-                f"{name}: {key!r} is not a language code; use codes such as zh, de, es or pt-BR",
-            )
-            continue
+    for key, value_node in by_language(node, name, report):
         value = value_node.value if isinstance(value_node, ScalarNode) else None
         if not isinstance(value, str) or value_node.tag != "tag:yaml.org,2002:str":
             report.add(

@@ -6,7 +6,10 @@ so a shop can change its tone or language without touching code.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
+
+from bot.knowledge.language import in_language
 
 # Keys of ``messages:`` in persona.yaml. Each is required; placeholders in braces
 # are filled by the bot and documented next to the key in the shipped file.
@@ -67,6 +70,13 @@ MESSAGE_KEYS: tuple[str, ...] = (
     "unclaimed_notice_closed",  # the same outside office hours; {ticket_id} {waited} {back}
     "auto_closed",  # the ticket closed after the customer's silence; {ticket_id}
 )
+
+# Messages staff read, in the staff group: in the persona's own language whatever the
+# customer writes, so ``translations:`` may not hold them.
+STAFF_SIDE_MESSAGES = frozenset(
+    {"staff_voice_transcript", "staff_voice_untranscribed", "staff_earlier_attachments"}
+)
+TRANSLATABLE_KEYS: tuple[str, ...] = tuple(k for k in MESSAGE_KEYS if k not in STAFF_SIDE_MESSAGES)
 
 # Placeholders every message may use, and the extra ones each message is given.
 # ``check`` reports any other placeholder, which the customer would otherwise
@@ -183,6 +193,19 @@ class Persona:
     staff_messages: dict[str, str] = field(default_factory=dict)
     # Telegram's command menu: command name to its description.
     commands: dict[str, str] = field(default_factory=dict)
+    # ``messages`` in other languages, by language code ("zh", "de", "pt-BR"), for
+    # customers who write in them; a key left out is said as in ``messages``.
+    translations: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    def speaking(self, language: str | None) -> Persona:
+        """The persona saying its messages in ``language`` where it has them."""
+        texts = dict(in_language(self.translations, language) or {})
+        if not texts:
+            return self
+        office_hours = texts.pop("office_hours", self.office_hours)
+        return dataclasses.replace(
+            self, messages={**self.messages, **texts}, office_hours=office_hours
+        )
 
     def message(self, key: str, **values: object) -> str:
         """Fill a persona message; unknown placeholders are left as written rather than crashing."""

@@ -21,10 +21,20 @@ from bot.knowledge.persona import (
     COMMAND_KEYS,
     MESSAGE_KEYS,
     STAFF_MESSAGE_KEYS,
+    STAFF_SIDE_MESSAGES,
+    TRANSLATABLE_KEYS,
     Persona,
     allowed_placeholders,
 )
-from bot.knowledge.schema import INVALID, Report, Rules, build, closest_key, unknown_key_message
+from bot.knowledge.schema import (
+    INVALID,
+    Report,
+    Rules,
+    build,
+    by_language,
+    closest_key,
+    unknown_key_message,
+)
 from bot.knowledge.yaml_source import (
     MappingNode,
     Node,
@@ -112,6 +122,46 @@ def _text_section(keys: Sequence[str], what: str, section: str = ""):
     return read
 
 
+def _translations(node: Node, name: str, report: Report) -> Any:
+    """``translations:`` maps language codes to messages, each any of ``messages``' keys,
+    and to the ``office_hours`` that messages in that language fill in."""
+    if isinstance(node, ScalarNode) and node.tag == "tag:yaml.org,2002:null":
+        return {}
+    if not isinstance(node, MappingNode):
+        report.add(
+            node,
+            f"{name}: expected a mapping of language codes to messages "
+            f"(for example 'de: {{faq_choices: ...}}'), got {describe(node)}",
+        )
+        return INVALID
+    before = len(report.problems)
+    translations: dict[str, dict[str, str]] = {}
+    for code, texts_node in by_language(node, name, report):
+        where = f"{name}.{code}"
+        if not isinstance(texts_node, MappingNode):
+            report.add(texts_node, f"{where}: expected a mapping of message names to texts")
+            continue
+        texts: dict[str, str] = {}
+        for key, key_node, value_node in mapping_items(
+            texts_node, report.path, report.problems, where
+        ):
+            if key == "office_hours":
+                value = value_node.value if isinstance(value_node, ScalarNode) else None
+                if isinstance(value, str) and value.strip():
+                    texts[key] = value.strip()
+                else:
+                    report.add(value_node, f"{where}.office_hours: expected a text")
+            elif key in STAFF_SIDE_MESSAGES:
+                report.add(key_node, f"{where}: {key} is read by staff, not translated")
+            elif key not in TRANSLATABLE_KEYS:
+                known = (*TRANSLATABLE_KEYS, "office_hours")
+                report.add(key_node, f"{where}: {unknown_key_message(key, known)}")
+            elif (text := _message_text(key, value_node, f"{where}.{key}", report)) is not None:
+                texts[key] = text
+        translations[code] = texts
+    return INVALID if len(report.problems) > before else translations
+
+
 def _message_text(key: str, node: Node, name: str, report: Report) -> str | None:
     verbatim = key in _VERBATIM_MESSAGES
     value: Any = None
@@ -181,5 +231,6 @@ _PERSONA_RULES = Rules(
         (Persona, "commands"): _text_section(
             COMMAND_KEYS, "command names to descriptions", "commands"
         ),
+        (Persona, "translations"): _translations,
     },
 )

@@ -14,11 +14,12 @@ import difflib
 import functools
 import types
 import typing
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from bot.errors import Problem
+from bot.knowledge.language import LANGUAGE_CODE
 from bot.knowledge.yaml_source import (
     MappingNode,
     Node,
@@ -204,6 +205,19 @@ def unknown_key_message(key: str, allowed: Iterable[str]) -> str:
     if close:
         return f"unknown key '{key}', did you mean '{close}'?"
     return f"unknown key '{key}'; allowed keys: {', '.join(allowed)}"
+
+
+def by_language(node: MappingNode, name: str, report: Report) -> Iterator[tuple[str, Node]]:
+    """The items of a mapping keyed by language code (``answers:``, ``translations:``);
+    a key that is no language code is reported at its line and left out."""
+    for code, code_node, value_node in mapping_items(node, report.path, report.problems, name):
+        if LANGUAGE_CODE.match(code):
+            yield code, value_node
+        else:
+            report.add(
+                code_node,
+                f"{name}: {code!r} is not a language code; use codes such as zh, de, es or pt-BR",
+            )
 
 
 def closest_key(key: str, allowed: Iterable[str]) -> str | None:
