@@ -167,6 +167,24 @@ async def test_the_bots_own_texts_are_in_the_customers_language(
     assert help_text == persona.speaking("es").message("help")
 
 
+async def test_the_command_menu_speaks_the_apps_language(
+    fake_telegram, make_settings, start_bot, knowledge_dirs
+):
+    config, _ = knowledge_dirs
+    persona = load_persona(config / "persona.yaml")
+    await start_bot(make_settings(fake_telegram))
+
+    def menu(language: str) -> dict[str, str]:
+        return {
+            c["command"]: c["description"] for c in fake_telegram.commands[("default", language)]
+        }
+
+    assert menu("") == persona.commands
+    assert menu("de") == persona.speaking("de").commands != persona.commands
+    assert menu("zh")["human"] == persona.translations["zh"].commands["human"]
+    assert set(menu("es")) == set(persona.commands)
+
+
 def test_translations_are_checked_with_their_line(knowledge_dirs):
     config, faq = knowledge_dirs
     path = config / "persona.yaml"
@@ -176,6 +194,8 @@ def test_translations_are_checked_with_their_line(knowledge_dirs):
     placeholder = '    withdraw_refused: "Schon vergeben, {first_name}!"'
     at = lines.index("  de:")
     lines[at + 1 : at + 1] = [typo, staff_side, placeholder]
+    command = '      humna: "Mensch"'
+    lines.insert(lines.index("    commands:", at) + 1, command)
     at = lines.index("translations:")
     lines[at + 1 : at + 1] = ["  Deutsch:", "    reset: 'Neu'"]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -185,6 +205,7 @@ def test_translations_are_checked_with_their_line(knowledge_dirs):
         (typo, "translations.de: unknown key 'faq_choice'"),
         (staff_side, "translations.de: staff_voice_transcript is read by staff"),
         (placeholder, "translations.de.withdraw_refused: unknown placeholder {first_name}"),
+        (command, "translations.de.commands: unknown key 'humna'"),
     ]
     for text, message in expected:
         where = f"{path}:{lines.index(text) + 1}: "

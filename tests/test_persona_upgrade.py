@@ -81,7 +81,8 @@ async def test_the_command_menu_is_the_personas(
     menu = text.replace('  human: "Talk to a person"', '  human: "Mit einem Menschen sprechen"')
     path.write_text(menu, encoding="utf-8")
     await start_bot(make_settings(fake_telegram))
-    [call] = fake_telegram.calls("setMyCommands")
+    # The menu for every app language the persona has no translated menu for.
+    [call] = [c for c in fake_telegram.calls("setMyCommands") if not c.params.get("language_code")]
     commands = call.params["commands"]
     if isinstance(commands, str):
         commands = json.loads(commands)

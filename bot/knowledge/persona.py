@@ -181,6 +181,15 @@ def allowed_placeholders(section: str, key: str) -> tuple[str, ...]:
 
 
 @dataclass(frozen=True)
+class Translation:
+    """The persona's texts in one other language; what it leaves out stays as written."""
+
+    messages: dict[str, str] = field(default_factory=dict)
+    office_hours: str = ""
+    commands: dict[str, str] = field(default_factory=dict)  # the command menu's descriptions
+
+
+@dataclass(frozen=True)
 class Persona:
     name: str
     company: str
@@ -195,16 +204,18 @@ class Persona:
     commands: dict[str, str] = field(default_factory=dict)
     # ``messages`` in other languages, by language code ("zh", "de", "pt-BR"), for
     # customers who write in them; a key left out is said as in ``messages``.
-    translations: dict[str, dict[str, str]] = field(default_factory=dict)
+    translations: dict[str, Translation] = field(default_factory=dict)
 
     def speaking(self, language: str | None) -> Persona:
         """The persona saying its messages in ``language`` where it has them."""
-        texts = dict(in_language(self.translations, language) or {})
-        if not texts:
+        translation = in_language(self.translations, language)
+        if translation is None:
             return self
-        office_hours = texts.pop("office_hours", self.office_hours)
         return dataclasses.replace(
-            self, messages={**self.messages, **texts}, office_hours=office_hours
+            self,
+            messages={**self.messages, **translation.messages},
+            office_hours=translation.office_hours or self.office_hours,
+            commands={**self.commands, **translation.commands},
         )
 
     def message(self, key: str, **values: object) -> str:

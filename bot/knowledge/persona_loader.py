@@ -24,6 +24,7 @@ from bot.knowledge.persona import (
     STAFF_SIDE_MESSAGES,
     TRANSLATABLE_KEYS,
     Persona,
+    Translation,
     allowed_placeholders,
 )
 from bot.knowledge.schema import (
@@ -135,30 +136,34 @@ def _translations(node: Node, name: str, report: Report) -> Any:
         )
         return INVALID
     before = len(report.problems)
-    translations: dict[str, dict[str, str]] = {}
+    translations: dict[str, Translation] = {}
     for code, texts_node in by_language(node, name, report):
         where = f"{name}.{code}"
         if not isinstance(texts_node, MappingNode):
             report.add(texts_node, f"{where}: expected a mapping of message names to texts")
             continue
-        texts: dict[str, str] = {}
+        translation = Translation()
         for key, key_node, value_node in mapping_items(
             texts_node, report.path, report.problems, where
         ):
             if key == "office_hours":
                 value = value_node.value if isinstance(value_node, ScalarNode) else None
                 if isinstance(value, str) and value.strip():
-                    texts[key] = value.strip()
+                    translation = dataclasses.replace(translation, office_hours=value.strip())
                 else:
                     report.add(value_node, f"{where}.office_hours: expected a text")
+            elif key == "commands":
+                commands = _TRANSLATED_COMMANDS(value_node, f"{where}.commands", report)
+                if commands is not INVALID:
+                    translation = dataclasses.replace(translation, commands=commands)
             elif key in STAFF_SIDE_MESSAGES:
                 report.add(key_node, f"{where}: {key} is read by staff, not translated")
             elif key not in TRANSLATABLE_KEYS:
-                known = (*TRANSLATABLE_KEYS, "office_hours")
+                known = (*TRANSLATABLE_KEYS, "office_hours", "commands")
                 report.add(key_node, f"{where}: {unknown_key_message(key, known)}")
             elif (text := _message_text(key, value_node, f"{where}.{key}", report)) is not None:
-                texts[key] = text
-        translations[code] = texts
+                translation.messages[key] = text
+        translations[code] = translation
     return INVALID if len(report.problems) > before else translations
 
 
@@ -190,7 +195,9 @@ def _message_text(key: str, node: Node, name: str, report: Report) -> str | None
             node, f"{name}: broken placeholder ({exc}); write {{{{ and }}}} for literal braces"
         )
         return None
-    section = name.split(".")[0]
+    parts = name.split(".")
+    # translations.de.commands.start is checked as a command, translations.de.reset as a message
+    section = parts[2] if parts[0] == "translations" and len(parts) > 3 else parts[0]
     allowed = allowed_placeholders(section, key) if section != "reasons" else ()
     for field in dict.fromkeys(fields):
         if field not in allowed:
@@ -219,6 +226,9 @@ def _line_of_text(path: str, node: Node, needle: str) -> int:
             return number + 1
     return line_of(node)
 
+
+# Any of the commands, each as in ``commands:``; the rest keep their description there.
+_TRANSLATED_COMMANDS = _text_section(COMMAND_KEYS, "command names to descriptions", "commands")
 
 _PERSONA_RULES = Rules(
     required={Persona: frozenset({"messages", "reasons", "staff_messages"})},

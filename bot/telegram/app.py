@@ -28,7 +28,7 @@ from bot.store.db import Database
 from bot.store.inbox import Inbox
 from bot.telegram import console_link
 from bot.telegram.desk import TelegramDesk
-from bot.telegram.handlers import command_menu, register_handlers
+from bot.telegram.handlers import command_menus, register_handlers
 from bot.telegram.intake import IntakeQueue
 from bot.telegram.media import TelegramFetcher
 from bot.telegram.processor import OrderedChatProcessor
@@ -159,10 +159,9 @@ class TelegramBot:
         await self.app.initialize()
         me = self.app.bot.bot
         log.info("connected to Telegram as @%s", me.username)
-        with contextlib.suppress(TelegramError):
-            await self.app.bot.set_my_commands(
-                command_menu(self.services.knowledge.current.persona)
-            )
+        for language, menu in command_menus(self.services.knowledge.current.persona).items():
+            with contextlib.suppress(TelegramError):
+                await self.app.bot.set_my_commands(menu, language_code=language or None)
         await self.app.start()
 
     def _start_background_tasks(self) -> None:

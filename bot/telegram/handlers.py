@@ -20,6 +20,7 @@ from telegram.ext import (
     filters,
 )
 
+from bot.knowledge.language import primary_subtag
 from bot.knowledge.persona import Persona
 from bot.metrics import note_incoming
 from bot.settings import Settings
@@ -41,6 +42,17 @@ log = logging.getLogger("bot.telegram.app")
 def command_menu(persona: Persona) -> list[BotCommand]:
     """The customer commands Telegram lists under "/", described in the persona's words."""
     return [BotCommand(name, text) for name, text in persona.commands.items()]
+
+
+def command_menus(persona: Persona) -> dict[str, list[BotCommand]]:
+    """The menu for every app language the persona describes its commands in, by
+    Telegram's two-letter code; "" is everyone else's."""
+    menus = {"": command_menu(persona)}
+    for code, translation in persona.translations.items():
+        language = primary_subtag(code)
+        if translation.commands and len(language) == 2 and language not in menus:
+            menus[language] = command_menu(persona.speaking(code))
+    return menus
 
 
 def register_handlers(app: Application, settings: Settings) -> None:
