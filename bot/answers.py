@@ -160,14 +160,16 @@ class Answers:
         likely = [m for m in question.matches if m.confidence >= retrieval.choice_threshold]
         if not likely:
             return None
-        translated = any(m.entry.answers for m in likely)
+        translated = any(m.entry.answers or m.entry.questions for m in likely)
         language = (question.language() if translated else None) or ""
         offered = [(m, choice_data(language, m.id)) for m in likely]
         offered = [(m, data) for m, data in offered if data is not None][: retrieval.choices]
         if not offered:
             return None
         persona = knowledge.persona
-        buttons = tuple(Button(choice_label(m.entry.question), data) for m, data in offered)
+        buttons = tuple(
+            Button(choice_label(m.entry.question_in(language or None)), data) for m, data in offered
+        )
         buttons += (Button(persona.message("talk_to_person_button"), HUMAN_BUTTON),)
         audit = AnswerAudit(
             path=Path.CHOICES,

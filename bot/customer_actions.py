@@ -174,7 +174,7 @@ class CustomerActions:
         if entry is None:  # taken out of the FAQ since it was offered
             return await self._notice(customer, "choice_gone")
         await self.conversations.add_message(
-            customer.chat_id, "customer", entry.question, kind="choice"
+            customer.chat_id, "customer", entry.question_in(language or None), kind="choice"
         )
         audit = AnswerAudit(
             path=Path.FAQ,

@@ -12,6 +12,7 @@ import time
 
 import yaml
 
+from bot.answers import choice_label
 from bot.knowledge.loader import faq_paths, load_faq
 from bot.outcome import read_choice
 from tests.fakes import Reply
@@ -203,6 +204,9 @@ async def test_a_pick_answers_in_the_language_the_question_was_asked_in(
     assert choice is not None and choice[0] == "de"
     entry = load_faq(faq_paths(faq)).by_id(choice[1])
     assert entry is not None
+    # The button reads the question in German too.
+    label = offer["reply_markup"]["inline_keyboard"][0][0]["text"]
+    assert label == choice_label(entry.question_in("de")) != choice_label(entry.question)
     fake_telegram.callback_query(CUSTOMER, CUSTOMER, pick, offer["message_id"])
     texts = await fake_telegram.wait_for_messages(CUSTOMER, 2)
     assert entry.answer_in("de") != entry.answer

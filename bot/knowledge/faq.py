@@ -19,6 +19,9 @@ class FaqEntry:
     # The answer in other languages, by language code ("zh", "de", "pt-BR"), for
     # FAQ-only answers to customers who write in them; ``answer`` stays the default.
     answers: dict[str, str] = field(default_factory=dict, hash=False)
+    # The question in other languages, the same way: what a customer who writes in one
+    # of them reads on the button when the bot offers this entry.
+    questions: dict[str, str] = field(default_factory=dict, hash=False)
     source: str = ""  # file the entry came from, for error messages and the admin view
     line: int = 0
 
@@ -26,6 +29,10 @@ class FaqEntry:
         """The answer in ``language`` when the entry has it ("pt-BR" also finds "pt"),
         else the answer as written."""
         return in_language(self.answers, language) or self.answer
+
+    def question_in(self, language: str | None) -> str:
+        """The question in ``language`` when the entry has it, else as written."""
+        return in_language(self.questions, language) or self.question
 
 
 @dataclass(frozen=True)

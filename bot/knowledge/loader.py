@@ -74,35 +74,44 @@ def faq_paths(faq_dir: Path) -> list[Path]:
 # --- FAQ files --------------------------------------------------------------------
 
 
-def _faq_answers(node: Node, name: str, report: Report) -> Any:
-    """``answers:`` maps language codes to texts: 'zh: ...', 'pt-BR: ...'."""
-    if isinstance(node, ScalarNode) and node.tag == "tag:yaml.org,2002:null":
-        return {}
-    if not isinstance(node, MappingNode):
-        report.add(
-            node,
-            f"{name}: expected a mapping of language codes to answers "
-            f"(for example 'zh: ...'), got {describe(node)}",
-        )
-        return INVALID
-    before = len(report.problems)
-    answers: dict[str, str] = {}
-    for key, value_node in by_language(node, name, report):
-        value = value_node.value if isinstance(value_node, ScalarNode) else None
-        if not isinstance(value, str) or value_node.tag != "tag:yaml.org,2002:str":
+def _by_language(what: str):
+    """A hook reading ``answers:`` or ``questions:``: language codes to texts, such as
+    'zh: ...' or 'pt-BR: ...'; ``what`` is "answer" or "question"."""
+
+    def read(node: Node, name: str, report: Report) -> Any:
+        if isinstance(node, ScalarNode) and node.tag == "tag:yaml.org,2002:null":
+            return {}
+        if not isinstance(node, MappingNode):
             report.add(
-                value_node, f"{name}.{key}: expected the answer as text, got {describe(value_node)}"
+                node,
+                f"{name}: expected a mapping of language codes to {what}s "
+                f"(for example 'zh: ...'), got {describe(node)}",
             )
-        elif not value.strip():
-            report.add(value_node, f"{name}.{key}: is empty")
-        else:
-            answers[key] = value
-    return INVALID if len(report.problems) > before else answers
+            return INVALID
+        before = len(report.problems)
+        texts: dict[str, str] = {}
+        for key, value_node in by_language(node, name, report):
+            value = value_node.value if isinstance(value_node, ScalarNode) else None
+            if not isinstance(value, str) or value_node.tag != "tag:yaml.org,2002:str":
+                report.add(
+                    value_node,
+                    f"{name}.{key}: expected the {what} as text, got {describe(value_node)}",
+                )
+            elif not value.strip():
+                report.add(value_node, f"{name}.{key}: is empty")
+            else:
+                texts[key] = value
+        return INVALID if len(report.problems) > before else texts
+
+    return read
 
 
 _FAQ_RULES = Rules(
     hidden={FaqEntry: frozenset({"source", "line"})},
-    hooks={(FaqEntry, "answers"): _faq_answers},
+    hooks={
+        (FaqEntry, "answers"): _by_language("answer"),
+        (FaqEntry, "questions"): _by_language("question"),
+    },
 )
 _FAQ_SHAPE = "a mapping with the key 'faq' holding a list of entries"
 
