@@ -23,6 +23,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from bot.customer_language import SpokenLanguages
 from bot.knowledge.persona import Persona
 from bot.office_hours import is_open, next_open
 from bot.settings import Settings
@@ -44,11 +45,19 @@ async def sweep_customers(
     to_customer: ToCustomer,
     end_ticket: EndTicket,
     now: datetime,
+    languages: SpokenLanguages | None = None,
 ) -> tuple[list[int], list[int]]:
-    """Send the notices and close the tickets due at ``now``; returns both lists of ids."""
-    noticed = await _unclaimed_notices(settings, tickets, persona, to_customer, now)
+    """Send the notices and close the tickets due at ``now``; returns both lists of ids.
+
+    ``languages`` says which language each customer last wrote in, for their notices."""
+
+    def speaking_to(ticket: Ticket) -> Persona:
+        language = languages.of_chat(ticket.chat_id) if languages is not None else None
+        return persona.speaking(language)
+
+    noticed = await _unclaimed_notices(settings, tickets, speaking_to, to_customer, now)
     closed = await _auto_close(
-        settings, tickets, conversations, persona, to_customer, end_ticket, now
+        settings, tickets, conversations, persona, speaking_to, to_customer, end_ticket, now
     )
     return noticed, closed
 
@@ -56,7 +65,7 @@ async def sweep_customers(
 async def _unclaimed_notices(
     settings: Settings,
     tickets: TicketStore,
-    persona: Persona,
+    speaking_to: Callable[[Ticket], Persona],
     to_customer: ToCustomer,
     now: datetime,
 ) -> list[int]:
@@ -74,6 +83,7 @@ async def _unclaimed_notices(
     for row in rows:
         ticket = Ticket.from_row(row)
         waited = describe_wait(now - datetime.fromisoformat(ticket.created_at))
+        persona = speaking_to(ticket)
         if is_open(settings, now):
             target = settings.support.sla_minutes or minutes
             text = persona.message(
@@ -108,6 +118,7 @@ async def _auto_close(
     tickets: TicketStore,
     conversations: ConversationStore,
     persona: Persona,
+    speaking_to: Callable[[Ticket], Persona],
     to_customer: ToCustomer,
     end_ticket: EndTicket,
     now: datetime,
@@ -134,7 +145,7 @@ async def _auto_close(
         note = persona.staff_message("auto_closed", ticket_id=ticket.id, hours=hours)
         for step in (
             end_ticket(ticket, note),
-            to_customer(ticket, persona.message("auto_closed", ticket_id=ticket.id)),
+            to_customer(ticket, speaking_to(ticket).message("auto_closed", ticket_id=ticket.id)),
         ):
             try:
                 await step

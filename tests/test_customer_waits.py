@@ -7,8 +7,11 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from bot.customer_language import SpokenLanguages
 from bot.customer_waits import sweep_customers
+from bot.knowledge.language import warm_up
 from bot.knowledge.loader import load_persona
+from bot.store.conversations import Customer
 from bot.store.db import Database
 from bot.store.tickets import TicketStore
 from tests.helpers import (
@@ -35,9 +38,9 @@ class Channel:
         self.staff.append((ticket.id, note))
 
 
-async def run(config, db, tickets, conversations, channel, now):
+async def run(config, db, tickets, conversations, channel, now, languages=None):
     return await sweep_customers(
-        config, tickets, conversations, PERSONA, channel.to_customer, channel.ended, now
+        config, tickets, conversations, PERSONA, channel.to_customer, channel.ended, now, languages
     )
 
 
@@ -105,6 +108,23 @@ async def test_a_ticket_left_after_the_teams_reply_closes_itself(sweep_stores) -
         "AND e.event = 'resolved'",
     )
     assert [tuple(r) for r in found] == [("resolved", "auto_closed")]
+
+
+async def test_the_closing_notice_is_in_the_language_the_customer_wrote_in(sweep_stores) -> None:
+    db, tickets, conversations = sweep_stores
+    ticket_id = await opened_at(db, tickets, TUESDAY_10_UTC)
+    await _staff_said(db, conversations, ticket_id, "staff", TUESDAY_10_UTC + timedelta(hours=1))
+    languages = SpokenLanguages()
+    warm_up()
+    languages.heard(Customer(chat_id=11), "Wo ist mein Paket? Ich warte seit einer Woche.")
+    config = support_settings(unclaimed_notice_minutes=0, auto_close_hours=48)
+    channel = Channel()
+    late = TUESDAY_10_UTC + timedelta(hours=50)
+    await run(config, db, tickets, conversations, channel, late, languages)
+    german = PERSONA.speaking("de").message("auto_closed", ticket_id=ticket_id)
+    assert channel.customer == [(ticket_id, german)]
+    assert german != PERSONA.message("auto_closed", ticket_id=ticket_id)
+    assert "48 h" in channel.staff[0][1]  # staff read theirs as written
 
 
 async def test_a_customer_who_wrote_last_is_not_closed_on(sweep_stores) -> None:

@@ -54,6 +54,7 @@ async def _remind(context: ContextTypes.DEFAULT_TYPE) -> None:
             desk.to_customer,
             desk.ticket_ended,
             datetime.now(UTC),
+            services.core.languages,
         )
     except Exception:
         log.exception("could not tell waiting customers or close left tickets")
