@@ -102,11 +102,12 @@ async def claim_ticket(
     )
 
 
-def reply_prefix(services: Services, agent: Agent) -> str:
-    """What goes before staff text to the customer: the team's prefix, or the agent's name."""
+def reply_prefix(services: Services, ticket: Ticket, agent: Agent) -> str:
+    """What goes before staff text to the customer: the team's prefix, in the customer's
+    language, or the agent's name."""
     if services.settings.escalation.copy_staff_names:
         return f"{agent.name}: "
-    return services.knowledge.current.persona.messages.get("staff_reply_prefix", "")
+    return _speaking_to(services, ticket).messages.get("staff_reply_prefix", "")
 
 
 async def record_staff_reply(
@@ -147,7 +148,7 @@ async def send_staff_text(
             False, persona.staff_message("resolved_reply", ticket_id=ticket.id)
         ), None
     try:
-        sent_id = await channel.to_customer(ticket, reply_prefix(services, agent) + text)
+        sent_id = await channel.to_customer(ticket, reply_prefix(services, ticket, agent) + text)
     except CustomerUnreachable as error:
         return await _undelivered(services, ticket, error), None
     await record_staff_reply(

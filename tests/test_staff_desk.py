@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.knowledge.loader import faq_paths, load_faq
+from bot.knowledge.loader import faq_paths, load_faq, load_persona
 from tests.fakes import TgUser
 from tests.helpers import all_handled, button_data, database, rows, run_main, tickets, tune
 
@@ -677,3 +677,31 @@ async def test_a_chargeback_while_waiting_makes_the_ticket_sensitive(
     assert tickets(db)[0]["reason"] == "keyword", "a weaker reason never replaces a stronger one"
     events = rows(db, "SELECT reason FROM ticket_events WHERE event = 'escalated'")
     assert [e["reason"] for e in events] == ["user_request", "keyword"]
+
+
+async def test_a_customer_who_writes_chinese_hears_the_team_in_the_personas_chinese(
+    fake_telegram, fake_llm, make_settings, start_bot, knowledge_dirs
+):
+    shipped = load_persona(knowledge_dirs[0] / "persona.yaml")
+    persona = shipped.speaking("zh")
+    fake_telegram.add_forum_group(STAFF)
+    await start_bot(make_settings(fake_telegram, fake_llm, STAFF_CHAT_ID=str(STAFF)))
+    fake_telegram.user_text(CUSTOMER.id, "我想找人工客服", CUSTOMER)
+    (told,) = await fake_telegram.wait_for_messages(CUSTOMER.id, 1)
+    assert told == persona.message("handoff_opened", ticket_id=1)
+    topics = await fake_telegram.wait_for(lambda: fake_telegram.topics(STAFF))
+    thread_id = next(iter(topics))
+    fake_telegram.group_text(STAFF, "您好，我来帮您看看。", AGENT, thread_id)
+    told = await fake_telegram.wait_for_messages(CUSTOMER.id, 2)
+    assert told[1] == persona.message("staff_reply_prefix") + "您好，我来帮您看看。"
+    fake_telegram.group_text(STAFF, "/close", AGENT, thread_id)
+    told = await fake_telegram.wait_for_messages(CUSTOMER.id, 4)
+    assert told[2:] == [
+        persona.message("ticket_closed", ticket_id=1),
+        persona.message("rating_prompt", ticket_id=1),
+    ]
+    # Staff read their own texts as written, whatever the customer's language.
+    closed = shipped.staff_message("closed", ticket_id=1, agent="Sam")
+    await fake_telegram.wait_for(
+        lambda: any(m.get("text") == closed for m in staff_messages(fake_telegram, thread_id))
+    )
