@@ -7,6 +7,7 @@ hand: what is tested is what a new user gets.
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -16,6 +17,8 @@ import yaml
 from bot.config_check import check
 from bot.knowledge.language import detect_language, warm_up
 from bot.knowledge.loader import load_persona
+from bot.knowledge.persona import TRANSLATABLE_KEYS
+from bot.services import open_services
 from bot.settings import RetrievalSettings
 from tests.fakes import Reply
 from tests.helpers import rows, run_main
@@ -191,7 +194,12 @@ def test_translations_are_checked_with_their_line(knowledge_dirs):
     lines = path.read_text(encoding="utf-8").splitlines()
     typo = '    faq_choice: "Welche?"'
     staff_side = '    staff_voice_transcript: "{name}: {transcript}"'
-    placeholder = '    withdraw_refused: "Schon vergeben, {first_name}!"'
+    untranslated = next(
+        key
+        for key in TRANSLATABLE_KEYS
+        if key not in load_persona(path).translations["de"].messages and key != "start"
+    )
+    placeholder = f'    {untranslated}: "Noch offen, {{first_name}}!"'
     at = lines.index("  de:")
     lines[at + 1 : at + 1] = [typo, staff_side, placeholder]
     command = '      humna: "Mensch"'
@@ -204,13 +212,33 @@ def test_translations_are_checked_with_their_line(knowledge_dirs):
         ("  Deutsch:", "translations: 'Deutsch' is not a language code"),
         (typo, "translations.de: unknown key 'faq_choice'"),
         (staff_side, "translations.de: staff_voice_transcript is read by staff"),
-        (placeholder, "translations.de.withdraw_refused: unknown placeholder {first_name}"),
+        (placeholder, f"translations.de.{untranslated}: unknown placeholder {{first_name}}"),
         (command, "translations.de.commands: unknown key 'humna'"),
     ]
     for text, message in expected:
         where = f"{path}:{lines.index(text) + 1}: "
         assert any(p.startswith(where + message) for p in problems), (where + message, problems)
     assert len(problems) == len(expected), problems
+
+
+@pytest.mark.parametrize(
+    ("text", "entry_id"),
+    [("¿Puedo pagar a plazos?", "installments"), ("Kann ich in Raten zahlen?", "installments")],
+)
+async def test_a_question_asked_as_the_faq_translates_it_is_answered_directly(
+    make_settings, text, entry_id
+):
+    # The entry's questions in other languages are ways of asking it, matched by meaning.
+    settings = make_settings(VECTOR_CACHE_PATH=os.environ["VECTOR_CACHE_PATH"])
+    services = await open_services(settings)
+    try:
+        entry = services.knowledge.current.faq.by_id(entry_id)
+        assert entry is not None and text in entry.questions.values()
+        best = (await services.core.retrieve(services.knowledge.current, text, 3))[0]
+    finally:
+        await services.close()
+    assert best.id == entry_id
+    assert best.confidence >= settings.retrieval.confidence_threshold
 
 
 def test_answers_per_language_are_checked_with_their_line(knowledge_dirs):

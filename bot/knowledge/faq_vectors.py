@@ -75,7 +75,9 @@ class FaqVectors:
 
 
 def _phrasings(entry: FaqEntry) -> list[str]:
-    return list(dict.fromkeys([entry.question, *entry.examples]))
+    """The ways of asking for an entry: its question, examples, and the question in the
+    other languages it is given in (``questions:``)."""
+    return list(dict.fromkeys([entry.question, *entry.examples, *entry.questions.values()]))
 
 
 def _translation_text(question: str, answer: str) -> str:
