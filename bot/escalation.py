@@ -67,7 +67,8 @@ class Escalation:
         if self.desk is not None:
             try:
                 if created:
-                    context = TicketContext(customer, reason, summary, turns, matches)
+                    writes_in = self.languages.of_chat(customer.chat_id) or ""
+                    context = TicketContext(customer, reason, summary, turns, matches, writes_in)
                     await self.desk.ticket_opened(ticket, context)
                 else:
                     await self.desk.ticket_escalated_again(ticket, reason)

@@ -112,6 +112,7 @@ class TicketContext:
     summary: str
     last_messages: tuple[Turn, ...]
     faq_matches: tuple[SearchResult, ...]
+    writes_in: str = ""  # the language the customer's messages are in, when told
 
 
 class Retriever(Protocol):

@@ -691,6 +691,9 @@ async def test_a_customer_who_writes_chinese_hears_the_team_in_the_personas_chin
     assert told == persona.message("handoff_opened", ticket_id=1)
     topics = await fake_telegram.wait_for(lambda: fake_telegram.topics(STAFF))
     thread_id = next(iter(topics))
+    # The card says which language to answer in, though the app told none.
+    card = (await fake_telegram.wait_for(lambda: staff_messages(fake_telegram, thread_id)))[0]
+    assert shipped.staff_message("card_language", language="zh") in card["text"]
     fake_telegram.group_text(STAFF, "您好，我来帮您看看。", AGENT, thread_id)
     told = await fake_telegram.wait_for_messages(CUSTOMER.id, 2)
     assert told[1] == persona.message("staff_reply_prefix") + "您好，我来帮您看看。"

@@ -34,8 +34,9 @@ def ticket_card(
         say("card_title", ticket_id=ticket.id, reason=persona.reason_name(context.reason)),
         say("card_customer", customer=who, chat_id=customer.chat_id),
     ]
-    if customer.language:
-        lines.append(say("card_language", language=customer.language))
+    # The language to reply in: the one the customer writes, else their app's.
+    if language := context.writes_in or customer.language:
+        lines.append(say("card_language", language=language))
     lines.append(say("card_summary", summary=context.summary))
     if context.last_messages:
         lines.append("")
