@@ -270,6 +270,30 @@ def test_questions_per_language_are_checked_with_their_line(knowledge_dirs):
     ]
 
 
+def test_texts_by_language_that_are_no_mapping_are_reported(knowledge_dirs):
+    config, faq = knowledge_dirs
+    persona = config / "persona.yaml"
+    text = persona.read_text(encoding="utf-8")
+    start = text.index("\ntranslations:\n") + 1
+    persona.write_text(text[:start] + 'translations: "Deutsch"\n', encoding="utf-8")
+    shop = faq / "shop.yaml"
+    lines = shop.read_text(encoding="utf-8").splitlines()
+    at = next(n for n, line in enumerate(lines) if line.strip() == "questions:")
+    end = at + 1
+    while lines[end].startswith("      "):
+        end += 1
+    lines[at:end] = ["    questions: [zh, de]"]
+    shop.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    problems = [str(p) for p in check(config, faq, {})]
+    translations_line = text[:start].count("\n") + 1
+    assert problems == [
+        f"{persona}:{translations_line}: translations: expected a mapping of language codes to "
+        "messages (for example 'de: {faq_choices: ...}'), got 'Deutsch'",
+        f"{shop}:{at + 1}: questions: expected a mapping of language codes to questions "
+        "(for example 'zh: ...'), got a list",
+    ], problems
+
+
 def test_the_language_is_told_by_the_text_and_the_app_only_hints():
     warm_up()
     assert detect_language("Wann bekomme ich mein Geld zurück?") == "de"

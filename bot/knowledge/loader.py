@@ -79,18 +79,12 @@ def _by_language(what: str):
     'zh: ...' or 'pt-BR: ...'; ``what`` is "answer" or "question"."""
 
     def read(node: Node, name: str, report: Report) -> Any:
-        if isinstance(node, ScalarNode) and node.tag == "tag:yaml.org,2002:null":
-            return {}
-        if not isinstance(node, MappingNode):
-            report.add(
-                node,
-                f"{name}: expected a mapping of language codes to {what}s "
-                f"(for example 'zh: ...'), got {describe(node)}",
-            )
-            return INVALID
         before = len(report.problems)
+        items = by_language(node, name, report, f"{what}s (for example 'zh: ...')")
+        if items is None:
+            return INVALID
         texts: dict[str, str] = {}
-        for key, value_node in by_language(node, name, report):
+        for key, value_node in items:
             value = value_node.value if isinstance(value_node, ScalarNode) else None
             if not isinstance(value, str) or value_node.tag != "tag:yaml.org,2002:str":
                 report.add(

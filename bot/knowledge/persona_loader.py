@@ -126,18 +126,12 @@ def _text_section(keys: Sequence[str], what: str, section: str = ""):
 def _translations(node: Node, name: str, report: Report) -> Any:
     """``translations:`` maps language codes to messages, each any of ``messages``' keys,
     and to the ``office_hours`` that messages in that language fill in."""
-    if isinstance(node, ScalarNode) and node.tag == "tag:yaml.org,2002:null":
-        return {}
-    if not isinstance(node, MappingNode):
-        report.add(
-            node,
-            f"{name}: expected a mapping of language codes to messages "
-            f"(for example 'de: {{faq_choices: ...}}'), got {describe(node)}",
-        )
-        return INVALID
     before = len(report.problems)
+    items = by_language(node, name, report, "messages (for example 'de: {faq_choices: ...}')")
+    if items is None:
+        return INVALID
     translations: dict[str, Translation] = {}
-    for code, texts_node in by_language(node, name, report):
+    for code, texts_node in items:
         where = f"{name}.{code}"
         if not isinstance(texts_node, MappingNode):
             report.add(texts_node, f"{where}: expected a mapping of message names to texts")

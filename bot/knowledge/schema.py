@@ -14,7 +14,7 @@ import difflib
 import functools
 import types
 import typing
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -207,17 +207,31 @@ def unknown_key_message(key: str, allowed: Iterable[str]) -> str:
     return f"unknown key '{key}'; allowed keys: {', '.join(allowed)}"
 
 
-def by_language(node: MappingNode, name: str, report: Report) -> Iterator[tuple[str, Node]]:
-    """The items of a mapping keyed by language code (``answers:``, ``translations:``);
-    a key that is no language code is reported at its line and left out."""
+def by_language(
+    node: Node, name: str, report: Report, expected: str
+) -> list[tuple[str, Node]] | None:
+    """The items of a mapping keyed by language code (``answers:``, ``questions:``,
+    ``translations:``): none for an empty value, None for anything but a mapping, which
+    is reported as not holding ``expected``. A key that is no language code is reported
+    at its line and left out."""
+    if isinstance(node, ScalarNode) and node.tag == "tag:yaml.org,2002:null":
+        return []
+    if not isinstance(node, MappingNode):
+        report.add(
+            node,
+            f"{name}: expected a mapping of language codes to {expected}, got {describe(node)}",
+        )
+        return None
+    items = []
     for code, code_node, value_node in mapping_items(node, report.path, report.problems, name):
         if LANGUAGE_CODE.match(code):
-            yield code, value_node
+            items.append((code, value_node))
         else:
             report.add(
                 code_node,
                 f"{name}: {code!r} is not a language code; use codes such as zh, de, es or pt-BR",
             )
+    return items
 
 
 def closest_key(key: str, allowed: Iterable[str]) -> str | None:
