@@ -57,7 +57,7 @@ async def sweep_customers(
 
     noticed = await _unclaimed_notices(settings, tickets, speaking_to, to_customer, now)
     closed = await _auto_close(
-        settings, tickets, conversations, persona, speaking_to, to_customer, end_ticket, now
+        settings, tickets, conversations, speaking_to, to_customer, end_ticket, now
     )
     return noticed, closed
 
@@ -117,7 +117,6 @@ async def _auto_close(
     settings: Settings,
     tickets: TicketStore,
     conversations: ConversationStore,
-    persona: Persona,
     speaking_to: Callable[[Ticket], Persona],
     to_customer: ToCustomer,
     end_ticket: EndTicket,
@@ -142,10 +141,12 @@ async def _auto_close(
         if not await tickets.resolve(ticket.id, "bot", "auto_closed"):
             continue
         await conversations.end_conversation(ticket.chat_id, "ticket_auto_closed")
+        # Staff texts are the same in every language the persona speaks.
+        persona = speaking_to(ticket)
         note = persona.staff_message("auto_closed", ticket_id=ticket.id, hours=hours)
         for step in (
             end_ticket(ticket, note),
-            to_customer(ticket, speaking_to(ticket).message("auto_closed", ticket_id=ticket.id)),
+            to_customer(ticket, persona.message("auto_closed", ticket_id=ticket.id)),
         ):
             try:
                 await step

@@ -61,7 +61,7 @@ class Postings:
         self.idf_unknown = _idf(n_docs, 0)
 
     def state(self) -> tuple[int, dict[str, tuple[list[int], list[float], float]]]:
-        """Plain values to keep on disk (``bot.knowledge.index_cache``)."""
+        """Plain values to keep on disk (``bot.knowledge.word_index_cache``)."""
         return self.n_docs, self.lists
 
     @classmethod

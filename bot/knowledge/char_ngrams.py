@@ -54,7 +54,7 @@ class CharNgramIndex:
     )
 
     def state(self) -> tuple[Any, ...]:
-        """Plain values to keep on disk (``bot.knowledge.index_cache``)."""
+        """Plain values to keep on disk (``bot.knowledge.word_index_cache``)."""
         return tuple(getattr(self, name) for name in self._STATE)
 
     @classmethod

@@ -119,7 +119,7 @@ class FaqIndex:
         )
 
     def state(self) -> tuple[Any, ...]:
-        """The built index as plain values, to keep on disk (``bot.knowledge.index_cache``):
+        """The built index as plain values, to keep on disk (``bot.knowledge.word_index_cache``):
         building it is most of a large FAQ's start-up time, reading it back a tenth."""
         ngrams = self._ngrams.state() if self._ngrams is not None else None
         return (
