@@ -98,7 +98,7 @@ async def _unclaimed_notices(
                 "unclaimed_notice_closed",
                 ticket_id=ticket.id,
                 waited=waited,
-                back=back.strftime("%A %H:%M"),
+                back=persona.moment(back),
             )
         # Recorded first: a notice that fails to send is not worth sending twice.
         await tickets.add_event(

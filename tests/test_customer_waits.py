@@ -38,6 +38,14 @@ class Channel:
         self.staff.append((ticket.id, note))
 
 
+def speaking(text: str) -> SpokenLanguages:
+    """The languages heard from customers, chat 11 (the test tickets') having written ``text``."""
+    languages = SpokenLanguages()
+    warm_up()
+    languages.heard(Customer(chat_id=11), text)
+    return languages
+
+
 async def run(config, db, tickets, conversations, channel, now, languages=None):
     return await sweep_customers(
         config, tickets, conversations, PERSONA, channel.to_customer, channel.ended, now, languages
@@ -68,6 +76,19 @@ async def test_outside_office_hours_the_notice_says_when_staff_are_back(sweep_st
     channel = Channel()
     await run(config, db, tickets, conversations, channel, SATURDAY_10_UTC + timedelta(hours=1))
     assert "Monday 09:00" in channel.customer[0][1]
+
+
+async def test_a_chinese_customer_hears_in_chinese_when_staff_are_back(sweep_stores) -> None:
+    db, tickets, conversations = sweep_stores
+    ticket_id = await opened_at(db, tickets, SATURDAY_10_UTC)
+    languages = speaking("我的包裹已经一个星期了还没到，请帮我查一下")
+    config = support_settings(unclaimed_notice_minutes=15, auto_close_hours=0)
+    channel = Channel()
+    later = SATURDAY_10_UTC + timedelta(hours=1)
+    await run(config, db, tickets, conversations, channel, later, languages)
+    text = channel.customer[0][1]
+    assert f"#{ticket_id}" in text and "周一 09:00" in text
+    assert "Monday" not in text and "waiting" not in text
 
 
 async def test_a_claimed_ticket_gets_no_notice_and_zero_is_off(sweep_stores) -> None:
@@ -114,9 +135,7 @@ async def test_the_closing_notice_is_in_the_language_the_customer_wrote_in(sweep
     db, tickets, conversations = sweep_stores
     ticket_id = await opened_at(db, tickets, TUESDAY_10_UTC)
     await _staff_said(db, conversations, ticket_id, "staff", TUESDAY_10_UTC + timedelta(hours=1))
-    languages = SpokenLanguages()
-    warm_up()
-    languages.heard(Customer(chat_id=11), "Wo ist mein Paket? Ich warte seit einer Woche.")
+    languages = speaking("Wo ist mein Paket? Ich warte seit einer Woche.")
     config = support_settings(unclaimed_notice_minutes=0, auto_close_hours=48)
     channel = Channel()
     late = TUESDAY_10_UTC + timedelta(hours=50)

@@ -17,7 +17,7 @@ import yaml
 from bot.config_check import check
 from bot.knowledge.language import detect_language, warm_up
 from bot.knowledge.loader import load_persona
-from bot.knowledge.persona import TRANSLATABLE_KEYS
+from bot.knowledge.persona import TRANSLATABLE_KEYS, allowed_placeholders
 from bot.services import open_services
 from bot.settings import RetrievalSettings
 from tests.fakes import Reply
@@ -197,13 +197,18 @@ def test_translations_are_checked_with_their_line(knowledge_dirs):
     untranslated = next(
         key
         for key in TRANSLATABLE_KEYS
-        if key not in load_persona(path).translations["de"].messages and key != "start"
+        if "first_name" not in allowed_placeholders("messages", key)
     )
-    placeholder = f'    {untranslated}: "Noch offen, {{first_name}}!"'
+    placeholder = f'    {untranslated}: "Ancora aperta, {{first_name}}!"'
     at = lines.index("  de:")
-    lines[at + 1 : at + 1] = [typo, staff_side, placeholder]
+    lines[at + 1 : at + 1] = [typo, staff_side]
+    lines[at:at] = ["  it:", placeholder]
     command = '      humna: "Mensch"'
     lines.insert(lines.index("    commands:", at) + 1, command)
+    days = "    weekdays: [Montag, Dienstag, Mittwoch, Donnerstag, Freitag, Samstag]"
+    lines[next(n for n in range(at, len(lines)) if lines[n].startswith("    weekdays:"))] = days
+    blank_day = "weekdays: [Monday, Tuesday, Wednesday, Thursday, Friday, Saturday, '']"
+    lines[lines.index(next(line for line in lines if line.startswith("weekdays:")))] = blank_day
     at = lines.index("translations:")
     lines[at + 1 : at + 1] = ["  Deutsch:", "    reset: 'Neu'"]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -212,8 +217,10 @@ def test_translations_are_checked_with_their_line(knowledge_dirs):
         ("  Deutsch:", "translations: 'Deutsch' is not a language code"),
         (typo, "translations.de: unknown key 'faq_choice'"),
         (staff_side, "translations.de: staff_voice_transcript is read by staff"),
-        (placeholder, f"translations.de.{untranslated}: unknown placeholder {{first_name}}"),
+        (placeholder, f"translations.it.{untranslated}: unknown placeholder {{first_name}}"),
         (command, "translations.de.commands: unknown key 'humna'"),
+        (days, "translations.de.weekdays: expected a list of the 7 days' names, Monday first"),
+        (blank_day, "weekdays: every day needs a name"),
     ]
     for text, message in expected:
         where = f"{path}:{lines.index(text) + 1}: "

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from bot.knowledge.language import in_language
 
@@ -180,6 +181,18 @@ def allowed_placeholders(section: str, key: str) -> tuple[str, ...]:
     return COMMON_PLACEHOLDERS + MESSAGE_PLACEHOLDERS.get(key, ())
 
 
+# Names of the days, Monday first, in the texts that say when the team is back.
+WEEKDAYS: tuple[str, ...] = (
+    "Monday",
+    "Tuesday",
+    "Wednesday",
+    "Thursday",
+    "Friday",
+    "Saturday",
+    "Sunday",
+)
+
+
 @dataclass(frozen=True)
 class Translation:
     """The persona's texts in one other language; what it leaves out stays as written."""
@@ -187,6 +200,7 @@ class Translation:
     messages: dict[str, str] = field(default_factory=dict)
     office_hours: str = ""
     commands: dict[str, str] = field(default_factory=dict)  # the command menu's descriptions
+    weekdays: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -205,6 +219,7 @@ class Persona:
     # ``messages`` in other languages, by language code ("zh", "de", "pt-BR"), for
     # customers who write in them; a key left out is said as in ``messages``.
     translations: dict[str, Translation] = field(default_factory=dict)
+    weekdays: tuple[str, ...] = WEEKDAYS
 
     def speaking(self, language: str | None) -> Persona:
         """The persona saying its messages in ``language`` where it has them."""
@@ -216,7 +231,12 @@ class Persona:
             messages={**self.messages, **translation.messages},
             office_hours=translation.office_hours or self.office_hours,
             commands={**self.commands, **translation.commands},
+            weekdays=translation.weekdays or self.weekdays,
         )
+
+    def moment(self, when: datetime) -> str:
+        """A day and time of the coming week as this persona says it ("Monday 09:00")."""
+        return f"{self.weekdays[when.weekday()]} {when:%H:%M}"
 
     def message(self, key: str, **values: object) -> str:
         """Fill a persona message; unknown placeholders are left as written rather than crashing."""

@@ -23,6 +23,7 @@ from bot.knowledge.persona import (
     STAFF_MESSAGE_KEYS,
     STAFF_SIDE_MESSAGES,
     TRANSLATABLE_KEYS,
+    WEEKDAYS,
     Persona,
     Translation,
     allowed_placeholders,
@@ -40,6 +41,7 @@ from bot.knowledge.yaml_source import (
     MappingNode,
     Node,
     ScalarNode,
+    SequenceNode,
     describe,
     line_of,
     mapping_items,
@@ -150,15 +152,32 @@ def _translations(node: Node, name: str, report: Report) -> Any:
                 commands = _TRANSLATED_COMMANDS(value_node, f"{where}.commands", report)
                 if commands is not INVALID:
                     translation = dataclasses.replace(translation, commands=commands)
+            elif key == "weekdays":
+                days = _weekdays(value_node, f"{where}.weekdays", report)
+                if days is not INVALID:
+                    translation = dataclasses.replace(translation, weekdays=days)
             elif key in STAFF_SIDE_MESSAGES:
                 report.add(key_node, f"{where}: {key} is read by staff, not translated")
             elif key not in TRANSLATABLE_KEYS:
-                known = (*TRANSLATABLE_KEYS, "office_hours", "commands")
+                known = (*TRANSLATABLE_KEYS, "office_hours", "commands", "weekdays")
                 report.add(key_node, f"{where}: {unknown_key_message(key, known)}")
             elif (text := _message_text(key, value_node, f"{where}.{key}", report)) is not None:
                 translation.messages[key] = text
         translations[code] = translation
     return INVALID if len(report.problems) > before else translations
+
+
+def _weekdays(node: Node, name: str, report: Report) -> Any:
+    """Seven names of days, Monday first: the day the team is back is said with them."""
+    items = node.value if isinstance(node, SequenceNode) else None
+    names = [item.value.strip() for item in items or () if isinstance(item, ScalarNode)]
+    if items is None or len(items) != len(WEEKDAYS) or len(names) != len(WEEKDAYS):
+        report.add(node, f"{name}: expected a list of the 7 days' names, Monday first")
+        return INVALID
+    if not all(names):
+        report.add(node, f"{name}: every day needs a name")
+        return INVALID
+    return tuple(names)
 
 
 def _message_text(key: str, node: Node, name: str, report: Report) -> str | None:
@@ -236,5 +255,6 @@ _PERSONA_RULES = Rules(
             COMMAND_KEYS, "command names to descriptions", "commands"
         ),
         (Persona, "translations"): _translations,
+        (Persona, "weekdays"): _weekdays,
     },
 )
