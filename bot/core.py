@@ -88,7 +88,7 @@ class SupportCore(CustomerActions):
             conversations, settings.conversation.history_messages
         )
         self.replies = Replies(settings, conversations)
-        self.languages = SpokenLanguages()
+        self.languages = SpokenLanguages(conversations)
         self.escalation = Escalation(
             knowledge, conversations, tickets, desk, self.replies, self.languages
         )

@@ -158,6 +158,7 @@ class CustomerActions:
         await self.conversations.end_conversation(chat_id, "forget")
         await forget_chat(self.conversations.db, chat_id, keep_update_id=keep_update_id)
         self.conversations.forget_known(chat_id)
+        self.languages.forget(chat_id)
         return Outcome([Reply(persona.message("forget_done"))], path=Path.NOTICE)
 
     async def choose(self, customer: Customer, language: str, entry_id: str) -> Outcome:

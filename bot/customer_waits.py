@@ -51,8 +51,8 @@ async def sweep_customers(
 
     ``languages`` says which language each customer last wrote in, for their notices."""
 
-    def speaking_to(ticket: Ticket) -> Persona:
-        language = languages.of_chat(ticket.chat_id) if languages is not None else None
+    async def speaking_to(ticket: Ticket) -> Persona:
+        language = await languages.recall(ticket.chat_id) if languages is not None else None
         return persona.speaking(language)
 
     noticed = await _unclaimed_notices(settings, tickets, speaking_to, to_customer, now)
@@ -65,7 +65,7 @@ async def sweep_customers(
 async def _unclaimed_notices(
     settings: Settings,
     tickets: TicketStore,
-    speaking_to: Callable[[Ticket], Persona],
+    speaking_to: Callable[[Ticket], Awaitable[Persona]],
     to_customer: ToCustomer,
     now: datetime,
 ) -> list[int]:
@@ -83,7 +83,7 @@ async def _unclaimed_notices(
     for row in rows:
         ticket = Ticket.from_row(row)
         waited = describe_wait(now - datetime.fromisoformat(ticket.created_at))
-        persona = speaking_to(ticket)
+        persona = await speaking_to(ticket)
         if is_open(settings, now):
             target = settings.support.sla_minutes or minutes
             text = persona.message(
@@ -117,7 +117,7 @@ async def _auto_close(
     settings: Settings,
     tickets: TicketStore,
     conversations: ConversationStore,
-    speaking_to: Callable[[Ticket], Persona],
+    speaking_to: Callable[[Ticket], Awaitable[Persona]],
     to_customer: ToCustomer,
     end_ticket: EndTicket,
     now: datetime,
@@ -142,7 +142,7 @@ async def _auto_close(
             continue
         await conversations.end_conversation(ticket.chat_id, "ticket_auto_closed")
         # Staff texts are the same in every language the persona speaks.
-        persona = speaking_to(ticket)
+        persona = await speaking_to(ticket)
         note = persona.staff_message("auto_closed", ticket_id=ticket.id, hours=hours)
         for step in (
             end_ticket(ticket, note),

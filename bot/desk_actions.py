@@ -70,9 +70,9 @@ class ActionResult:
     changed: bool = True  # False: nothing to announce (e.g. claiming one's own ticket)
 
 
-def _speaking_to(services: Services, ticket: Ticket) -> Persona:
+async def _speaking_to(services: Services, ticket: Ticket) -> Persona:
     """The persona in the language the ticket's customer last wrote in, when known."""
-    language = services.core.languages.of_chat(ticket.chat_id)
+    language = await services.core.languages.recall(ticket.chat_id)
     return services.knowledge.current.persona.speaking(language)
 
 
@@ -102,12 +102,12 @@ async def claim_ticket(
     )
 
 
-def reply_prefix(services: Services, ticket: Ticket, agent: Agent) -> str:
+async def reply_prefix(services: Services, ticket: Ticket, agent: Agent) -> str:
     """What goes before staff text to the customer: the team's prefix, in the customer's
     language, or the agent's name."""
     if services.settings.escalation.copy_staff_names:
         return f"{agent.name}: "
-    return _speaking_to(services, ticket).messages.get("staff_reply_prefix", "")
+    return (await _speaking_to(services, ticket)).messages.get("staff_reply_prefix", "")
 
 
 async def record_staff_reply(
@@ -148,7 +148,9 @@ async def send_staff_text(
             False, persona.staff_message("resolved_reply", ticket_id=ticket.id)
         ), None
     try:
-        sent_id = await channel.to_customer(ticket, reply_prefix(services, ticket, agent) + text)
+        sent_id = await channel.to_customer(
+            ticket, await reply_prefix(services, ticket, agent) + text
+        )
     except CustomerUnreachable as error:
         return await _undelivered(services, ticket, error), None
     await record_staff_reply(
@@ -193,7 +195,7 @@ async def close_ticket(
     Staff are told in the ticket's place before its topic closes, because a
     closed topic refuses new messages.
     """
-    persona = _speaking_to(services, ticket)
+    persona = await _speaking_to(services, ticket)
     done = await _resolve(services, channel, ticket, agent, "closed", resolution=None)
     if done is not None:
         return done
@@ -217,7 +219,7 @@ async def hand_back(
     The bot answers the customer's next message itself, in a fresh
     conversation, and the customer is told so.
     """
-    persona = _speaking_to(services, ticket)
+    persona = await _speaking_to(services, ticket)
     done = await _resolve(services, channel, ticket, agent, "handed_back", resolution="handback")
     if done is not None:
         return done

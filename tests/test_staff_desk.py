@@ -685,7 +685,8 @@ async def test_a_customer_who_writes_chinese_hears_the_team_in_the_personas_chin
     shipped = load_persona(knowledge_dirs[0] / "persona.yaml")
     persona = shipped.speaking("zh")
     fake_telegram.add_forum_group(STAFF)
-    await start_bot(make_settings(fake_telegram, fake_llm, STAFF_CHAT_ID=str(STAFF)))
+    settings = make_settings(fake_telegram, fake_llm, STAFF_CHAT_ID=str(STAFF))
+    bot = await start_bot(settings)
     fake_telegram.user_text(CUSTOMER.id, "我想找人工客服", CUSTOMER)
     (told,) = await fake_telegram.wait_for_messages(CUSTOMER.id, 1)
     assert told == persona.message("handoff_opened", ticket_id=1)
@@ -697,6 +698,9 @@ async def test_a_customer_who_writes_chinese_hears_the_team_in_the_personas_chin
     fake_telegram.group_text(STAFF, "您好，我来帮您看看。", AGENT, thread_id)
     told = await fake_telegram.wait_for_messages(CUSTOMER.id, 2)
     assert told[1] == persona.message("staff_reply_prefix") + "您好，我来帮您看看。"
+    # Restarted before staff close: the language is read back from the stored messages.
+    await bot.stop()
+    await start_bot(settings)
     fake_telegram.group_text(STAFF, "/close", AGENT, thread_id)
     told = await fake_telegram.wait_for_messages(CUSTOMER.id, 4)
     assert told[2:] == [

@@ -141,6 +141,16 @@ class ConversationStore:
             for r in reversed(rows)
         ]
 
+    async def language_clues(self, chat_id: int, limit: int) -> tuple[list[str], str | None]:
+        """The customer's latest texts, newest first, and their Telegram app's language."""
+        rows = await self.db.fetchall(
+            "SELECT text FROM messages WHERE chat_id = ? AND role = 'customer' "
+            "AND text IS NOT NULL AND text != '' ORDER BY id DESC LIMIT ?",
+            (chat_id, limit),
+        )
+        app = await self.db.fetchone("SELECT language FROM customers WHERE chat_id = ?", (chat_id,))
+        return [r["text"] for r in rows], (app["language"] if app is not None else None)
+
     async def take_customer_message(
         self,
         customer: Customer,

@@ -58,7 +58,9 @@ async def _copy_media(
         return ActionResult(
             False, persona.staff_message("resolved_reply", ticket_id=ticket.id)
         ), None
-    caption = (desk_actions.reply_prefix(services, ticket, agent) + (message.caption or "")).strip()
+    caption = (
+        await desk_actions.reply_prefix(services, ticket, agent) + (message.caption or "")
+    ).strip()
     try:
         copied = await gone_if_forbidden(
             lambda: context.bot.copy_message(
