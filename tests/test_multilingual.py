@@ -248,6 +248,27 @@ async def test_a_question_asked_as_the_faq_translates_it_is_answered_directly(
     assert best.confidence >= settings.retrieval.confidence_threshold
 
 
+async def test_an_entry_both_readings_agree_on_is_answered_across_languages(make_settings):
+    # Near the threshold by the cosines alone; the entry's text and its nearest way of
+    # asking both putting it first is what makes these sure enough to answer directly.
+    settings = make_settings(VECTOR_CACHE_PATH=os.environ["VECTOR_CACHE_PATH"])
+    services = await open_services(settings)
+    cases = [
+        ("Можно оплатить частями?", "installments"),
+        ("注文確認メールが届きません", "order_confirmation_missing"),
+        ("Kan ik mijn bestelling nog wijzigen?", "change_order"),
+    ]
+    try:
+        found = [
+            (await services.core.retrieve(services.knowledge.current, text, 3))[0]
+            for text, _ in cases
+        ]
+    finally:
+        await services.close()
+    assert [best.id for best in found] == [entry_id for _, entry_id in cases]
+    assert all(best.confidence >= settings.retrieval.confidence_threshold for best in found)
+
+
 def test_answers_per_language_are_checked_with_their_line(knowledge_dirs):
     config, faq = knowledge_dirs
     path = faq / "shop.yaml"

@@ -11,15 +11,20 @@ class ConfidenceFit:
     """A logistic fit of "the top entry is right" for one embedding model.
 
     Its inputs are the entry's word-level confidence, its cosine with the message,
-    and how far that cosine leads the best other entry's. They do not depend on
-    ``semantic_weight``; the cosines do depend on the model, so a fit belongs to one.
+    how far that cosine leads the best other entry's, and whether the entry is the
+    nearest by its whole text and by its nearest way of asking alike (1 or 0). Two
+    readings of an entry that point to it together are seldom wrong; one alone often
+    is. They do not depend on ``semantic_weight``; the cosines do depend on the model,
+    so a fit belongs to one.
     """
 
     lexical: float
     cosine: float
     lead: float
     bias: float
+    agreement: float = 0.0
 
-    def __call__(self, lexical: float, cosine: float, lead: float) -> float:
+    def __call__(self, lexical: float, cosine: float, lead: float, agreement: float = 0.0) -> float:
         z = self.lexical * lexical + self.cosine * cosine + self.lead * lead + self.bias
+        z += self.agreement * agreement
         return 1.0 / (1.0 + math.exp(-z))

@@ -45,17 +45,23 @@ class FaqVectors:
     translation_keys: list[str] = dataclasses.field(default_factory=list)
     language: str = ""  # the language most questions are written in
 
-    def similarities(self, query_vector: array) -> Any:
-        """Each entry's similarity to the message; -inf where an entry has no vector."""
+    def similarities(self, query_vector: array) -> tuple[Any, int | None]:
+        """Each entry's similarity to the message (-inf where an entry has no vector), and
+        the entry both readings put first, by its text and by its nearest way of asking,
+        when they agree (None when they differ, or the model has no phrasings)."""
         query = numpy.frombuffer(query_vector, dtype=numpy.float32)
         scores = self.passages @ query
         if self.translations is not None and len(self.translation_owners):
             numpy.maximum.at(scores, self.translation_owners, self.translations @ query)
+        agreed = None
         if self.phrasings is not None and len(self.owners):
             nearest = numpy.full(len(scores), -numpy.inf, dtype=numpy.float32)
             numpy.maximum.at(nearest, self.owners, self.phrasings @ query)
+            by_text = int(numpy.argmax(numpy.where(self.has_passage, scores, -numpy.inf)))
+            if numpy.isfinite(nearest).any() and int(numpy.argmax(nearest)) == by_text:
+                agreed = by_text
             scores = numpy.where(numpy.isfinite(nearest), (scores + nearest) / 2, scores)
-        return numpy.where(self.has_passage, scores, -numpy.inf)
+        return numpy.where(self.has_passage, scores, -numpy.inf), agreed
 
     def known_vectors(self) -> dict[str, array]:
         """Vectors of the previous version: a reload usually changes a few entries."""

@@ -212,7 +212,7 @@ class SemanticSearch:
         foreign: bool,
     ) -> list[SearchResult]:
         entries = knowledge.faq.entries
-        scores = prepared.similarities(query_vector)
+        scores, agreed = prepared.similarities(query_vector)
         valid = numpy.isfinite(scores)
         if not valid.any():
             return lexical[:top_k]
@@ -246,7 +246,7 @@ class SemanticSearch:
             if fit is not None:
                 own = float(scores[position]) if valid[position] else low
                 rival = runner_up if position == best_position else best_score
-                judged = fit(confidence, own, own - rival)
+                judged = fit(confidence, own, own - rival, float(position == agreed))
                 # Never less sure than the words alone: with a lone entry, or two entries
                 # close in meaning, the lead says nothing, but the words can still be sure.
                 # Words shared with an FAQ in another language are no such evidence
