@@ -90,3 +90,34 @@ async def test_a_reloads_passages_never_take_the_customers_engine(engines):
     await asyncio.gather(faq, message)
     assert first.calls == [("query", 1)]
     assert all(kind == "passage" for kind, _ in second.calls)
+
+
+async def test_a_text_many_customers_send_at_once_is_embedded_once(engines):
+    first, second, hold = engines
+    model = SentenceModel(first, second)
+    tasks = [asyncio.create_task(model.embed(["hi", f"order {n}"], query=True)) for n in range(20)]
+    await until(lambda: RecordingEngine.active >= 1)
+    hold.set()
+    vectors = await asyncio.gather(*tasks)
+    assert all(len(pair) == 2 for pair in vectors)
+    embedded = sum(size for _, size in first.calls + second.calls)
+    assert embedded == 21  # "hi" once, and each order number
+
+
+async def test_those_waiting_for_a_failed_embedding_are_told_of_the_failure(engines):
+    first, second, hold = engines
+
+    def broken(texts):
+        hold.wait(5)
+        raise RuntimeError("engine fault")
+
+    first.query = second.query = broken
+    model = SentenceModel(first, second)
+    tasks = [asyncio.create_task(model.embed(["hi"], query=True)) for _ in range(3)]
+    await asyncio.sleep(0.05)
+    hold.set()
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    assert all(isinstance(r, RuntimeError) and "engine fault" in str(r) for r in results)
+    hold.clear()
+    first.query = second.query = lambda texts: numpy.ones((len(texts), 384), numpy.float32)
+    assert len((await model.embed(["hi"], query=True))[0]) == 384  # nothing left pending

@@ -51,6 +51,16 @@ class SentenceModelUnavailable(RuntimeError):
     """The bundled model could not be loaded here; the reason is in the message."""
 
 
+class EmbeddingCancelled(RuntimeError):
+    """The caller embedding a text others waited for was cancelled before it was done."""
+
+
+def _retrieved(future: asyncio.Future) -> None:
+    """Marks a shared embedding's failure as seen, when no other caller waited for it."""
+    if not future.cancelled():
+        future.exception()
+
+
 class _Batcher:
     """Embeds the texts of callers waiting at once together, in up to ``workers`` calls
     running side by side.
@@ -145,24 +155,49 @@ class SentenceModel:
             False: _Batcher(functools.partial(self.vectors, query=False), PASSAGE_CHUNK, 1),
         }
         self._cache: dict[tuple[bool, str], array] = {}
+        self._pending: dict[tuple[bool, str], asyncio.Future[array]] = {}
 
     async def aclose(self) -> None:
         return None
 
     async def embed(self, texts: Sequence[str], *, query: bool = False) -> list[array]:
-        """Unit-length vectors, ``query`` for customer messages, else FAQ passages."""
+        """Unit-length vectors, ``query`` for customer messages, else FAQ passages.
+
+        A text already being embedded for another caller ("hi" from a hundred customers
+        at once) is waited for, not embedded again."""
         if not texts:
             return []
         found = {t: v for t in texts if (v := self._cache.get((query, t))) is not None}
-        todo = [t for t in dict.fromkeys(texts) if t not in found]
-        for start in range(0, len(todo), PASSAGE_CHUNK):
-            chunk = todo[start : start + PASSAGE_CHUNK]
-            matrix = await self._batchers[query].embed(chunk)
-            fresh = {t: array("f", row.tobytes()) for t, row in zip(chunk, matrix, strict=True)}
-            if len(self._cache) + len(fresh) > CACHE_SIZE:
-                self._cache.clear()
-            self._cache.update(((query, t), v) for t, v in fresh.items())
-            found.update(fresh)
+        unique = [t for t in dict.fromkeys(texts) if t not in found]
+        elsewhere = {t: f for t in unique if (f := self._pending.get((query, t))) is not None}
+        todo = [t for t in unique if t not in elsewhere]
+        loop = asyncio.get_running_loop()
+        mine = {t: loop.create_future() for t in todo}
+        for text, future in mine.items():
+            self._pending[(query, text)] = future
+            future.add_done_callback(_retrieved)
+        try:
+            for start in range(0, len(todo), PASSAGE_CHUNK):
+                chunk = todo[start : start + PASSAGE_CHUNK]
+                matrix = await self._batchers[query].embed(chunk)
+                fresh = {t: array("f", row.tobytes()) for t, row in zip(chunk, matrix, strict=True)}
+                if len(self._cache) + len(fresh) > CACHE_SIZE:
+                    self._cache.clear()
+                self._cache.update(((query, t), v) for t, v in fresh.items())
+                found.update(fresh)
+                for text, vector in fresh.items():
+                    mine[text].set_result(vector)
+        except BaseException as error:
+            failure = error if isinstance(error, Exception) else EmbeddingCancelled()
+            for future in mine.values():
+                if not future.done():
+                    future.set_exception(failure)
+            raise
+        finally:
+            for text in todo:
+                self._pending.pop((query, text), None)
+        for text, future in elsewhere.items():
+            found[text] = await asyncio.shield(future)
         return [found[t] for t in texts]
 
     def _free_engine(self, query: bool) -> tuple[Any, threading.Lock]:
