@@ -12,9 +12,13 @@ restart still reaches a Chinese customer in Chinese.
 from __future__ import annotations
 
 from collections import OrderedDict
+from typing import TYPE_CHECKING
 
 from bot.knowledge.language import detect_language, primary_subtag
 from bot.store.conversations import ConversationStore, Customer
+
+if TYPE_CHECKING:
+    from bot.knowledge.persona import Persona
 
 REMEMBERED_CHATS = 10_000  # the chats whose language is kept, the most recent ones
 RECALLED_MESSAGES = 5  # stored messages read back, newest first, until one tells
@@ -56,7 +60,7 @@ class SpokenLanguages:
     async def recall(self, chat_id: int) -> str | None:
         """The language to speak to a chat in unasked: remembered, else told again by its
         stored messages, else its app's language."""
-        if (language := self._by_chat.get(chat_id)) is not None:
+        if (language := self.of_chat(chat_id)) is not None:
             return language
         if self._conversations is None:
             return None
@@ -66,3 +70,7 @@ class SpokenLanguages:
                 self._remember(chat_id, language)
                 return language
         return primary_subtag(app) if app else None
+
+    async def speaking_to(self, persona: Persona, chat_id: int) -> Persona:
+        """``persona`` in the language to write to the chat in unasked (``recall``)."""
+        return persona.speaking(await self.recall(chat_id))

@@ -52,8 +52,9 @@ async def sweep_customers(
     ``languages`` says which language each customer last wrote in, for their notices."""
 
     async def speaking_to(ticket: Ticket) -> Persona:
-        language = await languages.recall(ticket.chat_id) if languages is not None else None
-        return persona.speaking(language)
+        if languages is None:
+            return persona
+        return await languages.speaking_to(persona, ticket.chat_id)
 
     noticed = await _unclaimed_notices(settings, tickets, speaking_to, to_customer, now)
     closed = await _auto_close(

@@ -72,8 +72,8 @@ class ActionResult:
 
 async def _speaking_to(services: Services, ticket: Ticket) -> Persona:
     """The persona in the language the ticket's customer last wrote in, when known."""
-    language = await services.core.languages.recall(ticket.chat_id)
-    return services.knowledge.current.persona.speaking(language)
+    persona = services.knowledge.current.persona
+    return await services.core.languages.speaking_to(persona, ticket.chat_id)
 
 
 async def claim_ticket(

@@ -127,7 +127,8 @@ def _text_section(keys: Sequence[str], what: str, section: str = ""):
 
 def _translations(node: Node, name: str, report: Report) -> Any:
     """``translations:`` maps language codes to messages, each any of ``messages``' keys,
-    and to the ``office_hours`` that messages in that language fill in."""
+    and to the ``office_hours`` that messages in that language fill in, the ``commands``
+    menu and the ``weekdays`` said in that language."""
     before = len(report.problems)
     items = by_language(node, name, report, "messages (for example 'de: {faq_choices: ...}')")
     if items is None:
