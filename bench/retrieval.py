@@ -523,7 +523,7 @@ async def calibrate_semantic(source: str = "bundled", paths: list[Path] | None =
 
 def _one_weight(fit, rows: list[tuple[tuple[float, ...], bool]], l2: float = 0.03) -> float:
     """The maximum-likelihood weight of the agreement input, the fit's others held."""
-    base = numpy.array([math.log(fit(*x[:3]) / (1 - fit(*x[:3]))) for x, _ in rows])
+    base = numpy.array([fit.log_odds(*x[:3]) for x, _ in rows])
     agree = numpy.array([x[3] for x, _ in rows], dtype=float)
     y = numpy.array([right for _, right in rows], dtype=float)
     w = 0.0

@@ -25,6 +25,9 @@ class ConfidenceFit:
     agreement: float = 0.0
 
     def __call__(self, lexical: float, cosine: float, lead: float, agreement: float = 0.0) -> float:
+        return 1.0 / (1.0 + math.exp(-self.log_odds(lexical, cosine, lead, agreement)))
+
+    def log_odds(self, lexical: float, cosine: float, lead: float, agreement: float = 0.0) -> float:
+        """The fit before the logistic: what a further input's weight is added to."""
         z = self.lexical * lexical + self.cosine * cosine + self.lead * lead + self.bias
-        z += self.agreement * agreement
-        return 1.0 / (1.0 + math.exp(-z))
+        return z + self.agreement * agreement
