@@ -361,12 +361,16 @@ async def semantic_runs(
     messages: list[tuple[str, str]],
     weights: list[float],
     source: str = "bundled",
+    skip_clear: bool = False,
 ) -> dict[float, tuple[dict[int, float], list[tuple[float, bool]]]]:
     """Per weight: top-k of the lexical scores fused with the model, as the bot
-    fuses them, and (confidence, right) of each message's top entry."""
+    fuses them, and (confidence, right) of each message's top entry. ``skip_clear``:
+    as the bot, leave the model out where the words decide alone."""
     knowledge = faq_knowledge(FaqSet(tuple(entries)))
     db = await Database(":memory:").open()
-    semantic = SemanticSearch(embedder(source), EmbeddingCache(db), weights[0])
+    semantic = SemanticSearch(
+        embedder(source), EmbeddingCache(db), weights[0], skip_clear=skip_clear
+    )
     out = {}
     try:
         for weight in weights:
@@ -546,10 +550,12 @@ def semantic_report(weights: list[float], half: int, threshold: float, source: s
             return
     messages = split(load_messages())[half]
     label = "held-out" if half else "tuning"
+    # Held-out figures are the bot's; tuning looks at the model on every message.
+    skip_clear = bool(half)
     for name in ("faq.yaml", "faq_with_examples.yaml"):
         entries = load_faq(DATA / name)
         subset = without_examples(messages, entries)
-        runs = asyncio.run(semantic_runs(entries, subset, weights, source))
+        runs = asyncio.run(semantic_runs(entries, subset, weights, source, skip_clear))
         for weight, (acc, preds) in runs.items():
             p, c = precision_coverage(preds, threshold)
             print(
@@ -558,6 +564,60 @@ def semantic_report(weights: list[float], half: int, threshold: float, source: s
                 + f"  confidence >= {threshold:.2f}: precision {p:6.1%}  coverage {c:6.1%}",
                 flush=True,
             )
+
+
+async def _word_and_fused_rows(entries: list[FaqEntry], messages: list[tuple[str, str]]):
+    """Per message: whether the words could decide alone (their confidence, and no word
+    the FAQ lacks), the top 5 and confidence by words, and the same fused with meaning."""
+    from bot.knowledge.semantic import SemanticSearch
+
+    knowledge = faq_knowledge(FaqSet(tuple(entries)))
+    db = await Database(":memory:").open()
+    semantic = SemanticSearch(
+        embedder("bundled"), EmbeddingCache(db), RetrievalSettings().semantic_weight
+    )
+    rows = []
+    try:
+        for text, label in messages:
+            words = knowledge.search(text, 5)
+            fused = await semantic.search(knowledge, text, 5)
+            known = knowledge.index.knows_every_word(text)
+            confidence = words[0].confidence if words and known else 0.0
+            rows.append((confidence, words, fused, label))
+    finally:
+        await db.close()
+    return rows
+
+
+def words_decide_report() -> None:
+    """Where the words may decide alone (``semantic.WORDS_DECIDE``): for each bar, how
+    many messages go unembedded and what that costs, on both halves of the messages."""
+    threshold = RetrievalSettings().confidence_threshold
+    for half, label in ((0, "tuning"), (1, "held-out")):
+        messages = split(load_messages())[half]
+        for name in ("faq.yaml", "faq_with_examples.yaml"):
+            entries = load_faq(DATA / name)
+            rows = asyncio.run(_word_and_fused_rows(entries, without_examples(messages, entries)))
+            for bar in (None, 0.83, 0.9, 0.95, 0.98):
+                hits, answered, right, skipped = {1: 0, 3: 0, 5: 0}, 0, 0, 0
+                for confidence, words, fused, wanted in rows:
+                    alone = bar is not None and confidence >= bar
+                    results = words if alone else fused
+                    skipped += alone
+                    ids = [r.id for r in results]
+                    for k in hits:
+                        hits[k] += wanted in ids[:k]
+                    if results and results[0].confidence >= threshold:
+                        answered += 1
+                        right += ids[0] == wanted
+                n = len(rows)
+                print(
+                    f"{name:24s} {label:9s} words decide from {bar or 'never':5}: "
+                    f"not embedded {skipped / n:6.1%}  "
+                    + "  ".join(f"top-{k} {v / n:6.2%}" for k, v in hits.items())
+                    + f"  answered {answered / n:6.1%} ({right / max(answered, 1):6.2%} right)",
+                    flush=True,
+                )
 
 
 MULTILINGUAL = ROOT / "bench" / "data" / "multilingual" / "shop_cases.yaml"
@@ -582,7 +642,10 @@ async def multilingual_runs(cases: list[dict], source: str | None, threshold: fl
     semantic = None
     if source is not None:
         semantic = SemanticSearch(
-            embedder(source), EmbeddingCache(db), RetrievalSettings().semantic_weight
+            embedder(source),
+            EmbeddingCache(db),
+            RetrievalSettings().semantic_weight,
+            skip_clear=True,
         )
 
     async def search(text: str, k: int, context: str | None = None):
@@ -755,6 +818,7 @@ def main() -> None:
     parser.add_argument(
         "--calibrate-semantic", action="store_true", help="fit the local model's confidence"
     )
+    parser.add_argument("--words-decide", action="store_true", help="where meaning may be left out")
     parser.add_argument("--threshold", type=float, default=None)
     parser.add_argument(
         "--source", default="bundled", choices=["bundled", "local"], help="model to tune or fit"
@@ -794,6 +858,8 @@ def main() -> None:
         calibrate()
     elif args.tune_semantic:
         semantic_report([0.5, 0.6, 0.7, 0.8], 0, 0.83, args.source)
+    elif args.words_decide:
+        words_decide_report()
     elif args.calibrate_semantic:
         asyncio.run(calibrate_semantic(args.source, args.cases))
     elif args.handoff:

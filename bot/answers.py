@@ -75,6 +75,10 @@ class Answers:
         self.semantic = semantic  # matching by meaning, when switched on
         self.replies = replies
 
+    def words_decide(self, knowledge: Knowledge, text: str) -> bool:
+        """Whether the words alone answer ``text``, so that its meaning is not looked at."""
+        return self.semantic is not None and self.semantic.words_decide(knowledge, text)
+
     async def retrieve(
         self, knowledge: Knowledge, text: str, top_k: int, previous: str | None = None
     ) -> list[SearchResult]:

@@ -213,7 +213,8 @@ class SupportCore(CustomerActions):
         reason = self.policy.on_words(text)
         if reason is not None:
             return await escalate(customer, reason, None, knowledge)
-        kind = await self.small_talk.classify(text)
+        by_meaning = not self.answers.words_decide(knowledge, text)
+        kind = await self.small_talk.classify(text, by_meaning)
         if kind is not None:
             chatted = await self.answers.chat_back(customer, knowledge, kind, history)
             if chatted is not None:

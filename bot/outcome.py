@@ -120,6 +120,8 @@ class Retriever(Protocol):
 
     async def search(self, knowledge: Knowledge, query: str, top_k: int) -> list[SearchResult]: ...
 
+    def words_decide(self, knowledge: Knowledge, text: str) -> bool: ...
+
 
 class StaffDesk(Protocol):
     """Where tickets go to people: the Telegram staff group. None in the terminal."""

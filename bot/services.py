@@ -232,7 +232,7 @@ async def semantic_search(
         cache = EmbeddingCache(await Database(env.vector_cache_path).open(), shared=True)
     else:
         cache = EmbeddingCache(db)
-    return SemanticSearch(client, cache, retrieval.semantic_weight, patience)
+    return SemanticSearch(client, cache, retrieval.semantic_weight, patience, skip_clear=True)
 
 
 def words_only_reason(settings: Settings) -> str | None:

@@ -194,7 +194,9 @@ class SmallTalk:
         self.cache = cache
         self._examples: tuple[Any, list[str], Any] | None = None
 
-    async def classify(self, text: str) -> str | None:
+    async def classify(self, text: str, by_meaning: bool = True) -> str | None:
+        """``by_meaning`` False asks only the phrase lists: for a message the FAQ's words
+        already answer, which is a question, and whose embedding would be spent in vain."""
         text = (text or "").strip()
         if not text or text.startswith("/"):
             return None
@@ -203,7 +205,7 @@ class SmallTalk:
             return kind
         if is_gibberish(text):
             return GIBBERISH
-        if len(text) > MAX_CHARS or len(text.split()) > MAX_WORDS:
+        if not by_meaning or len(text) > MAX_CHARS or len(text.split()) > MAX_WORDS:
             return None
         return await self._nearest(text)
 

@@ -133,13 +133,11 @@ async def test_restart_and_reload_reuse_cached_vectors(embeddings, make_settings
     services = await open_services(settings)
     try:
         assert embeddings.embedding_requests == []
-        results = await services.core.retrieve(
-            services.knowledge.current, "how much does shipping cost to austria?", 3
-        )
+        # A word the FAQ lacks ("chalet"), so the words alone do not decide.
+        message = "how much does shipping cost to my chalet in austria?"
+        results = await services.core.retrieve(services.knowledge.current, message, 3)
         assert results[0].id == "shipping_costs"
-        assert embeddings.embedding_requests[-1]["input"] == [
-            "how much does shipping cost to austria?"
-        ]
+        assert embeddings.embedding_requests[-1]["input"] == [message]
 
         # One changed answer: a reload embeds that entry alone.
         embeddings.reset()
@@ -230,7 +228,7 @@ async def test_a_long_first_embedding_does_not_hold_up_start_or_customers(
     try:
         assert "still embedding the FAQ" in caplog.text
         knowledge = services.knowledge.current
-        query = "i forgot my password"
+        query = "i forgot my password, sigh"  # a word the FAQ lacks: meaning is asked
         lexical = [r.id for r in knowledge.search(query, 3)]
         words = await asyncio.wait_for(services.core.retrieve(knowledge, query, 3), 5)
         assert [r.id for r in words] == lexical
@@ -333,20 +331,49 @@ async def test_strong_meaning_signal_changes_the_ranking(
         await services.close()
 
 
-async def test_the_model_sees_the_entries_found_by_meaning(
-    embeddings, fake_telegram, make_settings, start_bot, knowledge_dirs
-):
-    config, faq = knowledge_dirs
+async def start_on_fusion_faq(embeddings, fake_telegram, make_settings, start_bot, dirs) -> None:
+    """The bot on the FAQ whose words and meaning disagree, meaning read by the double."""
+    config, faq = dirs
     enable_semantic(config, "0.7")
     for path in faq.glob("*.yaml"):
         path.unlink()
     (faq / "fusion.yaml").write_text(FUSION_FAQ, encoding="utf-8")
     embeddings.concepts = CONCEPTS
     await start_bot(make_settings(fake_telegram, embeddings))
+
+
+async def test_the_model_sees_the_entries_found_by_meaning(
+    embeddings, fake_telegram, make_settings, start_bot, knowledge_dirs
+):
+    await start_on_fusion_faq(embeddings, fake_telegram, make_settings, start_bot, knowledge_dirs)
     fake_telegram.user_text(4242, QUERY)
     await fake_telegram.wait_for_messages(4242, 1)
     system = embeddings.last_request["messages"][0]["content"]
     assert system.index('faq id="refund_time"') < system.index('faq id="shipping_time"')
+
+
+def embedded_texts(fake: FakeLLM) -> list[str]:
+    texts: list[str] = []
+    for request in fake.embedding_requests:
+        given = request["input"]
+        texts += given if isinstance(given, list) else [given]
+    return texts
+
+
+async def test_a_question_the_words_answer_clearly_is_not_embedded(
+    embeddings, fake_telegram, make_settings, start_bot, knowledge_dirs
+):
+    await start_on_fusion_faq(embeddings, fake_telegram, make_settings, start_bot, knowledge_dirs)
+    clear = "How do I reset my password?"
+    fake_telegram.user_text(4242, clear)
+    await fake_telegram.wait_for_messages(4242, 1)
+    fake_telegram.user_text(4343, QUERY)
+    await fake_telegram.wait_for_messages(4343, 1)
+    embedded = embedded_texts(embeddings)
+    assert QUERY in embedded  # a message the words leave open is read by meaning
+    assert clear not in embedded
+    prompt = embeddings.requests[0]["messages"][0]["content"]
+    assert 'faq id="password_reset"' in prompt
 
 
 async def test_vectors_no_entry_uses_are_pruned_once_old(embeddings, make_settings, knowledge_dirs):

@@ -27,12 +27,14 @@ class RecordingEngine:
         self.name = name
         self.hold = hold
         self.calls: list[tuple[str, int]] = []
+        self.texts: list[str] = []
 
     def _run(self, kind: str, texts: list[str]) -> numpy.ndarray:
         with RecordingEngine.guard:
             RecordingEngine.active += 1
             RecordingEngine.most_active = max(RecordingEngine.most_active, RecordingEngine.active)
         self.calls.append((kind, len(texts)))
+        self.texts.extend(texts)
         self.hold.wait(5)
         with RecordingEngine.guard:
             RecordingEngine.active -= 1
@@ -121,3 +123,23 @@ async def test_those_waiting_for_a_failed_embedding_are_told_of_the_failure(engi
     hold.clear()
     first.query = second.query = lambda texts: numpy.ones((len(texts), 384), numpy.float32)
     assert len((await model.embed(["hi"], query=True))[0]) == 384  # nothing left pending
+
+
+async def test_messages_that_differ_only_in_an_order_number_share_one_embedding(engines):
+    first, second, hold = engines
+    hold.set()
+    model = SentenceModel(first, second)
+    for number in (48213, 90172, 10042):
+        await model.embed([f"Where is my order {number}?"], query=True)
+        await model.embed([f"我的订单{number}什么时候到？"], query=True)
+    await model.embed(["Can I return it within 30 days?"], query=True)
+    await model.embed(["Can I return it within 14 days?"], query=True)
+    await model.embed(["Order 48213 is covered by the 2-year warranty."], query=False)
+    embedded = first.texts + second.texts
+    assert embedded.count("Where is my order 0000?") == 1
+    assert embedded.count("我的订单0000什么时候到？") == 1
+    # Quantities are words of the question; passages keep every number they have.
+    assert "Can I return it within 30 days?" in embedded
+    assert "Can I return it within 14 days?" in embedded
+    assert "Order 48213 is covered by the 2-year warranty." in embedded
+    assert len(embedded) == 5

@@ -94,6 +94,9 @@ async def test_the_model_catches_unlisted_small_talk():
     assert await small_talk.classify("thank you, this helped a lot") == THANKS
     assert await small_talk.classify("good evening Nora") == GREETING
     assert await small_talk.classify("谢谢你们的帮助") == THANKS
+    # Where the FAQ's words already answer a message, only the phrase lists are asked.
+    assert await small_talk.classify("thank you, this helped a lot", by_meaning=False) is None
+    assert await small_talk.classify("thanks!", by_meaning=False) == THANKS
 
 
 async def test_small_talk_opens_no_ticket_and_questions_still_get_answers(

@@ -231,6 +231,15 @@ class FaqIndex:
             results.append(SearchResult(self._entries[doc_id], score, conf))
         return results
 
+    def knows_every_word(self, query: str) -> bool:
+        """Whether every content word of ``query`` occurs in the FAQ: then the word
+        scores saw all the message says. "when will my reimbursement arrive" meets the
+        parcel entry on "when" and "arrive", and the word it does not know is the one
+        that matters."""
+        terms = self._analyzer.terms_of(content_words(surface_words(query)))
+        lists = self._entry_index.lists
+        return bool(terms) and all(term in lists for term in terms)
+
     def _scores(
         self, q: Counter[str], tokens: list[str]
     ) -> tuple[dict[int, float], list[int], float]:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import re
 import threading
 from array import array
 from collections.abc import Callable, Sequence
@@ -45,6 +46,11 @@ CACHE_SIZE = 20_000
 # answer the first of a burst of customers in tens of milliseconds, not in seconds.
 QUERY_BATCH = 8
 PASSAGE_CHUNK = 32  # texts per call, so a reload's FAQ interleaves with other work
+# A run of this many digits or more is an identifier (an order, parcel, phone or card
+# number), not a quantity ("30 days", "2 items"): it says nothing of what a message
+# asks, yet would make every "Where is my order 48213?" a text never embedded before.
+IDENTIFIER = re.compile(r"\d{4,}")
+IDENTIFIER_STAND_IN = "0000"
 
 
 class SentenceModelUnavailable(RuntimeError):
@@ -119,6 +125,11 @@ class _Batcher:
 _background: set[asyncio.Task] = set()
 
 
+def without_identifiers(text: str) -> str:
+    """``text`` with every identifier (``IDENTIFIER``) replaced by the same stand-in."""
+    return IDENTIFIER.sub(IDENTIFIER_STAND_IN, text)
+
+
 class SentenceModel:
     """``embed`` has the interface of ``EmbeddingClient``, computed in-process."""
 
@@ -164,9 +175,12 @@ class SentenceModel:
         """Unit-length vectors, ``query`` for customer messages, else FAQ passages.
 
         A text already being embedded for another caller ("hi" from a hundred customers
-        at once) is waited for, not embedded again."""
+        at once) is waited for, not embedded again. Customers' messages that differ
+        only in their identifiers share one vector (``without_identifiers``)."""
         if not texts:
             return []
+        if query:
+            texts = [without_identifiers(t) for t in texts]
         found = {t: v for t in texts if (v := self._cache.get((query, t))) is not None}
         unique = [t for t in dict.fromkeys(texts) if t not in found]
         elsewhere = {t: f for t in unique if (f := self._pending.get((query, t))) is not None}
