@@ -32,7 +32,9 @@ per byte) are the known exception; an overflow they cause is retried smaller.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Sequence
+from functools import lru_cache
 from typing import Any
 
 # Chat templates wrap each message in role markers and separators (SmolLM2: 5 tokens),
@@ -68,12 +70,21 @@ def _char_weights(char: str) -> tuple[float, float]:
     return float(size), 0.2  # capitals, other scripts, emoji: at most a token per byte
 
 
+@lru_cache(maxsize=4096)
+def _weights_of(char: str) -> tuple[float, float]:
+    return _char_weights(char)
+
+
+@lru_cache(maxsize=256)
 def estimate_range(text: str) -> tuple[int, int]:
+    """(high, low) estimates of ``text``. Every request carries the persona and FAQ
+    entries the previous ones carried, so whole texts are remembered, and a text's
+    characters are weighed once per kind of character, not once each."""
     high = low = 0.0
-    for char in text:
-        h, lo = _char_weights(char)
-        high += h
-        low += lo
+    for char, count in Counter(text).items():
+        h, lo = _weights_of(char)
+        high += h * count
+        low += lo * count
     return int(high * MARGIN) + 1, int(low)
 
 
