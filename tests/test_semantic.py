@@ -364,7 +364,7 @@ async def test_a_question_the_words_answer_clearly_is_not_embedded(
     embeddings, fake_telegram, make_settings, start_bot, knowledge_dirs
 ):
     await start_on_fusion_faq(embeddings, fake_telegram, make_settings, start_bot, knowledge_dirs)
-    clear = "How do I reset my password?"
+    clear = "How do I reset my password? Order 48213"  # a number is no unknown word
     fake_telegram.user_text(4242, clear)
     await fake_telegram.wait_for_messages(4242, 1)
     fake_telegram.user_text(4343, QUERY)

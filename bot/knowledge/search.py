@@ -235,10 +235,10 @@ class FaqIndex:
         """Whether every content word of ``query`` occurs in the FAQ: then the word
         scores saw all the message says. "when will my reimbursement arrive" meets the
         parcel entry on "when" and "arrive", and the word it does not know is the one
-        that matters."""
+        that matters. Numbers (an order number, "30") are not words the FAQ could lack."""
         terms = self._analyzer.terms_of(content_words(surface_words(query)))
         lists = self._entry_index.lists
-        return bool(terms) and all(term in lists for term in terms)
+        return bool(terms) and all(term in lists or term.isdigit() for term in terms)
 
     def _scores(
         self, q: Counter[str], tokens: list[str]
