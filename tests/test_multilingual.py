@@ -288,13 +288,13 @@ def test_questions_per_language_are_checked_with_their_line(knowledge_dirs):
     path = faq / "shop.yaml"
     lines = path.read_text(encoding="utf-8").splitlines()
     at = next(n for n, line in enumerate(lines) if line.strip() == "questions:")
-    lines[at + 1 : at + 1] = ["      Deutsch: 'Frage'", "      fr: 5"]
+    lines[at + 1 : at + 1] = ["      Deutsch: 'Frage'", "      sv: 5"]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     problems = [str(p) for p in check(config, faq, {})]
     assert problems == [
         f"{path}:{at + 2}: questions: 'Deutsch' is not a language code; "
         "use codes such as zh, de, es or pt-BR",
-        f"{path}:{at + 3}: questions.fr: expected the question as text, got 5",
+        f"{path}:{at + 3}: questions.sv: expected the question as text, got 5",
     ]
 
 
