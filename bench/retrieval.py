@@ -648,10 +648,15 @@ async def multilingual_runs(cases: list[dict], source: str | None, threshold: fl
             skip_clear=True,
         )
 
-    async def search(text: str, k: int, context: str | None = None):
-        if semantic is None:
-            return knowledge.search(f"{context}\n{text}" if context else text, k)
-        return await semantic.search(knowledge, text, k, context)
+    def searching(follow_up: bool):
+        """As the bot searches for a message, with a question before it or without."""
+
+        async def search(text: str, k: int, context: str | None = None):
+            if semantic is None:
+                return knowledge.search(f"{context}\n{text}" if context else text, k)
+            return await semantic.search(knowledge, text, k, context, follow_up)
+
+        return search
 
     counts = {
         "single": [0, 0],
@@ -665,6 +670,7 @@ async def multilingual_runs(cases: list[dict], source: str | None, threshold: fl
     choice = RetrievalSettings()
     try:
         for case in cases:
+            search = searching("first" in case)
             results = await search_in_context(search, case["text"], case.get("first"), 3, threshold)
             ids = [r.id for r in results]
             kind = "follow-up" if "first" in case else "single"

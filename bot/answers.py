@@ -75,9 +75,12 @@ class Answers:
         self.semantic = semantic  # matching by meaning, when switched on
         self.replies = replies
 
-    def words_decide(self, knowledge: Knowledge, text: str) -> bool:
-        """Whether the words alone answer ``text``, so that its meaning is not looked at."""
-        return self.semantic is not None and self.semantic.words_decide(knowledge, text)
+    def words_decide(self, knowledge: Knowledge, text: str, previous: str | None) -> bool:
+        """Whether the words alone answer ``text``, so that its meaning is not looked at;
+        never for a follow-up of ``previous``, which is read by meaning anyway."""
+        if self.semantic is None or previous:
+            return False
+        return self.semantic.words_decide(knowledge, text)
 
     async def retrieve(
         self, knowledge: Knowledge, text: str, top_k: int, previous: str | None = None
@@ -87,7 +90,7 @@ class Answers:
 
         async def search(query: str, k: int, context: str | None) -> list[SearchResult]:
             if self.semantic is not None:
-                return await self.semantic.search(knowledge, query, k, context)
+                return await self.semantic.search(knowledge, query, k, context, bool(previous))
             return knowledge.search(f"{context}\n{query}" if context else query, k)
 
         threshold = self.settings.retrieval.confidence_threshold

@@ -213,7 +213,8 @@ class SupportCore(CustomerActions):
         reason = self.policy.on_words(text)
         if reason is not None:
             return await escalate(customer, reason, None, knowledge)
-        by_meaning = not self.answers.words_decide(knowledge, text)
+        previous = _previous_question(history)
+        by_meaning = not self.answers.words_decide(knowledge, text, previous)
         kind = await self.small_talk.classify(text, by_meaning)
         if kind is not None:
             chatted = await self.answers.chat_back(customer, knowledge, kind, history)
@@ -226,7 +227,7 @@ class SupportCore(CustomerActions):
             self.settings.retrieval.top_k,
             self.settings.retrieval.confidence_threshold,
         )
-        found = await self.retrieve(knowledge, text, top_k, _previous_question(history))
+        found = await self.retrieve(knowledge, text, top_k, previous)
         matches = tuple(found)
         clear = bool(matches) and matches[0].confidence >= threshold
         reason = await self.policy.on_unclear_match(text, clear)

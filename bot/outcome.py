@@ -118,7 +118,14 @@ class TicketContext:
 class Retriever(Protocol):
     """Re-ranks FAQ matches by meaning (``bot.knowledge.embeddings.SemanticSearch``)."""
 
-    async def search(self, knowledge: Knowledge, query: str, top_k: int) -> list[SearchResult]: ...
+    async def search(
+        self,
+        knowledge: Knowledge,
+        query: str,
+        top_k: int,
+        context: str | None = None,
+        in_conversation: bool = False,
+    ) -> list[SearchResult]: ...
 
     def words_decide(self, knowledge: Knowledge, text: str) -> bool: ...
 

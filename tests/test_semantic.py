@@ -295,6 +295,14 @@ CONCEPTS = {
 QUERY = "when will my reimbursement arrive"
 
 
+def use_fusion_faq(faq: Path, embeddings: EmbeddingsDouble) -> None:
+    """The FAQ whose words and meaning disagree, its meaning read by the double."""
+    for path in faq.glob("*.yaml"):
+        path.unlink()
+    (faq / "fusion.yaml").write_text(FUSION_FAQ, encoding="utf-8")
+    embeddings.concepts = CONCEPTS
+
+
 @pytest.mark.parametrize("with_numpy", [True, False], ids=["numpy", "pure-python"])
 @pytest.mark.parametrize(
     ("semantic", "weight", "best"),
@@ -312,10 +320,7 @@ async def test_strong_meaning_signal_changes_the_ranking(
     config, faq = knowledge_dirs
     if semantic:
         enable_semantic(config, weight)
-    for path in faq.glob("*.yaml"):
-        path.unlink()
-    (faq / "fusion.yaml").write_text(FUSION_FAQ, encoding="utf-8")
-    embeddings.concepts = CONCEPTS
+    use_fusion_faq(faq, embeddings)
     services = await open_services(make_settings(llm=embeddings))
     try:
         knowledge = services.knowledge.current
@@ -335,10 +340,7 @@ async def start_on_fusion_faq(embeddings, fake_telegram, make_settings, start_bo
     """The bot on the FAQ whose words and meaning disagree, meaning read by the double."""
     config, faq = dirs
     enable_semantic(config, "0.7")
-    for path in faq.glob("*.yaml"):
-        path.unlink()
-    (faq / "fusion.yaml").write_text(FUSION_FAQ, encoding="utf-8")
-    embeddings.concepts = CONCEPTS
+    use_fusion_faq(faq, embeddings)
     await start_bot(make_settings(fake_telegram, embeddings))
 
 
@@ -411,3 +413,23 @@ async def test_vectors_no_entry_uses_are_pruned_once_old(embeddings, make_settin
     assert "stale-old" not in kept
     assert "stale-recent" in kept
     assert len(kept) == entries + 1
+
+
+async def test_a_follow_up_is_read_by_meaning_however_clear_its_words(
+    embeddings, make_settings, knowledge_dirs
+):
+    config, faq = knowledge_dirs
+    enable_semantic(config, "0.7")
+    use_fusion_faq(faq, embeddings)
+    services = await open_services(make_settings(llm=embeddings))
+    try:
+        knowledge = services.knowledge.current
+        clear = "How do I reset my password?"
+        await services.core.retrieve(knowledge, clear, 3)
+        assert clear not in embedded_texts(embeddings)
+        # Read alone too, beside the question before: neither reading skips the model.
+        await services.core.retrieve(knowledge, clear, 3, previous="What are your opening hours?")
+        requests = [r["input"] for r in embeddings.embedding_requests]
+        assert [clear] in requests
+    finally:
+        await services.close()

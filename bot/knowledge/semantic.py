@@ -173,17 +173,29 @@ class SemanticSearch:
                 log.info("the FAQ's vectors are ready after %.0f s: matching by meaning", took)
 
     async def search(
-        self, knowledge: Knowledge, query: str, top_k: int, context: str | None = None
+        self,
+        knowledge: Knowledge,
+        query: str,
+        top_k: int,
+        context: str | None = None,
+        in_conversation: bool = False,
     ) -> list[SearchResult]:
         """``context``, the customer's question before, is read together with ``query``: by
         words as one text, by meaning as the weighted sum of the two messages' vectors,
-        which the model has already computed for each of them."""
+        which the model has already computed for each of them.
+
+        ``in_conversation``: a question came before, so even ``query`` read alone is a
+        follow-up candidate, and its meaning is always asked (``skip_clear`` is for a
+        first message): "and how fast is it?" shares every word with the FAQ, and its
+        words alone leave out the entry the conversation is about."""
         text = f"{context}\n{query}" if context else query
         lexical = self._by_words(knowledge, text, top_k)
         if self.weight <= 0 or not await self.prepare(knowledge, self.patience):
             return lexical[:top_k]
         foreign = self._foreign(text)
-        if not foreign and self._decided(knowledge, text, lexical):
+        # The bar was measured on single messages, not on follow-ups (``in_conversation``).
+        alone = context is None and not in_conversation
+        if alone and not foreign and self._decided(knowledge, text, lexical):
             return lexical[:top_k]
         try:
             vectors = await self.client.embed([context, query] if context else [query], query=True)
