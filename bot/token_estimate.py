@@ -45,6 +45,7 @@ REPLY_PRIMING = 8
 MARGIN = 1.1
 
 
+@lru_cache(maxsize=4096)
 def _char_weights(char: str) -> tuple[float, float]:
     """(high, low) token estimates of one character.
 
@@ -70,11 +71,6 @@ def _char_weights(char: str) -> tuple[float, float]:
     return float(size), 0.2  # capitals, other scripts, emoji: at most a token per byte
 
 
-@lru_cache(maxsize=4096)
-def _weights_of(char: str) -> tuple[float, float]:
-    return _char_weights(char)
-
-
 @lru_cache(maxsize=256)
 def estimate_range(text: str) -> tuple[int, int]:
     """(high, low) estimates of ``text``. Every request carries the persona and FAQ
@@ -82,7 +78,7 @@ def estimate_range(text: str) -> tuple[int, int]:
     characters are weighed once per kind of character, not once each."""
     high = low = 0.0
     for char, count in Counter(text).items():
-        h, lo = _weights_of(char)
+        h, lo = _char_weights(char)
         high += h * count
         low += lo * count
     return int(high * MARGIN) + 1, int(low)

@@ -28,6 +28,7 @@ Four rules keep meaning from ever making things worse than words alone:
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from array import array
@@ -71,6 +72,15 @@ def _together(context: array, message: array) -> array:
     return array("f", total.astype(numpy.float32).tobytes())
 
 
+@dataclasses.dataclass
+class _Reading:
+    """A text's word matches, and what they tell once the FAQ's vectors are ready:
+    (in another language than the FAQ's, clear enough for the words to decide alone)."""
+
+    matches: list[SearchResult]
+    told: tuple[bool, bool] | None = None
+
+
 class SemanticSearch:
     """Blends word and meaning scores; held by the core as its retriever."""
 
@@ -102,7 +112,7 @@ class SemanticSearch:
         self.weight = weight
         self.patience = patience
         self.skip_clear = skip_clear
-        self._recent_words: dict[tuple[str, str], list[SearchResult]] = {}
+        self._recent_words: dict[tuple[str, str], _Reading] = {}
         self._prepared: FaqVectors | None = None
         self._lock = asyncio.Lock()
         self._failed_at: float | None = None
@@ -189,13 +199,13 @@ class SemanticSearch:
         first message): "and how fast is it?" shares every word with the FAQ, and its
         words alone leave out the entry the conversation is about."""
         text = f"{context}\n{query}" if context else query
-        lexical = self._by_words(knowledge, text, top_k)
+        reading = self._by_words(knowledge, text, top_k)
+        lexical = reading.matches
         if self.weight <= 0 or not await self.prepare(knowledge, self.patience):
             return lexical[:top_k]
-        foreign = self._foreign(text)
+        foreign, clear = self._told(knowledge, text, reading)
         # The bar was measured on single messages, not on follow-ups (``in_conversation``).
-        alone = context is None and not in_conversation
-        if alone and not foreign and self._decided(knowledge, text, lexical):
+        if clear and context is None and not in_conversation:
             return lexical[:top_k]
         try:
             vectors = await self.client.embed([context, query] if context else [query], query=True)
@@ -218,35 +228,39 @@ class SemanticSearch:
         else needs its meaning either (small talk is never so clear an FAQ question)."""
         if self.weight <= 0 or not self.ready(knowledge):
             return False
-        return not self._foreign(text) and self._decided(
-            knowledge, text, self._by_words(knowledge, text, 1)
-        )
+        return self._told(knowledge, text, self._by_words(knowledge, text, 1))[1]
 
-    def _by_words(self, knowledge: Knowledge, text: str, top_k: int) -> list[SearchResult]:
-        """The word matches, kept a moment: the core asks ``words_decide`` and then
-        ``search`` about the same message, and a large FAQ takes milliseconds to search."""
+    def _by_words(self, knowledge: Knowledge, text: str, top_k: int) -> _Reading:
+        """The word matches, kept a moment with what they tell: the core asks
+        ``words_decide`` and then ``search`` about the same message, and a large FAQ
+        takes milliseconds to search."""
         if top_k > LEXICAL_POOL:
-            return knowledge.search(text, top_k)
+            return _Reading(knowledge.search(text, top_k))
         key = (knowledge.version, text)
-        found = self._recent_words.get(key)
-        if found is None:
+        reading = self._recent_words.get(key)
+        if reading is None:
             if len(self._recent_words) >= RECENT_WORD_SEARCHES:
                 self._recent_words.clear()
-            found = self._recent_words[key] = knowledge.search(text, LEXICAL_POOL)
-        return found
+            reading = self._recent_words[key] = _Reading(knowledge.search(text, LEXICAL_POOL))
+        return reading
 
-    def _decided(self, knowledge: Knowledge, text: str, lexical: list[SearchResult]) -> bool:
-        return (
-            self.skip_clear
-            and bool(lexical)
-            and lexical[0].confidence >= WORDS_DECIDE
-            and knowledge.index.knows_every_word(text)
-        )
-
-    def _foreign(self, text: str) -> bool:
-        prepared = self._prepared
-        language = prepared.language if prepared is not None else ""
-        return is_foreign(text, language)
+    def _told(self, knowledge: Knowledge, text: str, reading: _Reading) -> tuple[bool, bool]:
+        """Whether the message is in another language than the FAQ's, and whether its
+        words decide alone (``skip_clear``); told once per reading, with the FAQ's
+        vectors ready, since the FAQ's language comes with them."""
+        if reading.told is None:
+            assert self._prepared is not None
+            foreign = is_foreign(text, self._prepared.language)
+            lexical = reading.matches
+            clear = (
+                self.skip_clear
+                and not foreign
+                and bool(lexical)
+                and lexical[0].confidence >= WORDS_DECIDE
+                and knowledge.index.knows_every_word(text)
+            )
+            reading.told = (foreign, clear)
+        return reading.told
 
     def fit_for(self, foreign: bool) -> ConfidenceFit | None:
         """The confidence fit that judges a message in (or not in) the FAQ's language."""
