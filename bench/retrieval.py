@@ -488,11 +488,16 @@ async def calibrate_semantic(source: str = "bundled", paths: list[Path] | None =
         general += [(x, right) for x, right, _ in extra] * max(1, len(rows) // max(1, len(extra)))
         cross = [(x, right) for x, right, foreign in extra if foreign]
     threshold = RetrievalSettings().confidence_threshold
+    banking = general[: len(tuning)]
+
+    def judged(fit, rows, where: str) -> None:
+        p, c = precision_coverage([(fit(*x), right) for x, right in rows], threshold)
+        print(f"  {where} at the default threshold: precision {p:.3f} coverage {c:.3f}")
+
     *weights, bias = (round(v, 3) for v in _descent_fit(general))
     fit = _fit_of(weights, bias)
     print(f"confidence_fit = {fit}")
-    p, c = precision_coverage([(fit(*x), right) for x, right in general[: len(tuning)]], threshold)
-    print(f"  tuning half at the default threshold: precision {p:.3f} coverage {c:.3f}")
+    judged(fit, banking, "tuning half")
     from bot.knowledge.sentence_model import SentenceModel
 
     # The general fit counts no agreement: fitted alone on top of it, the agreement's
@@ -500,12 +505,8 @@ async def calibrate_semantic(source: str = "bundled", paths: list[Path] | None =
     shipped = SentenceModel.confidence_fit
     fit = replace(shipped, agreement=round(_one_weight(shipped, general), 3))
     print(f"confidence_fit, agreement alone = {fit}")
-    p, c = precision_coverage([(fit(*x), right) for x, right in general[: len(tuning)]], threshold)
-    print(f"  tuning half at the default threshold: precision {p:.3f} coverage {c:.3f}")
-    p, c = precision_coverage(
-        [(shipped(*x), right) for x, right in general[: len(tuning)]], threshold
-    )
-    print(f"  the shipped fit there: precision {p:.3f} coverage {c:.3f}")
+    judged(fit, banking, "tuning half")
+    judged(shipped, banking, "the shipped fit: tuning half")
     if cross:
         # These rest on about a hundred messages: a ridge keeps the fit from trusting small
         # leads that held on those messages only (with 0.001 instead of 0.03 it answered a
@@ -513,16 +514,14 @@ async def calibrate_semantic(source: str = "bundled", paths: list[Path] | None =
         weights, bias = _logistic(cross, l2=0.03)
         fit = _fit_of([round(v, 3) for v in weights], round(bias, 3))
         print(f"cross_language_fit, all refitted = {fit}  ({len(cross)} messages)")
-        p, c = precision_coverage([(fit(*x), right) for x, right in cross], threshold)
-        print(f"  those messages at the default threshold: precision {p:.3f} coverage {c:.3f}")
+        judged(fit, cross, "those messages")
         # What ships: the fit before the agreement input, with the agreement's weight
         # alone fitted on top of it. Refitted in full, the lead's weight falls by a
         # quarter, and on shop_holdout.yaml one right answer in 48 is lost, not six won.
         shipped = SentenceModel.cross_language_fit
         fit = replace(shipped, agreement=round(_one_weight(shipped, cross), 3))
         print(f"cross_language_fit, agreement alone = {fit}")
-        p, c = precision_coverage([(fit(*x), right) for x, right in cross], threshold)
-        print(f"  those messages at the default threshold: precision {p:.3f} coverage {c:.3f}")
+        judged(fit, cross, "those messages")
 
 
 def _one_weight(fit, rows: list[tuple[tuple[float, ...], bool]], l2: float = 0.03) -> float:
