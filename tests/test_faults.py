@@ -370,3 +370,28 @@ async def test_writes_that_queue_up_commit_together_but_fail_alone(tmp_path):
         assert stored == [0, 1, 2, 4, 5]
         with pytest.raises(sqlite3.IntegrityError):
             await db.write(insert(0))
+
+
+async def test_writes_that_all_succeed_share_one_transaction_without_savepoints(tmp_path):
+    """The common case costs one trip per statement: no savepoint around each write."""
+    import asyncio
+
+    from bot.store.db import Database
+
+    async with Database(tmp_path / "group.sqlite3") as db:
+        await db.execute("CREATE TABLE t (n INTEGER PRIMARY KEY)")
+        statements: list[str] = []
+        await db.conn.set_trace_callback(statements.append)
+
+        def insert(n: int):
+            async def work(conn):
+                await conn.execute("INSERT INTO t (n) VALUES (?)", (n,))
+                return n
+
+            return work
+
+        assert await asyncio.gather(*(db.write(insert(n)) for n in range(6))) == list(range(6))
+        await db.conn.set_trace_callback(None)
+        assert not [s for s in statements if "SAVEPOINT" in s.upper()]
+        assert sum(s.startswith("BEGIN") for s in statements) <= 2
+        assert [r[0] for r in await db.fetchall("SELECT n FROM t ORDER BY n")] == list(range(6))

@@ -108,8 +108,8 @@ class Database:
         """Run ``work`` in a transaction; returns once it is committed.
 
         Writes that queue up while a group is being committed go together in the
-        next one (group commit): one transaction and one fsync for a burst, each
-        write in a savepoint of its own so that one failing undoes only itself.
+        next one (group commit): one transaction and one fsync for a burst; a
+        write that fails undoes only itself (``_commit_group``).
         The groups are committed by a task of their own, so a writer that is
         cancelled never leaves a transaction half done: a write not started yet
         is dropped, one started is committed with its group.
@@ -158,40 +158,27 @@ class Database:
 async def _commit_group(
     conn: aiosqlite.Connection, group: list[tuple[Work[Any], asyncio.Future[Any]]]
 ) -> None:
-    """Each work in a savepoint of one transaction; every writer gets its own outcome,
-    or the error of the whole transaction."""
-    alone = len(group) == 1
-    outcomes: list[tuple[bool, Any]] = []
+    """The whole group in one transaction; every writer gets its own outcome.
+
+    When one write fails, that transaction is rolled back and each write runs again
+    in a transaction of its own, so the failing one undoes only itself. Failures are
+    rare, and a savepoint around every write would cost two more trips to the
+    database thread per write on every message.
+    """
+    works = [work for work, _ in group]
     try:
-        await conn.execute("BEGIN IMMEDIATE")
-        for work, _ in group:
-            if alone:
-                outcomes.append((True, await work(conn)))
-                continue
-            await conn.execute("SAVEPOINT one_write")
-            try:
-                result = await work(conn)
-            except Exception as error:
-                await conn.execute("ROLLBACK TO one_write")
-                await conn.execute("RELEASE one_write")
-                outcomes.append((False, error))
+        try:
+            outcomes = await _run_together(conn, works)
+        except Exception as error:
+            if len(works) == 1:
+                outcomes = [(False, error)]
             else:
-                await conn.execute("RELEASE one_write")
-                outcomes.append((True, result))
-        await conn.execute("COMMIT")
-    except BaseException as error:
-        with contextlib.suppress(Exception):
-            await conn.execute("ROLLBACK")
-        for _, future in group:
-            if future.done():
-                continue
-            if isinstance(error, Exception):
-                future.set_exception(error)
-            else:
+                outcomes = [await _run_alone(conn, work) for work in works]
+    except BaseException:
+        for _, future in group:  # cancelled: nobody will commit them now
+            if not future.done():
                 future.cancel()
-        if not isinstance(error, Exception):
-            raise
-        return
+        raise
     for (_, future), (ok, value) in zip(group, outcomes, strict=True):
         if future.done():
             continue
@@ -199,6 +186,29 @@ async def _commit_group(
             future.set_result(value)
         else:
             future.set_exception(value)
+
+
+async def _run_together(
+    conn: aiosqlite.Connection, works: list[Work[Any]]
+) -> list[tuple[bool, Any]]:
+    """Every work in one transaction, committed only if none fails."""
+    await conn.execute("BEGIN IMMEDIATE")
+    try:
+        results = [await work(conn) for work in works]
+        await conn.execute("COMMIT")
+    except BaseException:
+        with contextlib.suppress(Exception):
+            await conn.execute("ROLLBACK")
+        raise
+    return [(True, result) for result in results]
+
+
+async def _run_alone(conn: aiosqlite.Connection, work: Work[Any]) -> tuple[bool, Any]:
+    try:
+        (outcome,) = await _run_together(conn, [work])
+    except Exception as error:
+        return False, error
+    return outcome
 
 
 def _ignore_outcome(future: asyncio.Future[Any]) -> None:
